@@ -1,0 +1,86 @@
+"""The exported SavedModel's signatures, with the tf.Transform graph inside.
+
+* `serving_default` – input `images`: a batch of raw encoded image bytes (JPEG/PNG/GIF/BMP); outputs
+  `probabilities` [B, C], `classes` [B, C] (class names in index order), `predicted_class` [B], `confidence` [B].
+* `serving_examples` – input `examples`: serialized raw `tf.train.Example`s; same outputs (used by TFMA).
+* `transform_features` – input `examples`; outputs the transformed features incl. `label_xf` (TFMA's
+  preprocessing function, so the Evaluator reads integer labels exactly as training saw them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from components import features
+
+SERVING_DEFAULT = "serving_default"
+SERVING_EXAMPLES = "serving_examples"
+TRANSFORM_FEATURES = "transform_features"
+
+
+def _raw_image_feature(images: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> tf.Tensor:
+    """Shape a [B] string batch the way the Transform graph's raw image input expects it."""
+    if isinstance(spec, tf.io.VarLenFeature):
+        return tf.sparse.from_dense(tf.reshape(images, [-1, 1]))
+    return tf.reshape(images, [-1, *spec.shape])
+
+
+def _image_key(tft_output: tft.TFTransformOutput) -> str:
+    spec = tft_output.raw_feature_spec()
+    if features.IMAGE in spec:
+        return features.IMAGE
+    strings = [k for k, v in spec.items() if getattr(v, "dtype", None) == tf.string and k != features.LABEL]
+    if len(strings) != 1:
+        raise ValueError(f"cannot tell which raw feature holds the image among {sorted(spec)}")
+    return strings[0]
+
+
+def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, class_names: Sequence[str],
+                     image_key: str | None = None) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    """Concrete functions for `model.save(signatures=...)`; attaches the Transform layer to `model`."""
+    model.tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    image_key = image_key or _image_key(tft_output)
+    image_spec = raw_spec[image_key]
+    names = tf.constant(list(class_names), dtype=tf.string)
+
+    def _predict(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer(raw)
+        probabilities = model({features.IMAGE_XF: transformed[features.IMAGE_XF]}, training=False)
+        top = tf.argmax(probabilities, axis=-1)
+        batch = tf.shape(probabilities)[0]
+        return {
+            "probabilities": probabilities,
+            "classes": tf.tile(names[tf.newaxis, :], [batch, 1]),
+            "predicted_class": tf.gather(names, top),
+            "confidence": tf.reduce_max(probabilities, axis=-1),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _predict({image_key: _raw_image_feature(images, image_spec)})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _predict(tf.io.parse_example(examples, {image_key: image_spec}))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return model.tft_layer(tf.io.parse_example(examples, raw_spec))
+
+    return {
+        SERVING_DEFAULT: serve_images.get_concrete_function(),
+        SERVING_EXAMPLES: serve_examples.get_concrete_function(),
+        TRANSFORM_FEATURES: transform_features.get_concrete_function(),
+    }
+
+
+def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
+                       class_names: Sequence[str], image_key: str | None = None) -> None:
+    """Save `model` as a SavedModel with the signatures above."""
+    signatures = build_signatures(model, tft_output, class_names, image_key=image_key)
+    model.save(export_dir, save_format="tf", signatures=signatures)

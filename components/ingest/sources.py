@@ -1,0 +1,209 @@
+"""What a data root holds: its format, how it splits, and the list of (file, label) sources per split.
+
+Layouts understood:
+  * folders  – `<root>/<class>/<image>`; or already split: `<root>/train/<class>/…` and `<root>/test/<class>/…`
+               (also `training`, `testing`, `val`, `valid`, `validation`, `eval`).
+  * csv      – a manifest file `path,label` (delimiter sniffed: `,` `;` tab); paths relative to the manifest.
+  * tfrecord – existing TFRecord files of `tf.train.Example` (optionally under `train/` and `test/`).
+
+The split patterns returned here are globs relative to the input base; TFX's ExampleGen driver fingerprints the
+files they match (so unchanged images mean a cached ExampleGen), and the executor lists the same globs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+
+from tfx.dsl.io import fileio
+
+TRAIN_DIR_NAMES = ("train", "training")
+EVAL_DIR_NAMES = ("test", "testing", "eval", "val", "valid", "validation")
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
+
+
+class DataLayoutError(ValueError):
+    """The data root cannot be used; the message names the path."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How ExampleGen should read a data root."""
+
+    format: str  # folders | csv | tfrecord
+    input_base: str  # folder that split patterns are relative to
+    split_patterns: dict[str, str]  # split name -> glob (train/eval), or {"all": glob} for a hash split
+
+    @property
+    def presplit(self) -> bool:
+        """True when the data already comes as train/eval sub-trees."""
+        return "all" not in self.split_patterns
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file and the label it should get."""
+
+    path: str  # absolute (or URI)
+    relative_path: str  # relative to the input base: recorded in the example and the quarantine report
+    label: str
+    split: str  # split pattern's split name (train/eval/all)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A file rejected before it is even read (missing, outside the root, …)."""
+
+    relative_path: str
+    label: str
+    split: str
+    reason: str
+
+    def to_record(self) -> dict[str, str]:
+        """Row for the quarantine report."""
+        return {"path": self.relative_path, "label": self.label, "split": self.split, "reason": self.reason}
+
+
+def detect_layout(root: str, data_format: str = "auto") -> Layout:
+    """Work out the format and split patterns of `root`; raise `DataLayoutError` naming the path."""
+    root = root.rstrip("/") or "/"
+    if not fileio.exists(root):
+        raise DataLayoutError(f"data root {root} does not exist")
+    if not fileio.isdir(root):
+        if data_format in ("auto", "csv") and root.lower().endswith((".csv", ".tsv", ".txt")):
+            return Layout("csv", os.path.dirname(root) or ".", {"all": os.path.basename(root)})
+        raise DataLayoutError(f"data root {root} is a file but not a .csv/.tsv manifest")
+    entries = sorted(fileio.listdir(root))
+    subdirs = [e.rstrip("/") for e in entries if fileio.isdir(os.path.join(root, e))]
+    files = [e for e in entries if not fileio.isdir(os.path.join(root, e))]
+    if data_format == "auto":
+        data_format = "tfrecord" if _looks_like_tfrecords(root, subdirs, files) else "folders"
+    if data_format == "csv":
+        manifests = [f for f in files if f.lower().endswith((".csv", ".tsv"))]
+        if len(manifests) != 1:
+            raise DataLayoutError(f"data root {root}: expected one .csv manifest inside, found {manifests or 'none'}")
+        return Layout("csv", root, {"all": manifests[0]})
+    train_dir = next((d for d in subdirs if d.lower() in TRAIN_DIR_NAMES), None)
+    eval_dir = next((d for d in subdirs if d.lower() in EVAL_DIR_NAMES), None)
+    leaf = "*" if data_format == "tfrecord" else "*/*"
+    if train_dir and eval_dir:
+        return Layout(data_format, root, {"train": f"{train_dir}/{leaf}", "eval": f"{eval_dir}/{leaf}"})
+    if train_dir or eval_dir:
+        raise DataLayoutError(
+            f"data root {root} has a '{train_dir or eval_dir}' folder but no matching "
+            f"{'test' if train_dir else 'train'} folder: give both, or use plain class folders for a hash split"
+        )
+    if data_format == "folders" and not subdirs:
+        raise DataLayoutError(f"data root {root} has no class folders (expected <root>/<class>/<image>)")
+    return Layout(data_format, root, {"all": leaf})
+
+
+def _looks_like_tfrecords(root: str, subdirs: list[str], files: list[str]) -> bool:
+    candidates = files or [
+        f for d in subdirs if d.lower() in TRAIN_DIR_NAMES for f in fileio.listdir(os.path.join(root, d))
+    ]
+    return bool(candidates) and all(c.lower().endswith(TFRECORD_SUFFIXES) for c in candidates)
+
+
+def list_folder_sources(input_base: str, pattern: str, split: str) -> tuple[list[Source], list[Rejected]]:
+    """Files matching `<input_base>/<pattern>` (pattern `[split_dir/]*/*`) labelled by their class folder.
+
+    Anything that matches but cannot be ingested as a file (a nested folder, a symlink leaving the data root)
+    and any stray file that is not inside a class folder is returned as `Rejected`, so nothing is lost silently.
+    """
+    sources: list[Source] = []
+    rejected: list[Rejected] = []
+    real_base = os.path.realpath(input_base) if _is_local(input_base) else None
+    for path in sorted(fileio.glob(os.path.join(input_base, pattern))):
+        relative = os.path.relpath(path, input_base)
+        label = os.path.basename(os.path.dirname(path))
+        if fileio.isdir(path):
+            rejected.append(Rejected(relative, label, split, "nested folder: only <class>/<file> is scanned"))
+        elif real_base is not None and not _inside(os.path.realpath(path), real_base):
+            rejected.append(Rejected(relative, label, split, "symlink points outside the data root (not followed)"))
+        else:
+            sources.append(Source(path, relative, label, split))
+    class_level = os.path.dirname(pattern)  # e.g. "train/*" or "*"
+    for path in sorted(fileio.glob(os.path.join(input_base, class_level))):
+        if not fileio.isdir(path):
+            rejected.append(
+                Rejected(os.path.relpath(path, input_base), "", split, "not inside a class folder (no label)")
+            )
+    return sources, rejected
+
+
+def list_csv_sources(input_base: str, manifest: str, split: str) -> tuple[list[Source], list[Rejected]]:
+    """Rows of a `path,label` manifest; a header row is detected, the delimiter is sniffed."""
+    manifest_path = os.path.join(input_base, manifest)
+    with fileio.open(manifest_path, "r") as handle:
+        text = handle.read()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
+    text = text.lstrip("\ufeff")
+    rows = parse_manifest(text, manifest_path)
+    sources: list[Source] = []
+    rejected: list[Rejected] = []
+    real_base = os.path.realpath(input_base) if _is_local(input_base) else None
+    for line_no, relative, label in rows:
+        path = relative if _is_uri(relative) or os.path.isabs(relative) else os.path.join(input_base, relative)
+        if not label:
+            rejected.append(Rejected(relative, "", split, f"{manifest}:{line_no}: empty label"))
+        elif not fileio.exists(path):
+            rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: file not found"))
+        elif fileio.isdir(path):
+            rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: is a folder, not a file"))
+        elif real_base is not None and not _inside(os.path.realpath(path), real_base):
+            rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: outside the manifest's folder"))
+        else:
+            sources.append(Source(path, relative, label, split))
+    return sources, rejected
+
+
+def parse_manifest(text: str, name: str) -> list[tuple[int, str, str]]:
+    """(line number, path, label) rows of a manifest; raise `DataLayoutError` naming the file and line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataLayoutError(f"manifest {name} is empty")
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=",;\t")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows: list[tuple[int, str, str]] = []
+    path_col, label_col = 0, 1
+    for line_no, row in enumerate(reader, start=1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        cells = [cell.strip() for cell in row]
+        if not rows and line_no == _first_nonempty(text) and {"path", "label"} <= {c.lower() for c in cells}:
+            lowered = [c.lower() for c in cells]
+            path_col, label_col = lowered.index("path"), lowered.index("label")
+            continue
+        if len(cells) <= max(path_col, label_col):
+            raise DataLayoutError(
+                f"manifest {name}, line {line_no}: expected 'path{delimiter}label', got {delimiter.join(cells)!r}"
+            )
+        rows.append((line_no, cells[path_col], cells[label_col]))
+    return rows
+
+
+def _first_nonempty(text: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            return number
+    return 0
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _is_local(path: str) -> bool:
+    return not _is_uri(path)
+
+
+def _inside(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)

@@ -1,0 +1,18 @@
+"""Trainer module: the `run_fn` TFX's Trainer component calls."""
+
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from components import training
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """TFX Trainer entry point: see `components.training.train_and_export`."""
+    training.train_and_export(
+        train_files=fn_args.train_files,
+        transform_output=fn_args.transform_output,
+        serving_model_dir=fn_args.serving_model_dir,
+        model_run_dir=fn_args.model_run_dir,
+        config=fn_args.custom_config,
+    )

@@ -1,0 +1,78 @@
+"""Image preprocessing as TensorFlow ops: decode any encoded image, resize, normalise; and the tf.Transform
+`preprocessing_fn` body built from them (label → integer via a vocabulary).
+
+These functions run inside the Transform graph, hence inside the exported SavedModel: a client sends raw
+encoded bytes and never re-implements any of this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import features
+
+# (offset, scale) so that normalised = (pixel - offset) / scale, pixels in [0, 255].
+_NORMALIZATION = {
+    "zero_one": (0.0, 255.0),
+    "minus_one_one": (127.5, 127.5),
+    "lite": (127.0, 128.0),  # EfficientNet-Lite's (x - 127) / 128
+}
+
+
+def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Batch of encoded JPEG/PNG/GIF/BMP strings [B] → float32 RGB pixels [B, size, size, 3] in [0, 255].
+
+    Grayscale is expanded to three channels and alpha is dropped (`channels=3`); animated GIFs give their first
+    frame; every image is resized with bilinear interpolation (aspect ratio not preserved, as in the seeds).
+    """
+
+    def _one(data: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+        image = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], antialias=True)
+        return tf.clip_by_value(image, 0.0, 255.0)
+
+    return tf.map_fn(
+        _one,
+        tf.reshape(encoded, [-1]),
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+    )
+
+
+def normalize(pixels: tf.Tensor, mode: str) -> tf.Tensor:
+    """Map [0, 255] pixels to the range the model expects (see `_NORMALIZATION`)."""
+    try:
+        offset, scale = _NORMALIZATION[mode]
+    except KeyError:
+        raise ValueError(f"unknown normalization {mode!r}; expected one of {sorted(_NORMALIZATION)}") from None
+    return (pixels - offset) / scale
+
+
+def dense_column(value: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
+    """A single-valued raw feature as a dense [B] tensor, whether the schema made it dense or sparse."""
+    if isinstance(value, tf.SparseTensor):
+        value = tf.sparse.to_dense(value, default_value=default)
+        return tf.reshape(value[:, :1], [-1]) if value.shape.rank == 2 else tf.reshape(value, [-1])
+    return tf.reshape(value, [-1])
+
+
+def transform_features(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """The tf.Transform preprocessing: `image_xf` (normalised pixels) and, when labels are present, `label_xf`."""
+    size = int(custom_config["image_size"])
+    image_key = custom_config.get("image_feature", features.IMAGE)
+    label_key = custom_config.get("label_feature", features.LABEL)
+    outputs: dict[str, tf.Tensor] = {}
+    encoded = dense_column(inputs[image_key], b"")
+    outputs[features.IMAGE_XF] = normalize(decode_and_resize(encoded, size), custom_config["normalization"])
+    if label_key in inputs:
+        label = inputs[label_key]
+        default: Any = b"" if label.dtype == tf.string else -1
+        labels = dense_column(label, default)
+        if labels.dtype != tf.string:
+            labels = tf.strings.as_string(labels)
+        outputs[features.LABEL_XF] = tft.compute_and_apply_vocabulary(
+            labels, vocab_filename=features.LABEL_VOCABULARY, num_oov_buckets=0, default_value=-1
+        )
+    return outputs

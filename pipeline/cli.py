@@ -1,0 +1,101 @@
+"""The `visionline` command line (also `python -m pipeline`).
+
+    visionline run --demo                      # embedded digits demo, end to end, prints metrics + pushed model
+    visionline run --data PATH [--config F] [--set train.epochs=5 …]
+    visionline demo-data [DEST]                # write the demo PNG class folders
+    visionline config [--config F] [--set …]   # print the effective configuration
+    visionline last-run                        # summary of the latest run from ML Metadata
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import components  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from pipeline import demo_data
+from pipeline.configs import ConfigError, PipelineConfig, dumps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="visionline", description="Labelled images → tuned, gated, served classifier.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def config_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="YAML/JSON config file (see README)")
+        p.add_argument("--data", help="data root: class folders, train/test trees, a CSV manifest or TFRecords")
+        p.add_argument("--demo", action="store_true", help="use the embedded digits demo data")
+        p.add_argument("--work-dir", help="where pipeline artifacts, ML Metadata and the serving root go")
+        p.add_argument("--serving-root", help="push destination root (model goes to <root>/<model_name>/<version>)")
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--min-accuracy", type=float, help="Evaluator lower bound on accuracy")
+        p.add_argument("--min-kappa", type=float, help="Evaluator lower bound on Cohen's kappa")
+        p.add_argument("--in-memory", action="store_true", help="Beam DirectRunner in_memory (fast for tiny data)")
+        p.add_argument("--no-cache", action="store_true", help="re-run every component")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config field, e.g. --set train.batch_size=64 (repeatable)")
+
+    run = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner + Beam)")
+    config_args(run)
+    run.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    run.add_argument("-v", "--verbose", action="store_true", help="full TFX/Beam logs")
+
+    show = sub.add_parser("config", help="print the effective configuration")
+    config_args(show)
+
+    demo = sub.add_parser("demo-data", help="write the embedded demo images as PNG class folders")
+    demo.add_argument("dest", nargs="?", default=demo_data.DEFAULT_DEMO_DIR)
+    demo.add_argument("--per-class", type=int, help="keep only N images per digit")
+
+    last = sub.add_parser("last-run", help="summary of the latest run (from ML Metadata)")
+    config_args(last)
+    last.add_argument("--json", action="store_true")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> PipelineConfig:
+    """Config file → named flags → `--set` overrides (later wins)."""
+    config = PipelineConfig.load(args.config) if args.config else PipelineConfig()
+    overrides: list[str] = []
+    if args.demo:
+        overrides.append(f"data.root={demo_data.materialize_digits()}")
+    for flag, key in (("data", "data.root"), ("work_dir", "work_dir"), ("serving_root", "serving_root"),
+                      ("epochs", "train.epochs"), ("min_accuracy", "eval.min_accuracy"),
+                      ("min_kappa", "eval.min_kappa")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.in_memory:
+        overrides.append("beam.direct_running_mode=in_memory")
+    if args.no_cache:
+        overrides.append("enable_cache=false")
+    return config.override(overrides + list(args.set))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo-data":
+            print(demo_data.materialize_digits(args.dest, per_class=args.per_class))
+            return 0
+        config = resolve_config(args)
+        if args.command == "config":
+            print(dumps(config))
+            return 0
+        from pipeline import results
+
+        if args.command == "last-run":
+            summary = results.latest_run(config.metadata_path)
+        else:
+            from pipeline.local_runner import configure_logging, run_local
+
+            config.validate()
+            configure_logging(args.verbose)
+            summary = run_local(config)
+        print(summary.to_json() if args.json else results.format_summary(summary))
+        return 0
+    except (ConfigError, FileNotFoundError, LookupError, ValueError) as err:
+        print(f"visionline: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,261 @@
+"""Pipeline configuration: the single `PipelineConfig` object that flows CLI → pipeline → components.
+
+Everything a run needs (where the data is, how it is split, the image size and normalisation, training
+hyper-parameters, evaluation gates, Beam options, output locations) lives here, with defaults that run the
+embedded demo. It loads from YAML/JSON, accepts `key=value` overrides, validates itself, and splits into the
+small plain dicts that the TFX components receive as `custom_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
+NORMALIZATIONS = ("zero_one", "minus_one_one", "lite")
+DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
+BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled images are and how they are read and split."""
+
+    root: str = ""  # folder of class folders, a CSV manifest, or a folder of TFRecord files
+    format: str = "auto"  # auto | folders | csv | tfrecord
+    train_fraction: float = 0.8  # hash split when the data has no train/test sub-trees
+    image_feature: str = "image"  # tfrecord passthrough: feature holding encoded image bytes
+    label_feature: str = "label"  # tfrecord passthrough: bytes or int64 label feature
+    max_image_pixels: int = 40_000_000  # decompression-bomb guard: larger images are quarantined
+    schema_path: str = ""  # curated schema.pbtxt (ImportSchemaGen); empty = infer with SchemaGen
+
+
+@dataclass
+class TransformConfig:
+    """How raw encoded images become model inputs."""
+
+    image_size: int = 32  # square side, pixels
+    normalization: str = "zero_one"  # zero_one | minus_one_one | lite
+
+
+@dataclass
+class TrainConfig:
+    """Model and optimisation settings for the Trainer."""
+
+    model: str = "simple_cnn"
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    dropout: float = 0.3
+    conv_filters: tuple[int, ...] = (32, 64, 128)
+    early_stopping_patience: int = 3
+    validation_fraction: float = 0.1  # carved from train by content hash, used for early stopping
+    seed: int = 42
+
+
+@dataclass
+class EvalConfig:
+    """Evaluator gates: absolute lower bounds and the allowed drop against the last blessed model."""
+
+    min_accuracy: float = 0.5
+    min_kappa: float = 0.4
+    max_regression: float = 0.02  # candidate may be at most this much worse than the baseline
+
+
+@dataclass
+class BeamConfig:
+    """Apache Beam runner settings shared by every Beam-powered component."""
+
+    runner: str = "DirectRunner"
+    direct_running_mode: str = "multi_processing"
+    direct_num_workers: int = 2
+    extra_args: list[str] = field(default_factory=list)  # passed through verbatim (e.g. Dataflow options)
+
+    def pipeline_args(self) -> list[str]:
+        """Beam pipeline arguments for `Pipeline(beam_pipeline_args=...)`."""
+        args = [f"--runner={self.runner}"]
+        if self.runner == "DirectRunner":
+            args.append(f"--direct_running_mode={self.direct_running_mode}")
+            args.append(f"--direct_num_workers={self.direct_num_workers}")
+        return args + list(self.extra_args)
+
+
+@dataclass
+class PipelineConfig:
+    """Everything one visionline run needs."""
+
+    pipeline_name: str = "visionline"
+    model_name: str = "visionline"
+    work_dir: str = ".visionline"  # pipeline root, ML Metadata and (by default) the serving root live here
+    serving_root: str = ""  # empty = <work_dir>/serving
+    enable_cache: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    beam: BeamConfig = field(default_factory=BeamConfig)
+
+    # ----- derived locations -------------------------------------------------------------------------
+    @property
+    def pipeline_root(self) -> str:
+        """Folder under which TFX writes every component's artifacts."""
+        return os.path.join(self.work_dir, "pipelines", self.pipeline_name)
+
+    @property
+    def metadata_path(self) -> str:
+        """SQLite ML Metadata store of this pipeline."""
+        return os.path.join(self.work_dir, "metadata", f"{self.pipeline_name}.sqlite")
+
+    @property
+    def push_base(self) -> str:
+        """`<serving_root>/<model_name>`: TF Serving's model base path; Pusher adds `<version>/`."""
+        return os.path.join(self.serving_root or os.path.join(self.work_dir, "serving"), self.model_name)
+
+    # ----- per-component dicts -----------------------------------------------------------------------
+    def transform_custom_config(self) -> dict[str, Any]:
+        """The `custom_config` handed to the Transform `preprocessing_fn`."""
+        return {
+            "image_feature": self.data.image_feature if self.data.format == "tfrecord" else "image",
+            "label_feature": self.data.label_feature if self.data.format == "tfrecord" else "label",
+            **dataclasses.asdict(self.transform),
+        }
+
+    def trainer_custom_config(self) -> dict[str, Any]:
+        """The `custom_config` handed to the Trainer `run_fn`."""
+        return {**self.transform_custom_config(), **dataclasses.asdict(self.train)}
+
+    # ----- loading, overriding, validating -----------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PipelineConfig:
+        """Build a config from a nested dict, rejecting unknown keys by name."""
+        return _build(cls, values, prefix="")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PipelineConfig:
+        """Read a YAML or JSON config file."""
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML/JSON: {err}") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: top level must be a mapping, got {type(values).__name__}")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (round-trips through `from_dict`)."""
+        return dataclasses.asdict(self)
+
+    def override(self, assignments: list[str]) -> PipelineConfig:
+        """Apply `section.key=value` strings (values parsed as YAML scalars/lists)."""
+        values = self.to_dict()
+        for assignment in assignments:
+            if "=" not in assignment:
+                raise ConfigError(f"override {assignment!r}: expected key=value, e.g. train.epochs=5")
+            dotted, raw = assignment.split("=", 1)
+            node = values
+            parts = dotted.strip().split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"override {assignment!r}: unknown section {part!r}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ConfigError(f"override {assignment!r}: unknown field {dotted!r}")
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        return PipelineConfig.from_dict(values)
+
+    def validate(self) -> PipelineConfig:
+        """Check ranges and choices; raise `ConfigError` naming the offending field."""
+        checks = [
+            (self.data.format in DATA_FORMATS, "data.format", f"one of {DATA_FORMATS}"),
+            (0.0 < self.data.train_fraction < 1.0, "data.train_fraction", "strictly between 0 and 1"),
+            (self.data.max_image_pixels > 0, "data.max_image_pixels", "positive"),
+            (8 <= self.transform.image_size <= 1024, "transform.image_size", "between 8 and 1024"),
+            (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
+            (self.train.model == "simple_cnn", "train.model", "'simple_cnn' (the only model so far)"),
+            (self.train.epochs >= 1, "train.epochs", ">= 1"),
+            (self.train.batch_size >= 1, "train.batch_size", ">= 1"),
+            (self.train.learning_rate > 0, "train.learning_rate", "> 0"),
+            (0.0 <= self.train.dropout < 1.0, "train.dropout", "in [0, 1)"),
+            (len(self.train.conv_filters) >= 1, "train.conv_filters", "at least one conv block"),
+            (0.0 < self.train.validation_fraction < 0.5, "train.validation_fraction", "in (0, 0.5)"),
+            (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
+            (self.eval.max_regression >= 0, "eval.max_regression", ">= 0"),
+            (self.beam.direct_running_mode in BEAM_MODES, "beam.direct_running_mode", f"one of {BEAM_MODES}"),
+            (self.beam.direct_num_workers >= 1, "beam.direct_num_workers", ">= 1"),
+            (bool(self.pipeline_name.strip()), "pipeline_name", "non-empty"),
+            (bool(self.model_name) and "/" not in self.model_name and ".." not in self.model_name,
+             "model_name", "a non-empty name without '/' or '..'"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
+        if not self.data.root:
+            raise ConfigError("config field data.root is empty: point it at your images (or use --demo)")
+        return self
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(prefix + u for u in unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config field {prefix}{name} must be a mapping")
+            kwargs[name] = _build(type(default), value, prefix=f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, default, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    """Coerce YAML/CLI values to the type of the field's default, naming the field on failure."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return lowered in ("true", "1", "yes")
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        if isinstance(default, list):
+            return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        if isinstance(default, str):
+            return "" if value is None else str(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config field {name}: cannot use {value!r} ({type(default).__name__} expected)") from err
+    return value
+
+
+def dumps(config: PipelineConfig) -> str:
+    """Human-readable JSON of a config (for logs and run records)."""
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)

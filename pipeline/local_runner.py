@@ -1,0 +1,52 @@
+"""Run the pipeline locally: TFX `LocalDagRunner`, Apache Beam DirectRunner, SQLite ML Metadata."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from absl import logging as absl_logging
+from tfx import v1 as tfx
+
+from pipeline import results
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import EVALUATOR, EXAMPLE_GEN, PUSHER, create_pipeline
+
+
+class _ComponentProgress(logging.Filter):
+    """Lets LocalDagRunner's 'Component X is running/finished' lines through when TFX logging is quiet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return record.levelno >= logging.ERROR or (
+            message.startswith("Component ") and message.endswith(("is running.", "is finished."))
+        )
+
+
+def configure_logging(verbose: bool) -> None:
+    """INFO everywhere with `verbose`; otherwise warnings plus one line per component start/finish."""
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logger = logging.getLogger("absl")
+    root = logging.getLogger()
+    if verbose:
+        root.setLevel(logging.INFO)
+        return
+    root.setLevel(logging.WARNING)
+    for handler in root.handlers:
+        handler.setLevel(logging.WARNING)
+    progress = logging.StreamHandler()
+    progress.setFormatter(logging.Formatter("visionline: %(message)s"))
+    progress.addFilter(_ComponentProgress())
+    absl_logger.handlers = [progress]
+    absl_logger.propagate = False
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def run_local(config: PipelineConfig) -> results.RunSummary:
+    """Run the whole DAG for `config` and return the run's summary from ML Metadata."""
+    pipeline = create_pipeline(config)
+    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
+                              example_gen_id=EXAMPLE_GEN)

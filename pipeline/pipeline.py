@@ -1,0 +1,170 @@
+"""`create_pipeline`: the visionline TFX DAG built from one `PipelineConfig`.
+
+ExampleGen (images/CSV → ImageExampleGen, TFRecords → ImportExampleGen) → StatisticsGen → SchemaGen (or
+ImportSchemaGen from a curated schema) → ExampleValidator → Transform → Trainer → Resolver (latest blessed
+model) → Evaluator (accuracy + Cohen's kappa bounds, no regression vs. the baseline) → Pusher (only if blessed).
+"""
+
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+
+from components import features, metrics
+from components.ingest import sources
+from components.ingest.example_gen import ImageExampleGen
+from pipeline import fingerprint
+from pipeline.configs import PipelineConfig
+
+ACCURACY_METRIC = "sparse_categorical_accuracy"
+KAPPA_METRIC = metrics.COHEN_KAPPA_NAME
+TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
+TRAINER_FN = "components.modules.trainer_module.run_fn"
+
+# Component ids, used to find their outputs in ML Metadata.
+EXAMPLE_GEN = "ImageExampleGen"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+TRAINER = "Trainer"
+
+
+def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[example_gen_pb2.Input,
+                                                                                example_gen_pb2.Output | None]:
+    """Input splits from the layout; a deterministic hash split (on the source path) when not pre-split."""
+    if layout.presplit:
+        splits = [example_gen_pb2.Input.Split(name=name, pattern=pattern)
+                  for name, pattern in layout.split_patterns.items()]
+        return example_gen_pb2.Input(splits=splits), None
+    train_buckets = max(1, round(train_fraction * 100))
+    split_config = example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=100 - train_buckets),
+        ]
+    )
+    if layout.format != "tfrecord":  # our own examples: split on the source path, stable across re-labelling
+        split_config.partition_feature_name = features.PATH
+    output = example_gen_pb2.Output(split_config=split_config)
+    pattern = layout.split_patterns["all"]
+    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]), output
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA config: accuracy and kappa, each with a lower bound and a no-regression change threshold."""
+
+    def gate(lower_bound: float) -> tfma.MetricThreshold:
+        return tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -config.eval.max_regression},
+            ),
+        )
+
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_examples",
+                label_key=features.LABEL_XF,
+                prediction_key="probabilities",
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=gate(config.eval.min_accuracy)),
+                    tfma.MetricConfig(class_name="CohenKappa", module=metrics.__name__,
+                                      threshold=gate(config.eval.min_kappa)),
+                    tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                ]
+            )
+        ],
+    )
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The full visionline DAG for `config` (validated first)."""
+    config.validate()
+    layout = sources.detect_layout(config.data.root, config.data.format)
+    input_config, output_config = example_gen_configs(layout, config.data.train_fraction)
+    if layout.format == "tfrecord":
+        example_gen = tfx.components.ImportExampleGen(
+            input_base=layout.input_base, input_config=input_config, output_config=output_config
+        ).with_id(EXAMPLE_GEN)
+    else:
+        example_gen = ImageExampleGen(
+            input_base=layout.input_base,
+            input_config=input_config,
+            output_config=output_config,
+            data_format=layout.format,
+            max_image_pixels=config.data.max_image_pixels,
+            code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
+        ).with_id(EXAMPLE_GEN)
+    examples = example_gen.outputs["examples"]
+
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    if config.data.schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_path)
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    schema = schema_gen.outputs["schema"]
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
+
+    transform = tfx.components.Transform(
+        examples=examples,
+        schema=schema,
+        preprocessing_fn=TRANSFORM_FN,
+        materialize=False,
+        disable_statistics=True,
+        custom_config={
+            **config.transform_custom_config(),
+            "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
+        },
+    )
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_FN,
+        examples=examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={
+            **config.trainer_custom_config(),
+            "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
+        },
+    ).with_id(TRAINER)
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=examples,
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=eval_config(config),
+    ).with_id(EVALUATOR)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_base)
+        ),
+    ).with_id(PUSHER)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+                    model_resolver, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        beam_pipeline_args=config.beam.pipeline_args(),
+    )

@@ -1,0 +1,188 @@
+"""Read what a pipeline run produced from ML Metadata: ingestion counts, metrics, blessing, pushed model,
+and per-component timings.
+
+The latest `pipeline_run` context is the run; cached components appear in it as CACHED executions linked to
+the artifacts they reused, so a fully cached run still reports the metrics of the model it reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclass
+class ComponentRun:
+    """One component's execution in a run."""
+
+    node_id: str
+    state: str  # COMPLETE | CACHED | FAILED | RUNNING …
+    seconds: float
+
+
+@dataclass
+class GateResult:
+    """A threshold the Evaluator checked and the candidate failed."""
+
+    metric: str
+    value: float | None
+    threshold: str
+
+
+@dataclass
+class RunSummary:
+    """Headline facts of one pipeline run."""
+
+    run_id: str
+    components: list[ComponentRun] = field(default_factory=list)
+    ingest: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
+    blessed: bool | None = None
+    failed_gates: list[GateResult] = field(default_factory=list)
+    pushed: bool = False
+    pushed_model: str | None = None
+    evaluation_uri: str | None = None
+
+    def to_json(self) -> str:
+        """JSON for machines (`visionline run --json`)."""
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    if not os.path.exists(metadata_path):
+        raise FileNotFoundError(f"no ML Metadata store at {metadata_path}: has the pipeline run yet?")
+    return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
+
+
+def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: str = "Pusher",
+               example_gen_id: str = "ImageExampleGen") -> RunSummary:
+    """Summary of the most recent pipeline run recorded in `metadata_path`."""
+    store = _store(metadata_path)
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise LookupError(f"ML Metadata store {metadata_path} records no pipeline run")
+    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    summary = RunSummary(run_id=run.name)
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch):
+        node_id = _node_id(store, execution)
+        seconds = max(0.0, (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0)
+        summary.components.append(ComponentRun(node_id, _STATES.get(execution.last_known_state, "?"), seconds))
+        outputs = _output_artifacts(store, execution.id)
+        if node_id == example_gen_id:
+            for artifact in outputs.get("Examples", []):
+                summary.ingest = _ingest_facts(artifact)
+        elif node_id == evaluator_id:
+            for artifact in outputs.get("ModelBlessing", []):
+                summary.blessed = bool(artifact.custom_properties["blessed"].int_value) \
+                    if "blessed" in artifact.custom_properties else None
+            for artifact in outputs.get("ModelEvaluation", []):
+                summary.evaluation_uri = artifact.uri
+                _read_evaluation(artifact.uri, summary)
+        elif node_id == pusher_id:
+            for artifact in outputs.get("PushedModel", []):
+                props = artifact.custom_properties
+                summary.pushed = bool(props["pushed"].int_value) if "pushed" in props else False
+                if summary.pushed and "pushed_destination" in props:
+                    summary.pushed_model = props["pushed_destination"].string_value
+    return summary
+
+
+def _node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution) -> str:
+    for context in store.get_contexts_by_execution(execution.id):
+        context_type = store.get_context_types_by_id([context.type_id])[0].name
+        if context_type == "node":
+            return context.name.split(".", 1)[-1]
+    return str(execution.properties.get("component_id", metadata_store_pb2.Value()).string_value or execution.id)
+
+
+def _output_artifacts(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[Any]]:
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))
+    type_names = {t.id: t.name for t in store.get_artifact_types_by_id(sorted({a.type_id for a in artifacts}))}
+    by_type: dict[str, list[Any]] = {}
+    for artifact in artifacts:
+        by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
+    return by_type
+
+
+def _ingest_facts(artifact: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {"examples_uri": artifact.uri}
+    summary_path = os.path.join(artifact.uri, "ingest_summary.json")
+    if os.path.exists(summary_path):
+        with open(summary_path, encoding="utf-8") as handle:
+            facts.update(json.load(handle))
+    return facts
+
+
+def _read_evaluation(uri: str, summary: RunSummary) -> None:
+    import tensorflow_model_analysis as tfma
+
+    for slice_metrics in tfma.load_metrics(uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue  # overall slice only
+        for key_and_value in slice_metrics.metric_keys_and_values:
+            key, value = key_and_value.key, key_and_value.value
+            if not value.HasField("double_value"):
+                continue
+            target = summary.baseline_metrics if key.is_diff is False and key.model_name == "baseline" \
+                else summary.metrics
+            if key.is_diff:
+                continue
+            target[key.name] = float(value.double_value.value)
+    validation = tfma.load_validation_result(uri)
+    for failure in validation.metric_validations_per_slice:
+        for metric_failure in failure.failures:
+            value = metric_failure.metric_value.double_value.value \
+                if metric_failure.metric_value.HasField("double_value") else None
+            summary.failed_gates.append(GateResult(
+                metric=metric_failure.metric_key.name + (" (change vs baseline)" if metric_failure.metric_key.is_diff
+                                                         else ""),
+                value=value,
+                threshold=str(metric_failure.metric_threshold).replace("\n", " ").strip(),
+            ))
+
+
+def format_summary(summary: RunSummary) -> str:
+    """Human-readable run summary for the terminal."""
+    lines = [f"run {summary.run_id}"]
+    for component in summary.components:
+        lines.append(f"  {component.node_id:<32} {component.state:<9} {component.seconds:7.1f} s")
+    if summary.ingest:
+        ingest = summary.ingest
+        lines.append(
+            f"ingest: {ingest.get('files_seen', '?')} files seen, {ingest.get('ingested', '?')} ingested, "
+            f"{ingest.get('quarantined', '?')} quarantined"
+        )
+        if ingest.get("quarantined"):
+            lines.append(f"  quarantine report: {ingest.get('quarantine_report')}")
+            for reason, count in ingest.get("quarantined_by_reason", {}).items():
+                lines.append(f"    {count:>5} × {reason}")
+    for name, label in (("sparse_categorical_accuracy", "accuracy"), ("cohen_kappa", "cohen_kappa"),
+                        ("example_count", "eval examples")):
+        if name in summary.metrics:
+            value = summary.metrics[name]
+            text = f"{value:.0f}" if name == "example_count" else ("nan" if math.isnan(value) else f"{value:.4f}")
+            baseline = summary.baseline_metrics.get(name)
+            suffix = f"   (baseline {baseline:.4f})" if baseline is not None and name != "example_count" else ""
+            lines.append(f"{label:<14} {text}{suffix}")
+    if summary.blessed is not None:
+        lines.append(f"blessed: {'yes' if summary.blessed else 'NO'}")
+    for gate in summary.failed_gates:
+        shown = "n/a" if gate.value is None else f"{gate.value:.4f}"
+        lines.append(f"  gate failed: {gate.metric} = {shown}; threshold {gate.threshold}")
+    if summary.pushed:
+        lines.append(f"pushed model: {summary.pushed_model}")
+    else:
+        lines.append("pushed model: none (model not blessed, nothing pushed)")
+    return "\n".join(lines)

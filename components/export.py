@@ -3,6 +3,9 @@
 * `serving_default` – input `images`: a batch of raw encoded image bytes (JPEG/PNG/GIF/BMP); outputs
   `probabilities` [B, C], `classes` [B, C] (class names in index order), `predicted_class` [B], `confidence` [B].
 * `serving_examples` – input `examples`: serialized raw `tf.train.Example`s; same outputs (used by TFMA).
+* `classification` – TF Serving's Classify API: input `inputs` (serialized tf.Examples with the image
+  feature), outputs `classes` [B, C] and `scores` [B, C]; its method name is set to
+  `tensorflow/serving/classify` after saving (Keras' saver writes every signature as "predict").
 * `transform_features` – input `examples`; outputs the transformed features incl. `label_xf` (TFMA's
   preprocessing function, so the Evaluator reads integer labels exactly as training saw them).
 """
@@ -19,7 +22,9 @@ from components import features
 
 SERVING_DEFAULT = "serving_default"
 SERVING_EXAMPLES = "serving_examples"
+CLASSIFICATION = "classification"
 TRANSFORM_FEATURES = "transform_features"
+CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
 
 
 def _raw_image_feature(images: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> tf.Tensor:
@@ -68,6 +73,11 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return _predict(tf.io.parse_example(examples, {image_key: image_spec}))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify_examples(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        predicted = _predict(tf.io.parse_example(inputs, {image_key: image_spec}))
+        return {"classes": predicted["classes"], "scores": predicted["probabilities"]}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return model.tft_layer(tf.io.parse_example(examples, raw_spec))
@@ -75,6 +85,7 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
     return {
         SERVING_DEFAULT: serve_images.get_concrete_function(),
         SERVING_EXAMPLES: serve_examples.get_concrete_function(),
+        CLASSIFICATION: classify_examples.get_concrete_function(),
         TRANSFORM_FEATURES: transform_features.get_concrete_function(),
     }
 
@@ -84,3 +95,20 @@ def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, ex
     """Save `model` as a SavedModel with the signatures above."""
     signatures = build_signatures(model, tft_output, class_names, image_key=image_key)
     model.save(export_dir, save_format="tf", signatures=signatures)
+    set_signature_method_name(export_dir, CLASSIFICATION, CLASSIFY_METHOD_NAME)
+
+
+def set_signature_method_name(export_dir: str, signature: str, method_name: str) -> None:
+    """Rewrite one signature's `method_name` in `saved_model.pb` (TF Serving's Classify API checks it)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = f"{export_dir.rstrip('/')}/saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    for meta_graph in saved_model.meta_graphs:
+        if signature not in meta_graph.signature_def:
+            raise KeyError(f"{path}: no signature {signature!r}")
+        meta_graph.signature_def[signature].method_name = method_name
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(saved_model.SerializeToString())

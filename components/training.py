@@ -17,7 +17,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components import export, features, model as models
+from components import export, features
+from components import model as models
 
 _HASH_BUCKETS = 1000
 

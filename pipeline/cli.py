@@ -19,7 +19,9 @@ from pipeline.configs import ConfigError, PipelineConfig, dumps
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser for every sub-command."""
-    parser = argparse.ArgumentParser(prog="visionline", description="Labelled images → tuned, gated, served classifier.")
+    parser = argparse.ArgumentParser(
+        prog="visionline", description="Labelled images → tuned, gated, served classifier."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def config_args(p: argparse.ArgumentParser) -> None:

@@ -109,17 +109,18 @@ class PipelineConfig:
     @property
     def pipeline_root(self) -> str:
         """Folder under which TFX writes every component's artifacts."""
-        return os.path.join(self.work_dir, "pipelines", self.pipeline_name)
+        return os.path.join(absolute(self.work_dir), "pipelines", self.pipeline_name)
 
     @property
     def metadata_path(self) -> str:
         """SQLite ML Metadata store of this pipeline."""
-        return os.path.join(self.work_dir, "metadata", f"{self.pipeline_name}.sqlite")
+        return os.path.join(absolute(self.work_dir), "metadata", f"{self.pipeline_name}.sqlite")
 
     @property
     def push_base(self) -> str:
         """`<serving_root>/<model_name>`: TF Serving's model base path; Pusher adds `<version>/`."""
-        return os.path.join(self.serving_root or os.path.join(self.work_dir, "serving"), self.model_name)
+        root = self.serving_root or os.path.join(self.work_dir, "serving")
+        return os.path.join(absolute(root), self.model_name)
 
     # ----- per-component dicts -----------------------------------------------------------------------
     def transform_custom_config(self) -> dict[str, Any]:
@@ -203,6 +204,11 @@ class PipelineConfig:
         if not self.data.root:
             raise ConfigError("config field data.root is empty: point it at your images (or use --demo)")
         return self
+
+
+def absolute(path: str) -> str:
+    """Absolute local path (Beam workers and TFX record artifact URIs); URIs like gs://… are left alone."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
 def _get(obj: Any, dotted: str) -> Any:

@@ -15,7 +15,7 @@ from components import features, metrics
 from components.ingest import sources
 from components.ingest.example_gen import ImageExampleGen
 from pipeline import fingerprint
-from pipeline.configs import PipelineConfig
+from pipeline.configs import PipelineConfig, absolute
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 KAPPA_METRIC = metrics.COHEN_KAPPA_NAME
@@ -89,7 +89,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The full visionline DAG for `config` (validated first)."""
     config.validate()
-    layout = sources.detect_layout(config.data.root, config.data.format)
+    layout = sources.detect_layout(absolute(config.data.root), config.data.format)
     input_config, output_config = example_gen_configs(layout, config.data.train_fraction)
     if layout.format == "tfrecord":
         example_gen = tfx.components.ImportExampleGen(
@@ -108,7 +108,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
 
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     if config.data.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_path)
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=absolute(config.data.schema_path))
     else:
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     schema = schema_gen.outputs["schema"]

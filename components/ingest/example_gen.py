@@ -73,7 +73,7 @@ class _ReadImage(beam.DoFn):
             yield images.make_example(data, source.label, source.relative_path, info)
         except images.Quarantined as rejected:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, _record(source, rejected.reason))
-        except (OSError, IOError) as err:  # unreadable file (permissions, vanished, I/O error)
+        except OSError as err:  # unreadable file (permissions, vanished, I/O error)
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, _record(source, f"cannot read file: {err}"))
         finally:
             if self._progress is not None:

@@ -74,7 +74,7 @@ def _decode_with_tensorflow(data: bytes) -> None:
         raise Quarantined(f"corrupt or truncated image (TensorFlow cannot decode it: {message})") from None
 
 
-def make_example(data: bytes, label: str, relative_path: str, info: ImageInfo) -> "tf.train.Example":
+def make_example(data: bytes, label: str, relative_path: str, info: ImageInfo) -> tf.train.Example:
     """A `tf.train.Example` holding the original bytes, the label and provenance."""
     import tensorflow as tf
 

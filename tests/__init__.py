@@ -1,0 +1,1 @@
+"""visionline test suite."""

@@ -1,0 +1,77 @@
+"""Shared fixtures: small real image files, and ONE end-to-end pipeline run per test session.
+
+`pipeline_run` runs the whole TFX DAG (Beam in_memory) on 12 real digit images per class and is reused by every
+test that needs a trained, pushed model (end-to-end, export, serving), so the slow part happens once.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import components  # noqa: E402,F401
+
+
+def encode(array: np.ndarray, fmt: str, **save_args: object) -> bytes:
+    """Encode a uint8 array with Pillow."""
+    buffer = io.BytesIO()
+    mode = {2: "L", 3: "RGB"}[array.ndim] if array.ndim != 3 or array.shape[-1] != 4 else "RGBA"
+    Image.fromarray(array, mode=mode).save(buffer, format=fmt, **save_args)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture()
+def rgb_png(rng: np.random.Generator) -> bytes:
+    return encode(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8), "PNG")
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 real sklearn digits per class as PNG class folders."""
+    from pipeline.demo_data import materialize_digits
+
+    return materialize_digits(tmp_path_factory.mktemp("data") / "digits", per_class=12)
+
+
+@dataclass
+class PipelineRun:
+    """What the session's end-to-end run produced."""
+
+    config: object
+    summary: object
+    work_dir: Path
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    """The whole pipeline, run once, on `digits_root`; a blessed model is pushed."""
+    from pipeline.configs import PipelineConfig
+    from pipeline.local_runner import run_local
+
+    work_dir = tmp_path_factory.mktemp("work")
+    config = PipelineConfig().override([
+        f"data.root={digits_root}",
+        f"work_dir={work_dir}",
+        "train.epochs=12",
+        "train.batch_size=16",
+        "train.conv_filters=[16, 32]",
+        "transform.image_size=16",
+        "eval.min_accuracy=0.3",
+        "eval.min_kappa=0.2",
+        "beam.direct_running_mode=in_memory",
+    ])
+    summary = run_local(config)
+    return PipelineRun(config=config, summary=summary, work_dir=work_dir)

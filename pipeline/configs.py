@@ -123,17 +123,22 @@ class PipelineConfig:
         return os.path.join(absolute(root), self.model_name)
 
     # ----- per-component dicts -----------------------------------------------------------------------
-    def transform_custom_config(self) -> dict[str, Any]:
-        """The `custom_config` handed to the Transform `preprocessing_fn`."""
+    def transform_custom_config(self, data_format: str) -> dict[str, Any]:
+        """The `custom_config` handed to the Transform `preprocessing_fn`.
+
+        Feature names are configurable only for TFRecord passthrough (`data_format` as detected); images we
+        ingest ourselves always use `image` and `label`.
+        """
+        passthrough = data_format == "tfrecord"
         return {
-            "image_feature": self.data.image_feature if self.data.format == "tfrecord" else "image",
-            "label_feature": self.data.label_feature if self.data.format == "tfrecord" else "label",
+            "image_feature": self.data.image_feature if passthrough else "image",
+            "label_feature": self.data.label_feature if passthrough else "label",
             **dataclasses.asdict(self.transform),
         }
 
-    def trainer_custom_config(self) -> dict[str, Any]:
+    def trainer_custom_config(self, data_format: str) -> dict[str, Any]:
         """The `custom_config` handed to the Trainer `run_fn`."""
-        return {**self.transform_custom_config(), **dataclasses.asdict(self.train)}
+        return {**self.transform_custom_config(data_format), **dataclasses.asdict(self.train)}
 
     # ----- loading, overriding, validating -----------------------------------------------------------
     @classmethod

@@ -121,7 +121,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         materialize=False,
         disable_statistics=True,
         custom_config={
-            **config.transform_custom_config(),
+            **config.transform_custom_config(layout.format),
             "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
         },
     )
@@ -133,7 +133,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={
-            **config.trainer_custom_config(),
+            **config.trainer_custom_config(layout.format),
             "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
         },
     ).with_id(TRAINER)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +58,16 @@ class PipelineRun:
 
 @pytest.fixture(scope="session")
 def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    """The whole pipeline, run once, on `digits_root`; a blessed model is pushed."""
+    """The whole pipeline, run once, on a copy of `digits_root` plus one corrupt JPEG; a blessed model is pushed."""
     from pipeline.configs import PipelineConfig
     from pipeline.local_runner import run_local
 
+    data = tmp_path_factory.mktemp("e2e") / "digits"
+    shutil.copytree(digits_root, data)
+    (data / "3" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this JPEG stops here")
     work_dir = tmp_path_factory.mktemp("work")
     config = PipelineConfig().override([
-        f"data.root={digits_root}",
+        f"data.root={data}",
         f"work_dir={work_dir}",
         "train.epochs=12",
         "train.batch_size=16",

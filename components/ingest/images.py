@@ -55,7 +55,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
         except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as err:
             raise Quarantined(f"image too large (Pillow decompression-bomb guard: {err})") from None
         except (OSError, ValueError, SyntaxError) as err:
-            raise Quarantined(f"unreadable image header: {err}") from None
+            raise Quarantined(f"corrupt or truncated image (unreadable header: {err})") from None
     if info.format not in DECODABLE_FORMATS:
         raise Quarantined(f"format {info.format} is not decodable by TensorFlow (supported: JPEG, PNG, GIF, BMP)")
     if info.width * info.height > max_pixels:

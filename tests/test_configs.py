@@ -1,0 +1,106 @@
+"""Tests for pipeline.configs and the CLI's config resolution."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pipeline import cli
+from pipeline.configs import ConfigError, PipelineConfig
+
+
+def test_defaults_validate_once_data_root_is_set(tmp_path):
+    config = PipelineConfig().override([f"data.root={tmp_path}"]).validate()
+    assert config.train.model == "simple_cnn"
+    assert config.beam.pipeline_args() == [
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"
+    ]
+
+
+def test_empty_data_root_is_a_named_error():
+    with pytest.raises(ConfigError, match="data.root"):
+        PipelineConfig().validate()
+
+
+@pytest.mark.parametrize(
+    ("assignment", "field"),
+    [
+        ("transform.image_size=4", "transform.image_size"),
+        ("data.train_fraction=1.0", "data.train_fraction"),
+        ("transform.normalization=bogus", "transform.normalization"),
+        ("beam.direct_running_mode=threads", "beam.direct_running_mode"),
+        ("model_name=../etc", "model_name"),
+        ("train.dropout=1.5", "train.dropout"),
+    ],
+)
+def test_invalid_values_name_the_field(tmp_path, assignment, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        PipelineConfig().override([f"data.root={tmp_path}", assignment]).validate()
+
+
+def test_unknown_fields_and_bad_types_are_rejected():
+    with pytest.raises(ConfigError, match="train.epoch"):
+        PipelineConfig().override(["train.epoch=3"])
+    with pytest.raises(ConfigError, match="nosuch"):
+        PipelineConfig.from_dict({"nosuch": {"a": 1}})
+    with pytest.raises(ConfigError, match="train.epochs"):
+        PipelineConfig().override(["train.epochs=many"])
+    with pytest.raises(ConfigError, match="key=value"):
+        PipelineConfig().override(["train.epochs"])
+
+
+def test_yaml_file_round_trip(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "data:\n  root: /data/simpsons\ntrain:\n  epochs: 7\n  conv_filters: [8, 16]\nenable_cache: false\n"
+    )
+    config = PipelineConfig.load(path)
+    assert config.data.root == "/data/simpsons"
+    assert config.train.epochs == 7 and config.train.conv_filters == (8, 16)
+    assert config.enable_cache is False
+    assert PipelineConfig.from_dict(config.to_dict()) == config
+
+
+def test_paths_are_absolute_and_layout_follows_tf_serving(tmp_path):
+    config = PipelineConfig().override(["work_dir=rel/work", "model_name=dogs"])
+    assert os.path.isabs(config.pipeline_root) and config.pipeline_root.endswith("rel/work/pipelines/visionline")
+    assert config.push_base.endswith("rel/work/serving/dogs")
+    assert PipelineConfig().override(["serving_root=gs://bucket/models"]).push_base == "gs://bucket/models/visionline"
+
+
+def test_component_custom_configs_carry_the_config():
+    config = PipelineConfig().override(["data.image_feature=image_raw", "train.epochs=3"])
+    assert config.transform_custom_config("folders")["image_feature"] == "image"
+    transform = config.transform_custom_config("tfrecord")
+    assert transform["image_feature"] == "image_raw" and transform["image_size"] == 32
+    trainer = config.trainer_custom_config("tfrecord")
+    assert trainer["epochs"] == 3 and trainer["image_feature"] == "image_raw"
+    json.dumps(trainer)  # TFX serialises custom_config as JSON
+
+
+def test_cli_flags_override_file_and_set_wins(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"train": {"epochs": 2}, "eval": {"min_kappa": 0.1}}))
+    code = cli.main(["config", "--config", str(path), "--data", str(tmp_path), "--min-kappa", "0.6",
+                     "--epochs", "9", "--set", "train.epochs=11", "--in-memory", "--no-cache"])
+    assert code == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["train"]["epochs"] == 11
+    assert shown["eval"]["min_kappa"] == 0.6
+    assert shown["beam"]["direct_running_mode"] == "in_memory"
+    assert shown["enable_cache"] is False
+    assert shown["data"]["root"] == str(tmp_path)
+
+
+def test_cli_reports_config_errors_with_exit_code_2(capsys):
+    assert cli.main(["config", "--set", "train.epochs=zero"]) == 2
+    assert "train.epochs" in capsys.readouterr().err
+
+
+def test_cli_demo_data_writes_class_folders(tmp_path, capsys):
+    assert cli.main(["demo-data", str(tmp_path / "d"), "--per-class", "2"]) == 0
+    folders = sorted(p.name for p in (tmp_path / "d").iterdir())
+    assert folders == [str(i) for i in range(10)]
+    assert all(len(list((tmp_path / "d" / f).glob("*.png"))) == 2 for f in folders)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import components  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
@@ -62,6 +63,8 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
     overrides: list[str] = []
     if args.demo:
         overrides.append(f"data.root={demo_data.materialize_digits()}")
+        if not config.data.schema_path and os.path.exists(demo_data.DEMO_SCHEMA):
+            overrides.append(f"data.schema_path={demo_data.DEMO_SCHEMA}")
     for flag, key in (("data", "data.root"), ("work_dir", "work_dir"), ("serving_root", "serving_root"),
                       ("epochs", "train.epochs"), ("min_accuracy", "eval.min_accuracy"),
                       ("min_kappa", "eval.min_kappa")):

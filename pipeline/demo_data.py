@@ -10,6 +10,8 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_DEMO_DIR = ".visionline/data/digits"
+# The curated schema of this dataset (ImportSchemaGen), relative to the repository root.
+DEMO_SCHEMA = str(Path(__file__).resolve().parents[1] / "schema" / "digits" / "schema.pbtxt")
 
 
 def materialize_digits(dest: str | Path = DEFAULT_DEMO_DIR, per_class: int | None = None) -> Path:

@@ -7,6 +7,7 @@ the artifacts they reused, so a fully cached run still reports the metrics of th
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -49,6 +50,7 @@ class RunSummary:
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     blessed: bool | None = None
     failed_gates: list[GateResult] = field(default_factory=list)
+    anomalies: dict[str, list[str]] = field(default_factory=dict)  # split -> "feature: description"
     pushed: bool = False
     pushed_model: str | None = None
     evaluation_uri: str | None = None
@@ -65,7 +67,7 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
 
 
 def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: str = "Pusher",
-               example_gen_id: str = "ImageExampleGen") -> RunSummary:
+               example_gen_id: str = "ImageExampleGen", validator_id: str = "ExampleValidator") -> RunSummary:
     """Summary of the most recent pipeline run recorded in `metadata_path`."""
     store = _store(metadata_path)
     runs = store.get_contexts_by_type("pipeline_run")
@@ -81,6 +83,9 @@ def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: s
         if node_id == example_gen_id:
             for artifact in outputs.get("Examples", []):
                 summary.ingest = _ingest_facts(artifact)
+        elif node_id == validator_id:
+            for artifact in outputs.get("ExampleAnomalies", []):
+                summary.anomalies = _read_anomalies(artifact.uri)
         elif node_id == evaluator_id:
             for artifact in outputs.get("ModelBlessing", []):
                 summary.blessed = bool(artifact.custom_properties["blessed"].int_value) \
@@ -125,6 +130,18 @@ def _ingest_facts(artifact: Any) -> dict[str, Any]:
     return facts
 
 
+def _read_anomalies(uri: str) -> dict[str, list[str]]:
+    import tensorflow_data_validation as tfdv
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb"))):
+        split = os.path.basename(os.path.dirname(path)).removeprefix("Split-")
+        anomalies = tfdv.load_anomalies_binary(path)
+        found[split] = [f"{name}: {info.description or info.short_description}"
+                        for name, info in sorted(anomalies.anomaly_info.items())]
+    return found
+
+
 def _read_evaluation(uri: str, summary: RunSummary) -> None:
     import tensorflow_model_analysis as tfma
 
@@ -135,10 +152,9 @@ def _read_evaluation(uri: str, summary: RunSummary) -> None:
             key, value = key_and_value.key, key_and_value.value
             if not value.HasField("double_value"):
                 continue
-            target = summary.baseline_metrics if key.is_diff is False and key.model_name == "baseline" \
-                else summary.metrics
             if key.is_diff:
-                continue
+                continue  # the change vs. baseline is derivable; gates report it when it fails
+            target = summary.baseline_metrics if key.model_name == "baseline" else summary.metrics
             target[key.name] = float(value.double_value.value)
     validation = tfma.load_validation_result(uri)
     for failure in validation.metric_validations_per_slice:
@@ -168,6 +184,9 @@ def format_summary(summary: RunSummary) -> str:
             lines.append(f"  quarantine report: {ingest.get('quarantine_report')}")
             for reason, count in ingest.get("quarantined_by_reason", {}).items():
                 lines.append(f"    {count:>5} × {reason}")
+    for split, problems in summary.anomalies.items():
+        for problem in problems:
+            lines.append(f"  data anomaly ({split}): {problem}")
     for name, label in (("sparse_categorical_accuracy", "accuracy"), ("cohen_kappa", "cohen_kappa"),
                         ("example_count", "eval examples")):
         if name in summary.metrics:

@@ -104,3 +104,20 @@ def test_cli_demo_data_writes_class_folders(tmp_path, capsys):
     folders = sorted(p.name for p in (tmp_path / "d").iterdir())
     assert folders == [str(i) for i in range(10)]
     assert all(len(list((tmp_path / "d" / f).glob("*.png"))) == 2 for f in folders)
+
+
+def test_demo_flag_uses_the_curated_schema(capsys):
+    assert cli.main(["config", "--demo"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["data"]["schema_path"].endswith("schema/digits/schema.pbtxt")
+
+
+def test_curated_demo_schema_matches_the_demo_classes():
+    import tensorflow_data_validation as tfdv
+
+    from pipeline.demo_data import DEMO_SCHEMA
+
+    schema = tfdv.load_schema_text(DEMO_SCHEMA)
+    domain = tfdv.get_domain(schema, "label")
+    assert list(domain.value) == [str(d) for d in range(10)]
+    assert {f.name for f in schema.feature} == {"image", "label", "path", "format", "width", "height"}

@@ -94,3 +94,8 @@ def test_impossible_kappa_bound_blocks_the_push_and_reuses_the_cache(pipeline_ru
     assert any(g.metric == "cohen_kappa" and "1.01" in g.threshold for g in summary.failed_gates)
     assert sorted(os.listdir(pipeline_run.config.push_base)) == versions_before
     assert "gate failed: cohen_kappa" in results.format_summary(summary)
+
+
+def test_example_validator_found_no_anomalies_in_clean_data(pipeline_run):
+    assert set(pipeline_run.summary.anomalies) == {"train", "eval"}
+    assert pipeline_run.summary.anomalies == {"train": [], "eval": []}

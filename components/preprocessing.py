@@ -17,9 +17,13 @@ from components import features
 # (offset, scale) so that normalised = (pixel - offset) / scale, pixels in [0, 255].
 _NORMALIZATION = {
     "zero_one": (0.0, 255.0),
-    "minus_one_one": (127.5, 127.5),
+    "minus_one_one": (127.5, 127.5),  # MobileNetV2, ResNet*V2, Xception, InceptionV3 ("tf" mode)
     "lite": (127.0, 128.0),  # EfficientNet-Lite's (x - 127) / 128
+    "raw": (0.0, 1.0),  # Keras EfficientNetB0 rescales inside the model
 }
+# VGG ("caffe" mode): RGB → BGR, then subtract the ImageNet channel means (BGR order), no scaling.
+_CAFFE_MEANS_BGR = (103.939, 116.779, 123.68)
+NORMALIZATIONS = (*_NORMALIZATION, "caffe")
 
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -42,11 +46,13 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def normalize(pixels: tf.Tensor, mode: str) -> tf.Tensor:
-    """Map [0, 255] pixels to the range the model expects (see `_NORMALIZATION`)."""
+    """Map [0, 255] RGB pixels to what the model expects (see `_NORMALIZATION`; `caffe` for VGG)."""
+    if mode == "caffe":
+        return pixels[..., ::-1] - tf.constant(_CAFFE_MEANS_BGR, dtype=pixels.dtype)
     try:
         offset, scale = _NORMALIZATION[mode]
     except KeyError:
-        raise ValueError(f"unknown normalization {mode!r}; expected one of {sorted(_NORMALIZATION)}") from None
+        raise ValueError(f"unknown normalization {mode!r}; expected one of {sorted(NORMALIZATIONS)}") from None
     return (pixels - offset) / scale
 
 

@@ -1,26 +1,36 @@
-"""Training input pipeline and loop: TFRecords of raw examples → tf.Transform layer → model.fit.
+"""Training: input pipeline, class weights, the two training phases, resumable fits, export.
 
-Transform runs with `materialize=False` (storing decoded float pixels would multiply the data size ~50×), so
-the Trainer applies the Transform graph inside `tf.data`. A deterministic slice of the training split (by
-content hash of the serialized example) is held out as validation data for early stopping; the `eval` split is
-kept untouched for the Evaluator.
+Data: Transform runs with `materialize=False` (decoded float pixels would be ~50× the encoded bytes), so the
+Trainer applies the Transform graph inside `tf.data`. A deterministic slice of the training split (by content
+hash of the serialized example) is the validation data for early stopping; the `eval` split stays untouched for
+the Evaluator.
+
+Phases: (1) the new head with the backbone frozen when it is pretrained — on features computed once when
+nothing random happens before the backbone (no augmentation), Model Maker style; (2) optionally unfreeze the
+top of the backbone at a lower learning rate. Each phase restores its best weights (early stopping) and keeps a
+per-epoch backup keyed by its inputs, so a Trainer killed mid-fit resumes from its last finished epoch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import export, features
 from components import model as models
+from components.backbones import registry
 
 _HASH_BUCKETS = 1000
+# Hyper-parameters the Tuner may choose; everything else comes from the config.
+TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune_layers")
 
 
 def list_files(patterns: Sequence[str] | str) -> list[str]:
@@ -30,6 +40,21 @@ def list_files(patterns: Sequence[str] | str) -> list[str]:
     if not files:
         raise FileNotFoundError(f"no training data files match {patterns}")
     return files
+
+
+def _records(file_patterns: Sequence[str] | str, subset: str, validation_fraction: float) -> tf.data.Dataset:
+    if subset not in ("all", "train", "validation"):
+        raise ValueError(f"subset must be all, train or validation; got {subset!r}")
+    dataset = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP")
+    if subset == "all":
+        return dataset
+    cut = int(round(validation_fraction * _HASH_BUCKETS))
+
+    def _keep(serialized: tf.Tensor) -> tf.Tensor:
+        bucket = tf.strings.to_hash_bucket_fast(serialized, _HASH_BUCKETS)
+        return bucket < cut if subset == "validation" else bucket >= cut
+
+    return dataset.filter(_keep)
 
 
 def make_dataset(
@@ -43,17 +68,7 @@ def make_dataset(
     seed: int = 42,
 ) -> tf.data.Dataset:
     """(features, label) batches of transformed data. `subset`: all | train | validation (hash-carved)."""
-    if subset not in ("all", "train", "validation"):
-        raise ValueError(f"subset must be all, train or validation; got {subset!r}")
-    dataset = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP")
-    if subset != "all":
-        cut = int(round(validation_fraction * _HASH_BUCKETS))
-
-        def _keep(serialized: tf.Tensor) -> tf.Tensor:
-            bucket = tf.strings.to_hash_bucket_fast(serialized, _HASH_BUCKETS)
-            return bucket < cut if subset == "validation" else bucket >= cut
-
-        dataset = dataset.filter(_keep)
+    dataset = _records(file_patterns, subset, validation_fraction)
     if shuffle:
         dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     raw_spec = tft_output.raw_feature_spec()
@@ -68,8 +83,110 @@ def make_dataset(
 
 def class_names(tft_output: tft.TFTransformOutput) -> list[str]:
     """Class names in label-index order, from the Transform label vocabulary."""
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in
-            tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            for v in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
+
+
+def label_counts(dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Examples per class index in a (features, label) dataset."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for _, labels in dataset.map(lambda x, y: ((), y)):
+        ids = labels.numpy().reshape(-1)
+        counts += np.bincount(ids[ids >= 0], minlength=num_classes)[:num_classes]
+    return counts
+
+
+def class_weights(counts: np.ndarray, mode: str) -> dict[int, float] | None:
+    """'balanced' weights total / (C × count_c); `auto` applies them when the largest class is > 3× the smallest."""
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"class_weights must be auto, on or off; got {mode!r}")
+    present = counts[counts > 0]
+    if mode == "off" or present.size == 0:
+        return None
+    if mode == "auto" and present.max() <= 3 * present.min():
+        return None
+    total, classes = counts.sum(), len(counts)
+    return {i: float(total / (classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def hyperparameters(config: dict[str, Any], tuned: dict[str, Any] | None) -> dict[str, Any]:
+    """Config values for the tunable hyper-parameters, overridden by the Tuner's best values when given."""
+    values = {key: config[key] for key in TUNABLE}
+    if tuned:
+        values.update({k: v for k, v in tuned.items() if k in TUNABLE})
+    return values
+
+
+def build_model(config: dict[str, Any], num_classes: int, hp: dict[str, Any]) -> tuple[keras.Model, keras.Model,
+                                                                                        keras.Model, bool]:
+    """(classifier, backbone, head, pretrained) for the configured backbone, weights and task."""
+    backbone_spec = registry.get_backbone(config["model"])
+    size = int(config["image_size"])
+    backbone_spec.check_size(size)
+    weights = registry.resolve_weights(backbone_spec, config["weights"])
+    if backbone_spec.name == "simple_cnn":
+        backbone = models.simple_cnn_features((size, size, 3), [int(f) for f in config["conv_filters"]])
+        if weights:
+            backbone.load_weights(weights)
+    else:
+        backbone = backbone_spec.build((size, size, 3), weights)
+    pretrained = weights is not None
+    head = models.build_head(backbone.output_shape[-1], num_classes, config["task"], float(hp["dropout"]),
+                             int(hp["dense_units"]))
+    augmentation = models.Augmentation(
+        flip=bool(config["augment_flip"]), rotation=float(config["augment_rotation"]),
+        zoom=float(config["augment_zoom"]), translation=float(config["augment_translation"]),
+    )
+    classifier = models.build_classifier(backbone, head, size, pretrained, augmentation, int(config["seed"]))
+    if pretrained:
+        backbone.trainable = False
+    return classifier, backbone, head, pretrained
+
+
+def backup_dir(model_run_dir: str, key: dict[str, Any]) -> str:
+    """A backup folder that survives a re-execution of the Trainer with the same inputs and config.
+
+    TFX gives every execution a fresh `model_run_dir` (`<root>/Trainer/model_run/<id>`), so the backup lives
+    beside those, named by a hash of what determines the training.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return os.path.join(os.path.dirname(os.path.normpath(model_run_dir)), "..", "backup", digest)
+
+
+def fit_phase(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    *,
+    epochs: int,
+    patience: int,
+    log_dir: str,
+    backup: str,
+    class_weight: dict[int, float] | None = None,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, list[float]]:
+    """`model.fit` with early stopping (best weights restored), TensorBoard and a resumable per-epoch backup."""
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir=backup),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.TensorBoard(log_dir=log_dir),
+        *extra_callbacks,
+    ]
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
+                        class_weight=class_weight, verbose=2)
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Run the frozen backbone once over a (features, label) dataset → an in-memory (feature vector, label) one."""
+    forward = tf.function(lambda images: backbone(images, training=False))
+    vectors, labels = [], []
+    for batch, label in dataset:
+        vectors.append(forward(batch[features.IMAGE_XF]).numpy())
+        labels.append(label.numpy())
+    if not vectors:
+        raise ValueError("no examples to extract features from")
+    return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), np.concatenate(labels)))
 
 
 def train_and_export(
@@ -78,36 +195,73 @@ def train_and_export(
     serving_model_dir: str,
     model_run_dir: str,
     config: dict[str, Any],
-) -> dict[str, list[float]]:
-    """Train the configured model with early stopping, export it with its signatures, return the history."""
-    keras.utils.set_random_seed(int(config["seed"]))
+    tuned_hyperparameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train the configured model in one or two phases, export it with its signatures, return the record."""
+    seed = int(config["seed"])
+    keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_output)
     names = class_names(tft_output)
-    common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
-                  seed=int(config["seed"]))
+    hp = hyperparameters(config, tuned_hyperparameters)
+    batch = int(config["batch_size"])
+    common = dict(batch_size=batch, validation_fraction=float(config["validation_fraction"]), seed=seed)
     train_ds = make_dataset(train_files, tft_output, subset="train", shuffle=True, **common)
     val_ds = make_dataset(train_files, tft_output, subset="validation", **common)
-    model = models.build_simple_cnn(
-        image_size=int(config["image_size"]),
-        num_classes=len(names),
-        conv_filters=[int(f) for f in config["conv_filters"]],
-        dropout=float(config["dropout"]),
-        learning_rate=float(config["learning_rate"]),
-    )
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=int(config["early_stopping_patience"]), restore_best_weights=True
-        ),
-        keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, "tensorboard")),
-    ]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=int(config["epochs"]), callbacks=callbacks, verbose=2)
-    export.save_serving_model(model, tft_output, serving_model_dir, names, image_key=config.get("image_feature"))
-    record = {k: [float(v) for v in values] for k, values in history.history.items()}
+    counts = label_counts(make_dataset(train_files, tft_output, subset="train", **common), len(names))
+    weights = class_weights(counts, config["class_weights"])
+    classifier, backbone, head, pretrained = build_model(config, len(names), hp)
+    key = {"files": list(train_files), "transform": transform_output, "config": config, "hp": hp}
+    backups = backup_dir(model_run_dir, key)
+    patience = int(config["early_stopping_patience"])
+    phases: list[dict[str, Any]] = []
+
+    head_only = pretrained and bool(config["cache_features"]) and not any(
+        config[k] for k in ("augment_flip", "augment_rotation", "augment_zoom", "augment_translation"))
+    if head_only:  # Model Maker style: backbone features once, then the head trains on vectors
+        feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(batch)
+        feature_val = extract_features(backbone, val_ds).batch(batch)
+        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]))
+        history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            backup=os.path.join(backups, "head"), class_weight=weights)
+    else:
+        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]))
+        history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            backup=os.path.join(backups, "head"), class_weight=weights)
+    phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
+
+    fine_tune_layers = float(hp["fine_tune_layers"])
+    if pretrained and int(config["fine_tune_epochs"]) > 0 and fine_tune_layers > 0:
+        unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
+        models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]))
+        history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
+                            backup=os.path.join(backups, "fine_tune"), class_weight=weights)
+        phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
+
+    export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"))
+    record = {
+        "history": _concatenate([p["history"] for p in phases]),
+        "phases": phases,
+        "class_names": names,
+        "train_label_counts": counts.tolist(),
+        "class_weights": weights,
+        "hyperparameters": hp,
+        "best_epoch": _best_epoch(phases[-1]["history"]),
+    }
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
-        handle.write(json.dumps({"history": record, "class_names": names,
-                                 "best_epoch": _best_epoch(record)}, indent=2))
+        handle.write(json.dumps(record, indent=2))
     return record
+
+
+def _concatenate(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for history in histories:
+        for key, values in history.items():
+            out.setdefault(key, []).extend(values)
+    return out
 
 
 def _best_epoch(history: dict[str, list[float]]) -> int:

@@ -18,7 +18,10 @@ from typing import Any
 import yaml
 
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
-NORMALIZATIONS = ("zero_one", "minus_one_one", "lite")
+NORMALIZATIONS = ("auto", "zero_one", "minus_one_one", "lite", "raw", "caffe")  # auto: the backbone's own
+TASKS = ("multiclass", "binary")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+TUNER_ALGORITHMS = ("random", "hyperband", "bayesian")
 DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
@@ -45,22 +48,45 @@ class TransformConfig:
     """How raw encoded images become model inputs."""
 
     image_size: int = 32  # square side, pixels
-    normalization: str = "zero_one"  # zero_one | minus_one_one | lite
+    normalization: str = "auto"  # auto (the backbone's own) | zero_one | minus_one_one | lite | raw | caffe
 
 
 @dataclass
 class TrainConfig:
     """Model and optimisation settings for the Trainer."""
 
-    model: str = "simple_cnn"
-    epochs: int = 20
+    model: str = "simple_cnn"  # backbone name, see components/backbones/registry.py
+    weights: str = "auto"  # auto (imagenet if the backbone has weights) | imagenet | none | /path/to/weights.h5
+    task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit)
+    epochs: int = 20  # phase 1: the new head (backbone frozen when pretrained)
+    fine_tune_epochs: int = 0  # phase 2: unfreeze the top of the backbone
+    fine_tune_layers: float = 0.0  # >= 1: that many top layers; < 1: that fraction of the backbone's layers
+    fine_tune_learning_rate: float = 1e-5
     batch_size: int = 32
     learning_rate: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd | rmsprop
     dropout: float = 0.3
-    conv_filters: tuple[int, ...] = (32, 64, 128)
+    dense_units: int = 0  # hidden layer in the head (0 = none)
+    conv_filters: tuple[int, ...] = (32, 64, 128)  # simple_cnn only
+    augment_flip: bool = False  # random horizontal flip (training only)
+    augment_rotation: float = 0.0  # fraction of a full turn, e.g. 0.05
+    augment_zoom: float = 0.0
+    augment_translation: float = 0.0
+    class_weights: str = "auto"  # auto (on when the largest class is over 3x the smallest) | on | off
+    cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
     early_stopping_patience: int = 3
     validation_fraction: float = 0.1  # carved from train by content hash, used for early stopping
     seed: int = 42
+
+
+@dataclass
+class TunerConfig:
+    """KerasTuner search run by the TFX Tuner component (the seeds' search space)."""
+
+    enabled: bool = False
+    algorithm: str = "random"  # random | hyperband | bayesian
+    max_trials: int = 4
+    epochs_per_trial: int = 2
 
 
 @dataclass
@@ -102,6 +128,7 @@ class PipelineConfig:
     data: DataConfig = field(default_factory=DataConfig)
     transform: TransformConfig = field(default_factory=TransformConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tuner: TunerConfig = field(default_factory=TunerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
@@ -133,12 +160,34 @@ class PipelineConfig:
         return {
             "image_feature": self.data.image_feature if passthrough else "image",
             "label_feature": self.data.label_feature if passthrough else "label",
-            **dataclasses.asdict(self.transform),
+            "image_size": self.transform.image_size,
+            "normalization": self.normalization(),
         }
 
     def trainer_custom_config(self, data_format: str) -> dict[str, Any]:
-        """The `custom_config` handed to the Trainer `run_fn`."""
-        return {**self.transform_custom_config(data_format), **dataclasses.asdict(self.train)}
+        """The `custom_config` handed to the Trainer `run_fn` and the Tuner `tuner_fn`."""
+        return {
+            **self.transform_custom_config(data_format),
+            **dataclasses.asdict(self.train),
+            "weights": self.resolved_weights(),
+            "tuner": dataclasses.asdict(self.tuner),
+        }
+
+    def normalization(self) -> str:
+        """The pixel normalisation: as configured, or the backbone's own for `auto`."""
+        if self.transform.normalization != "auto":
+            return self.transform.normalization
+        from components.backbones.registry import get_backbone
+
+        return get_backbone(self.train.model).normalization
+
+    def resolved_weights(self) -> str:
+        """`auto` → `imagenet` for backbones that have published weights, else `none`."""
+        if self.train.weights != "auto":
+            return self.train.weights
+        from components.backbones.registry import get_backbone
+
+        return "imagenet" if get_backbone(self.train.model).pretrainable else "none"
 
     # ----- loading, overriding, validating -----------------------------------------------------------
     @classmethod
@@ -188,7 +237,19 @@ class PipelineConfig:
             (self.data.max_image_pixels > 0, "data.max_image_pixels", "positive"),
             (8 <= self.transform.image_size <= 1024, "transform.image_size", "between 8 and 1024"),
             (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
-            (self.train.model == "simple_cnn", "train.model", "'simple_cnn' (the only model so far)"),
+            (self.train.task in TASKS, "train.task", f"one of {TASKS}"),
+            (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
+            (self.train.class_weights in ("auto", "on", "off"), "train.class_weights", "auto, on or off"),
+            (self.train.fine_tune_epochs >= 0, "train.fine_tune_epochs", ">= 0"),
+            (self.train.fine_tune_layers >= 0, "train.fine_tune_layers", ">= 0"),
+            (self.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate", "> 0"),
+            (self.train.dense_units >= 0, "train.dense_units", ">= 0"),
+            (0.0 <= self.train.augment_rotation <= 0.5, "train.augment_rotation", "in [0, 0.5] (fraction of a turn)"),
+            (0.0 <= self.train.augment_zoom < 1.0, "train.augment_zoom", "in [0, 1)"),
+            (0.0 <= self.train.augment_translation < 1.0, "train.augment_translation", "in [0, 1)"),
+            (self.tuner.algorithm in TUNER_ALGORITHMS, "tuner.algorithm", f"one of {TUNER_ALGORITHMS}"),
+            (self.tuner.max_trials >= 1, "tuner.max_trials", ">= 1"),
+            (self.tuner.epochs_per_trial >= 1, "tuner.epochs_per_trial", ">= 1"),
             (self.train.epochs >= 1, "train.epochs", ">= 1"),
             (self.train.batch_size >= 1, "train.batch_size", ">= 1"),
             (self.train.learning_rate > 0, "train.learning_rate", "> 0"),
@@ -208,6 +269,14 @@ class PipelineConfig:
                 raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
         if not self.data.root:
             raise ConfigError("config field data.root is empty: point it at your images (or use --demo)")
+        from components.backbones.registry import get_backbone, resolve_weights
+
+        try:
+            backbone = get_backbone(self.train.model)
+            backbone.check_size(self.transform.image_size)
+            resolve_weights(backbone, self.resolved_weights())
+        except ValueError as err:
+            raise ConfigError(f"config field train.model / train.weights / transform.image_size: {err}") from err
         return self
 
 

@@ -16,7 +16,7 @@ _ROOT = Path(components.__file__).resolve().parent
 
 INGEST_SOURCES = ("features.py", "ingest")
 TRANSFORM_SOURCES = ("features.py", "preprocessing.py", "modules/transform_module.py")
-TRAINER_SOURCES = ("features.py", "model.py", "training.py", "export.py", "modules/trainer_module.py")
+TRAINER_SOURCES = ("features.py", "model.py", "training.py", "tuning.py", "export.py", "backbones", "modules")
 
 
 def source_fingerprint(relative_paths: tuple[str, ...]) -> str:

@@ -1,7 +1,7 @@
 """`create_pipeline`: the visionline TFX DAG built from one `PipelineConfig`.
 
 ExampleGen (images/CSV → ImageExampleGen, TFRecords → ImportExampleGen) → StatisticsGen → SchemaGen (or
-ImportSchemaGen from a curated schema) → ExampleValidator → Transform → Trainer → Resolver (latest blessed
+ImportSchemaGen from a curated schema) → ExampleValidator → Transform → [Tuner] → Trainer → Resolver (latest blessed
 model) → Evaluator (accuracy + Cohen's kappa bounds, no regression vs. the baseline) → Pusher (only if blessed).
 """
 
@@ -21,12 +21,14 @@ ACCURACY_METRIC = "sparse_categorical_accuracy"
 KAPPA_METRIC = metrics.COHEN_KAPPA_NAME
 TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
 TRAINER_FN = "components.modules.trainer_module.run_fn"
+TUNER_FN = "components.modules.tuner_module.tuner_fn"
 
 # Component ids, used to find their outputs in ML Metadata.
 EXAMPLE_GEN = "ImageExampleGen"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 TRAINER = "Trainer"
+TUNER = "Tuner"
 
 
 def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[example_gen_pb2.Input,
@@ -125,17 +127,30 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
         },
     )
+    trainer_config = {
+        **config.trainer_custom_config(layout.format),
+        "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
+    }
+    tuner = None
+    if config.tuner.enabled:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=examples,
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema,
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=trainer_config,
+        ).with_id(TUNER)
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_FN,
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={
-            **config.trainer_custom_config(layout.format),
-            "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
-        },
+        custom_config=trainer_config,
     ).with_id(TRAINER)
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -160,8 +175,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-                    model_resolver, evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    *([tuner] if tuner else []), trainer, model_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path

@@ -131,12 +131,12 @@ def _ingest_facts(artifact: Any) -> dict[str, Any]:
 
 
 def _read_anomalies(uri: str) -> dict[str, list[str]]:
-    import tensorflow_data_validation as tfdv
+    from tensorflow_data_validation.utils import anomalies_util
 
     found: dict[str, list[str]] = {}
     for path in sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb"))):
         split = os.path.basename(os.path.dirname(path)).removeprefix("Split-")
-        anomalies = tfdv.load_anomalies_binary(path)
+        anomalies = anomalies_util.load_anomalies_binary(path)
         found[split] = [f"{name}: {info.description or info.short_description}"
                         for name, info in sorted(anomalies.anomaly_info.items())]
     return found

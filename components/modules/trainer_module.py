@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from components import training
+from components import training, tuning
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point: see `components.training.train_and_export`."""
+    """TFX Trainer entry point: see `components.training.train_and_export` (uses the Tuner's best
+    hyper-parameters when the pipeline ran a Tuner)."""
     training.train_and_export(
         train_files=fn_args.train_files,
         transform_output=fn_args.transform_output,
         serving_model_dir=fn_args.serving_model_dir,
         model_run_dir=fn_args.model_run_dir,
         config=fn_args.custom_config,
+        tuned_hyperparameters=tuning.hyperparameter_values(fn_args.hyperparameters),
     )

@@ -1,0 +1,24 @@
+"""Tuner module: the `tuner_fn` TFX's Tuner component calls."""
+
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from components import tuning
+
+
+def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+    """TFX Tuner entry point: a KerasTuner search over `components.tuning.search_space`."""
+    config = fn_args.custom_config
+    inputs = tuning.tuner_inputs(fn_args.train_files, fn_args.transform_graph_path, config)
+    tuner = tuning.make_tuner(config, len(inputs["class_names"]), fn_args.working_dir)
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": inputs["train"],
+            "validation_data": inputs["validation"],
+            "epochs": int(config["tuner"]["epochs_per_trial"]),
+            "class_weight": inputs["class_weight"],
+            "verbose": 2,
+        },
+    )

@@ -1,0 +1,80 @@
+"""Hyper-parameter search with KerasTuner (1.3.5: the last release that accepts tf_keras models).
+
+The search space is the seeds': learning rate 1e-4..1e-2 (log), dropout 0.1..0.7, head units 32..512,
+optimiser, and — for pretrained backbones — how many top layers are fine-tuned during the trial. The TFX
+Tuner component calls `tuner_fn`; the Trainer reads the winning values back with `hyperparameter_values`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner as kt
+import tensorflow_transform as tft
+
+from components import model as models
+from components import training
+
+FINE_TUNE_CHOICES = (0, 10, 20, 40)
+
+
+def search_space(hp: kt.HyperParameters, pretrained: bool) -> dict[str, Any]:
+    """Register the search space on `hp` and return the sampled values."""
+    values: dict[str, Any] = {
+        "learning_rate": hp.Float("learning_rate", 1e-4, 1e-2, sampling="log"),
+        "dropout": hp.Float("dropout", 0.1, 0.7, step=0.1),
+        "dense_units": hp.Int("dense_units", 32, 512, step=32),
+        "optimizer": hp.Choice("optimizer", ["adam", "sgd", "rmsprop"]),
+        "fine_tune_layers": hp.Choice("fine_tune_layers", list(FINE_TUNE_CHOICES)) if pretrained else 0,
+    }
+    return values
+
+
+def make_tuner(config: dict[str, Any], num_classes: int, directory: str, project_name: str = "visionline"
+               ) -> kt.Tuner:
+    """A KerasTuner tuner over `search_space` for the configured backbone (RandomSearch/Hyperband/Bayesian)."""
+    from components.backbones import registry
+
+    pretrained = registry.resolve_weights(registry.get_backbone(config["model"]), config["weights"]) is not None
+    tuner_config = config.get("tuner", {})
+
+    def build(hp: kt.HyperParameters) -> Any:
+        values = search_space(hp, pretrained)
+        classifier, backbone, _, is_pretrained = training.build_model(config, num_classes, values)
+        if is_pretrained and values["fine_tune_layers"]:
+            models.unfreeze_top(backbone, float(values["fine_tune_layers"]))
+        return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]))
+
+    common = dict(objective="val_accuracy", directory=directory, project_name=project_name,
+                  seed=int(config["seed"]), overwrite=False)
+    algorithm = tuner_config.get("algorithm", "random")
+    trials = int(tuner_config.get("max_trials", 4))
+    if algorithm == "random":
+        return kt.RandomSearch(build, max_trials=trials, **common)
+    if algorithm == "bayesian":
+        return kt.BayesianOptimization(build, max_trials=trials, **common)
+    if algorithm == "hyperband":
+        return kt.Hyperband(build, max_epochs=max(2, int(tuner_config.get("epochs_per_trial", 2))), factor=3,
+                            **common)
+    raise ValueError(f"tuner.algorithm must be random, hyperband or bayesian; got {algorithm!r}")
+
+
+def tuner_inputs(train_files: list[str], transform_output: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Datasets, class names and class weights a search needs (same carving as the Trainer)."""
+    tft_output = tft.TFTransformOutput(transform_output)
+    names = training.class_names(tft_output)
+    common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
+                  seed=int(config["seed"]))
+    train = training.make_dataset(train_files, tft_output, subset="train", shuffle=True, **common)
+    validation = training.make_dataset(train_files, tft_output, subset="validation", **common)
+    counts = training.label_counts(training.make_dataset(train_files, tft_output, subset="train", **common),
+                                   len(names))
+    return {"train": train, "validation": validation, "class_names": names,
+            "class_weight": training.class_weights(counts, config["class_weights"])}
+
+
+def hyperparameter_values(hyperparameters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The chosen values from a serialized `kt.HyperParameters` config (TFX's `best_hyperparameters`)."""
+    if not hyperparameters:
+        return None
+    return dict(kt.HyperParameters.from_config(hyperparameters).values)

@@ -48,9 +48,9 @@ def _lite0(input_shape: tuple[int, int, int], weights: str | None) -> keras.Mode
 
     if weights == WEIGHTS_IMAGENET:
         weights = cached_lite0_weights()
-    return efficientnet_lite.build_efficientnet_lite0(
-        input_shape=input_shape, include_top=False, weights=weights, pooling="avg"
-    )
+    base = efficientnet_lite.build_efficientnet_lite0(input_shape=input_shape, include_top=False, weights=weights)
+    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    return keras.Model(base.input, pooled, name="efficientnet_lite0")
 
 
 def _simple_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:

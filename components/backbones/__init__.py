@@ -1,0 +1,1 @@
+"""Pretrained image backbones built with tf_keras (Keras 2), with weight conversion from their published checkpoints."""

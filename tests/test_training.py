@@ -1,0 +1,261 @@
+"""Tests for components.model / training / tuning / backbones.registry on tiny real data, without the full DAG:
+a tf.Transform graph is built here with tft_beam, then the Trainer's own functions run on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+import tf_keras as keras
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+from components import model as models
+from components import preprocessing, training, tuning
+from components.backbones import registry
+from pipeline.configs import PipelineConfig
+from tests.conftest import encode
+
+RAW_SPEC = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
+
+
+def _tiny_dataset(tmp_path, rng, labels, size=12):
+    """GZIP TFRecords of raw examples (bright vs dark images per class, so they are learnable) + a TFT graph."""
+    rows = []
+    for label in labels:
+        level = 40 + 160 * (sorted(set(labels)).index(label) % 2)
+        pixels = np.clip(rng.normal(level, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+        rows.append({"image": [encode(pixels, "PNG")], "label": [label.encode()]})
+    data = tmp_path / "train.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(data), options="GZIP") as writer:
+        for row in rows:
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=row["image"])),
+                "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=row["label"])),
+            })).SerializeToString())
+    return str(data), rows
+
+
+def _transform_graph(tmp_path, rows, custom_config):
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+    out = tmp_path / "transform"
+    with tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp"), force_tf_compat_v1=False):
+        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
+            lambda inputs: preprocessing.transform_features(inputs, custom_config))
+        _ = transform_fn | tft_beam.WriteTransformFn(str(out))
+    metadata_io.write_metadata(metadata, str(out / "metadata"))  # raw metadata, as TFX's Transform writes it
+    return str(out)
+
+
+def _trainer_config(**overrides):
+    config = PipelineConfig().override([f"{k}={v}" for k, v in overrides.items()])
+    return json.loads(json.dumps(config.trainer_custom_config("folders")))  # as TFX hands it over (JSON)
+
+
+@pytest.fixture(scope="module")
+def binary_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("binary")
+    rng = np.random.default_rng(1)
+    labels = ["photo"] * 30 + ["scan"] * 30
+    files, rows = _tiny_dataset(tmp, rng, labels)
+    config = _trainer_config(**{"transform.image_size": 32, "train.epochs": 6, "train.batch_size": 8,
+                                "train.validation_fraction": 0.2, "train.task": "binary"})
+    return tmp, files, _transform_graph(tmp, rows, config), config
+
+
+# ---------------------------------------------------------------- registry / model pieces
+
+
+@pytest.mark.parametrize(("name", "normalization"), [
+    ("efficientnet_lite0", "lite"), ("mobilenet_v2", "minus_one_one"), ("resnet101v2", "minus_one_one"),
+    ("xception", "minus_one_one"), ("vgg16", "caffe"), ("efficientnet_b0", "raw"), ("simple_cnn", "zero_one"),
+])
+def test_registry_knows_normalisation_and_sizes(name, normalization):
+    backbone = registry.get_backbone(name)
+    assert backbone.normalization == normalization
+    assert normalization in preprocessing.NORMALIZATIONS
+    with pytest.raises(ValueError, match=f"{name} needs images of at least"):
+        backbone.check_size(backbone.min_size - 1)
+
+
+def test_registry_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="unknown backbone 'resnet9000'.*mobilenet_v2"):
+        registry.get_backbone("resnet9000")
+    with pytest.raises(ValueError, match="does not exist"):
+        registry.resolve_weights(registry.get_backbone("vgg16"), str(tmp_path / "missing.h5"))
+    with pytest.raises(ValueError, match="simple_cnn has no ImageNet weights"):
+        registry.resolve_weights(registry.get_backbone("simple_cnn"), "imagenet")
+    assert registry.resolve_weights(registry.get_backbone("vgg16"), "none") is None
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "vgg16", "resnet50v2"])
+def test_keras_backbones_build_offline_with_pooled_features(name):
+    model = registry.get_backbone(name).build((32, 32, 3), None)
+    assert model.output_shape[0] is None and len(model.output_shape) == 2
+
+
+def test_caffe_normalisation_flips_to_bgr_and_centres():
+    out = preprocessing.normalize(tf.constant([[[255.0, 0.0, 0.0]]]), "caffe").numpy()[0, 0]
+    assert out == pytest.approx([0 - 103.939, 0 - 116.779, 255 - 123.68])
+
+
+def test_head_and_unfreezing_counts():
+    backbone = models.simple_cnn_features((16, 16, 3), (4, 8))
+    head = models.build_head(backbone.output_shape[-1], 3, "multiclass", 0.2, 16)
+    assert head.output_shape == (None, 3)
+    with_weights = [layer for layer in backbone.layers if layer.weights]
+    unfrozen = models.unfreeze_top(backbone, 3)
+    assert unfrozen == sum(1 for layer in backbone.layers[-3:] if layer.weights
+                           and not isinstance(layer, keras.layers.BatchNormalization))
+    assert all(not layer.trainable for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization))
+    half = models.unfreeze_top(backbone, 0.5)  # a fraction of the layers
+    assert 0 < half < len(with_weights)
+    assert models.unfreeze_top(backbone, 1000) == len([w for w in with_weights
+                                                        if not isinstance(w, keras.layers.BatchNormalization)])
+    assert models.unfreeze_top(backbone, 0) == 0
+
+
+def test_binary_head_serves_two_probabilities():
+    head = models.build_head(5, 2, "binary", 0.0, 0)
+    out = head(np.zeros((3, 5), dtype=np.float32)).numpy()
+    assert out.shape == (3, 2) and np.allclose(out.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        models.build_head(5, 3, "binary", 0.0, 0)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        models.build_head(5, 1, "multiclass", 0.0, 0)
+
+
+def test_class_weights_balanced_and_auto_threshold():
+    assert training.class_weights(np.array([10, 10, 12]), "auto") is None
+    weights = training.class_weights(np.array([2046, 110]), "auto")  # the Simpsons imbalance
+    assert weights[1] / weights[0] == pytest.approx(2046 / 110)
+    assert weights[0] * 2046 + weights[1] * 110 == pytest.approx(2046 + 110)
+    assert training.class_weights(np.array([10, 10]), "on") == {0: 1.0, 1: 1.0}
+    assert training.class_weights(np.array([1, 100]), "off") is None
+
+
+def test_hyperparameters_prefer_tuned_values():
+    config = _trainer_config(**{"train.learning_rate": 0.01})
+    hp = training.hyperparameters(config, {"learning_rate": 0.002, "dropout": 0.5, "unrelated": 1})
+    assert hp["learning_rate"] == 0.002 and hp["dropout"] == 0.5 and "unrelated" not in hp
+    assert training.hyperparameters(config, None)["learning_rate"] == 0.01
+
+
+# ---------------------------------------------------------------- training end to end on tiny data
+
+
+def test_binary_task_trains_and_exports(binary_data):
+    tmp, files, transform, config = binary_data
+    config = {**config, "model": "simple_cnn", "conv_filters": [8, 16]}
+    record = training.train_and_export([files], transform, str(tmp / "model_bin"), str(tmp / "run_bin" / "1"),
+                                       config)
+    assert record["class_names"] == ["photo", "scan"] or record["class_names"] == ["scan", "photo"]
+    assert sum(record["train_label_counts"]) > 40
+    model = tf.saved_model.load(str(tmp / "model_bin"))
+    image = encode(np.full((12, 12, 3), 200, dtype=np.uint8), "PNG")
+    out = model.signatures["serving_default"](images=tf.constant([image]))
+    assert out["probabilities"].shape == (1, 2)
+    assert json.load(open(tmp / "run_bin" / "1" / "history.json"))["phases"][0]["name"] == "train"
+
+
+def test_pretrained_backbone_uses_cached_features_then_fine_tunes(binary_data, tmp_path):
+    tmp, files, _, config = binary_data
+    weights = tmp_path / "mobilenet.h5"
+    registry.get_backbone("mobilenet_v2").build((32, 32, 3), None).save_weights(str(weights))
+    config = {**config, "task": "multiclass", "model": "mobilenet_v2", "weights": str(weights),
+              "normalization": "minus_one_one", "epochs": 2, "fine_tune_epochs": 1, "fine_tune_layers": 5}
+    transform = binary_data[2]  # same pixels; the normalisation differs but the graph is shared for speed
+    record = training.train_and_export([files], transform, str(tmp_path / "model"), str(tmp_path / "run" / "7"),
+                                       config)
+    head, fine_tune = record["phases"]
+    assert head["name"] == "head" and head["cached_features"] is True
+    assert fine_tune["name"] == "fine_tune" and 0 < fine_tune["unfrozen_layers"] <= 5
+    assert len(record["history"]["loss"]) == len(head["history"]["loss"]) + len(fine_tune["history"]["loss"])
+
+
+def test_augmentation_disables_feature_caching(binary_data, tmp_path):
+    tmp, files, transform, config = binary_data
+    config = {**config, "task": "multiclass", "model": "simple_cnn", "conv_filters": [4], "epochs": 1,
+              "augment_flip": True, "augment_rotation": 0.05}
+    classifier, _, _, pretrained = training.build_model(config, 2, training.hyperparameters(config, None))
+    assert not pretrained
+    assert any(layer.name == "augment_flip" for layer in classifier.layers)
+    record = training.train_and_export([files], transform, str(tmp_path / "m"), str(tmp_path / "r" / "1"), config)
+    assert record["phases"][0]["cached_features"] is False
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_path):
+    tmp, files, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    train = training.make_dataset([files], tft_output, batch_size=8, subset="train")
+    val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
+    backup = str(tmp_path / "backup")
+
+    def fresh():
+        keras.utils.set_random_seed(0)
+        return models.build_simple_cnn(32, 2, conv_filters=(4,))
+
+    with pytest.raises(KeyboardInterrupt):
+        training.fit_phase(fresh(), train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
+                           backup=backup, extra_callbacks=[_Crash(after_epoch=1)])
+    assert os.listdir(backup)
+    seen = []
+
+    class _Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    history = training.fit_phase(fresh(), train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
+                                 backup=backup, extra_callbacks=[_Record()])
+    assert seen == [2, 3]  # epochs 0 and 1 were restored, not re-run
+    assert len(history["loss"]) == 2
+    assert not os.path.exists(backup) or not os.listdir(backup)  # removed once training finished
+
+
+def test_backup_dir_is_stable_across_executions_and_changes_with_config(tmp_path):
+    a = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "5"), {"lr": 1})
+    b = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 1})
+    c = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 2})
+    assert os.path.normpath(a) == os.path.normpath(b) != os.path.normpath(c)
+
+
+def test_tuner_search_produces_hyperparameters_the_trainer_uses(binary_data, tmp_path):
+    tmp, files, transform, config = binary_data
+    config = {**config, "task": "multiclass", "model": "simple_cnn", "conv_filters": [4],
+              "tuner": {"enabled": True, "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1}}
+    inputs = tuning.tuner_inputs([files], transform, config)
+    tuner = tuning.make_tuner(config, len(inputs["class_names"]), str(tmp_path / "tuner"))
+    tuner.search(inputs["train"], validation_data=inputs["validation"], epochs=1, verbose=0)
+    best = tuner.get_best_hyperparameters(1)[0]
+    values = tuning.hyperparameter_values(best.get_config())
+    assert set(values) >= {"learning_rate", "dropout", "dense_units", "optimizer"}
+    assert 1e-4 <= values["learning_rate"] <= 1e-2
+    record = training.train_and_export([files], transform, str(tmp_path / "m"), str(tmp_path / "r" / "1"),
+                                       {**config, "epochs": 1}, tuned_hyperparameters=values)
+    assert record["hyperparameters"]["learning_rate"] == values["learning_rate"]
+    assert record["hyperparameters"]["dense_units"] == values["dense_units"]
+
+
+def test_lite0_backbone_from_the_registry_loads_real_imagenet_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONLINE_CACHE", str(tmp_path))
+    backbone = registry.get_backbone("efficientnet_lite0")
+    model = backbone.build((64, 64, 3), registry.resolve_weights(backbone, "imagenet"))
+    assert model.output_shape == (None, 1280)
+    assert os.path.exists(tmp_path / "efficientnet_lite0_imagenet.h5")  # converted once, then cached
+    random = backbone.build((64, 64, 3), None)
+    first = next(layer for layer in model.layers if layer.weights)
+    assert not np.allclose(first.get_weights()[0], random.get_layer(first.name).get_weights()[0])

@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint bench-e2e demo-data clean distclean
+.PHONY: help setup run test lint bench-e2e bench-train fashion-mnist demo-data clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,15 @@ lint: setup  ## ruff
 
 bench-e2e: setup  ## time every phase of `make run` on the demo data → docs/benchmarks.md
 	$(BIN)/python tests/benchmarks/bench_e2e.py --out docs/benchmarks.md
+
+bench-train: setup fashion-mnist  ## Fashion-MNIST: accuracy/kappa, transfer-learning value, throughput (long: ARGS="--parts throughput")
+	$(BIN)/python tests/benchmarks/bench_train.py --out docs/benchmarks.md $(ARGS)
+
+# Debian's dataset-fashion-mnist (real data, MIT): installed when we are root (CI/dev box), else explained.
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	  else echo "error: run 'sudo apt-get install dataset-fashion-mnist' first"; exit 1; fi; }
 
 demo-data: setup  ## write the demo digits as PNG class folders under .visionline/data/digits
 	$(BIN)/visionline demo-data

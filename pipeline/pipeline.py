@@ -52,7 +52,7 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]), output
 
 
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> tfma.EvalConfig:
     """TFMA config: accuracy and kappa, each with a lower bound and a no-regression change threshold."""
 
     def gate(lower_bound: float) -> tfma.MetricThreshold:
@@ -73,7 +73,8 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 preprocessing_function_names=["transform_features"],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()],
+        # overall, and per true class (on the raw label feature: per-class recall and kappa contribution)
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[label_feature])],
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
@@ -162,7 +163,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
-        eval_config=eval_config(config),
+        eval_config=eval_config(config, config.transform_custom_config(layout.format)["label_feature"]),
     ).with_id(EVALUATOR)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],

@@ -82,6 +82,7 @@ def test_eval_config_gates_accuracy_and_kappa_with_no_regression():
     assert {m.module for m in evaluation.metrics_specs[0].metrics if m.class_name == "CohenKappa"} == {
         "components.metrics"}
     assert KAPPA_METRIC == "cohen_kappa"
+    assert [list(s.feature_keys) for s in evaluation.slicing_specs] == [[], ["label"]]
     spec = evaluation.model_specs[0]
     assert (spec.label_key, spec.signature_name) == ("label_xf", "serving_examples")
     assert list(spec.preprocessing_function_names) == ["transform_features"]

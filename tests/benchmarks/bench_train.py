@@ -1,0 +1,202 @@
+"""`make bench-train`: training quality and speed on real Fashion-MNIST (Debian `dataset-fashion-mnist`).
+
+Parts (select with --parts):
+  full      – the whole pipeline on the 60k/10k split: `simple_cnn` and a stronger configuration, N runs each
+              (accuracy, kappa, Trainer wall time; mean ± std).
+  transfer  – 1,000 training images: EfficientNet-Lite0 with ImageNet weights vs the same net from scratch vs
+              `simple_cnn` (pipeline runs; evaluated on the full 10k test set).
+  throughput – images/s of the Trainer's fit (its callbacks, backup, data pipeline) vs a plain `model.fit` on
+              the same tf.data input, and of cached-feature head training vs a full forward pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pipeline.configs import PipelineConfig  # noqa: E402
+from pipeline.local_runner import configure_logging, run_local  # noqa: E402
+from tests.benchmarks.markdown import machine_line, write_section  # noqa: E402
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as handle:
+        data = handle.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def fashion_mnist_folders(dest: Path, train_limit: int | None = None) -> Path:
+    """Write Fashion-MNIST as `train/<class>/*.png` + `test/<class>/*.png` (first `train_limit` train images)."""
+    from PIL import Image
+
+    marker = dest.with_name(dest.name + f".complete-{train_limit}")
+    if marker.exists():
+        return dest
+    for split, prefix, limit in (("train", "train", train_limit), ("test", "t10k", None)):
+        images = _idx(FASHION / f"{prefix}-images-idx3-ubyte.gz")
+        labels = _idx(FASHION / f"{prefix}-labels-idx1-ubyte.gz")
+        for index, (image, label) in enumerate(zip(images[:limit], labels[:limit])):
+            folder = dest / split / CLASSES[int(label)]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image, mode="L").save(folder / f"{index:05d}.png")
+    marker.write_text("ok")
+    return dest
+
+
+def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], runs: int) -> dict:
+    accs, kappas, trainer_s, wall_s = [], [], [], []
+    for run in range(runs):
+        config = PipelineConfig().override([f"data.root={data}", f"work_dir={work}", "eval.min_accuracy=0",
+                                            "eval.min_kappa=0", "eval.max_regression=1", f"train.seed={42 + run}",
+                                            *overrides])
+        start = time.perf_counter()
+        summary = run_local(config)
+        wall_s.append(time.perf_counter() - start)
+        accs.append(summary.metrics["sparse_categorical_accuracy"])
+        kappas.append(summary.metrics["cohen_kappa"])
+        trainer_s.append(next(c.seconds for c in summary.components if c.node_id == "Trainer"))
+        print(f"{label} run {run + 1}: acc {accs[-1]:.4f} kappa {kappas[-1]:.4f} trainer {trainer_s[-1]:.0f} s",
+              flush=True)
+    return {"label": label, "overrides": overrides, "acc": accs, "kappa": kappas, "trainer_s": trainer_s,
+            "wall_s": wall_s}
+
+
+def _fmt(values: list[float], digits: int = 4) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _table(results: list[dict]) -> list[str]:
+    lines = ["| configuration | runs | accuracy | Cohen's kappa | Trainer wall time |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r['label']} | {len(r['acc'])} | {_fmt(r['acc'])} | {_fmt(r['kappa'])} | "
+                     f"{_fmt([s / 60 for s in r['trainer_s']], 1)} min |")
+    return lines
+
+
+def full(work: Path, runs: int) -> list[str]:
+    """simple_cnn and a stronger configuration on the full 60k/10k split."""
+    data = fashion_mnist_folders(work / "fashion-full")
+    results = [
+        _pipeline_runs(data, work / "full-simple", "simple_cnn 28 px (32-64-128), ≤15 epochs", [
+            "transform.image_size=28", "train.epochs=15", "train.batch_size=128"], runs),
+        _pipeline_runs(data, work / "full-strong", "simple_cnn 28 px (64-128-256) + flip/translate, ≤30 epochs", [
+            "transform.image_size=28", "train.epochs=30", "train.batch_size=128", "train.conv_filters=[64,128,256]",
+            "train.augment_flip=true", "train.augment_translation=0.08", "train.early_stopping_patience=4",
+            "train.dense_units=256", "train.dropout=0.4"], runs),
+    ]
+    return ["### Full Fashion-MNIST (60,000 train / 10,000 test)", "", *_table(results), "",
+            "Published anchors for this test set: 2-conv CNNs 0.916–0.939, ResNet18 0.949, WRN40-4 0.967."]
+
+
+def transfer(work: Path, runs: int) -> list[str]:
+    """The value of ImageNet weights on 1,000 training images."""
+    data = fashion_mnist_folders(work / "fashion-1k", train_limit=1000)
+    common = ["train.epochs=30", "train.batch_size=32", "train.early_stopping_patience=5"]
+    results = [
+        _pipeline_runs(data, work / "tl-lite0", "EfficientNet-Lite0, ImageNet weights, 96 px, head + fine-tune",
+                       ["train.model=efficientnet_lite0", "train.weights=imagenet", "transform.image_size=96",
+                        "train.fine_tune_epochs=10", "train.fine_tune_layers=0.3",
+                        "train.fine_tune_learning_rate=1e-4", *common], runs),
+        _pipeline_runs(data, work / "tl-scratch", "EfficientNet-Lite0 from scratch, 96 px",
+                       ["train.model=efficientnet_lite0", "train.weights=none", "transform.image_size=96",
+                        "train.learning_rate=1e-3", *common], runs),
+        _pipeline_runs(data, work / "tl-cnn", "simple_cnn, 28 px", ["transform.image_size=28", *common], runs),
+    ]
+    return ["### Transfer-learning value (1,000 training images, full 10,000-image test set)", "",
+            *_table(results)]
+
+
+def throughput(work: Path) -> list[str]:
+    """Trainer fit vs plain model.fit on the same data, and cached-feature head training vs full forward."""
+    import tensorflow as tf
+
+    from components import model as models
+    from components import training
+    from components.backbones import registry
+
+    rng = np.random.default_rng(0)
+    images = _idx(FASHION / "train-images-idx3-ubyte.gz")[:8192]
+    labels = _idx(FASHION / "train-labels-idx1-ubyte.gz")[:8192].astype(np.int64)
+    pixels = np.repeat(images[..., None], 3, axis=-1).astype(np.float32) / 255.0
+    dataset = tf.data.Dataset.from_tensor_slices(({"image_xf": pixels}, labels)).batch(128).cache()
+    for _ in dataset:  # fill the cache outside the timings
+        pass
+    lines = ["### Training throughput (8,192 Fashion-MNIST images, 28 px, batch 128, 2 epochs after a warm-up)", "",
+             "| what | images/s |", "|---|---:|"]
+
+    def rate(fn) -> float:
+        fn(1)  # warm-up: graph building
+        start = time.perf_counter()
+        fn(2)
+        return 2 * len(labels) / (time.perf_counter() - start)
+
+    model = models.build_simple_cnn(28, 10)
+    plain = rate(lambda e: model.fit(dataset, epochs=e, verbose=0))
+    model = models.build_simple_cnn(28, 10)
+    tmp = Path(tempfile.mkdtemp(dir=work))
+    ours = rate(lambda e: training.fit_phase(model, dataset, dataset.take(4), epochs=e, patience=10,
+                                             log_dir=str(tmp / f"tb{e}"), backup=str(tmp / f"b{e}")))
+    lines += [f"| plain `model.fit` | {plain:,.0f} |",
+              f"| visionline `fit_phase` (early stopping, TensorBoard, backup, validation) | {ours:,.0f} |",
+              f"| overhead | {100 * (plain - ours) / plain:.1f} % |"]
+    backbone = registry.get_backbone("efficientnet_lite0").build((96, 96, 3), None)
+    small = tf.data.Dataset.from_tensor_slices(
+        ({"image_xf": rng.random((512, 96, 96, 3), dtype=np.float32)}, labels[:512])).batch(64).cache()
+    head = models.build_head(1280, 10, "multiclass", 0.2, 0)
+    full_model = models.compile_classifier(models.build_classifier(backbone, head, 96, pretrained=True), "adam", 1e-3)
+    backbone.trainable = False
+    full_rate = rate(lambda e: full_model.fit(small, epochs=e, verbose=0)) * 512 / len(labels)
+    start = time.perf_counter()
+    features = training.extract_features(backbone, small).batch(64).cache()
+    extract_s = time.perf_counter() - start
+    models.compile_classifier(head, "adam", 1e-3)
+    head_rate = rate(lambda e: head.fit(features, epochs=e, verbose=0)) * 512 / len(labels)
+    lines += [f"| EfficientNet-Lite0 96 px, frozen backbone, full forward per epoch | {full_rate:,.0f} |",
+              f"| same, head on cached features (one-off extraction {extract_s:.1f} s for 512 images) | "
+              f"{head_rate:,.0f} |"]
+    return lines
+
+
+def main() -> None:
+    """Run the selected parts and print / write the Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="throughput,transfer,full")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", default=None, help="scratch folder (default: a new temp dir)")
+    parser.add_argument("--out", help="Markdown file to update (docs/benchmarks.md)")
+    args = parser.parse_args()
+    if not FASHION.exists():
+        raise SystemExit(f"{FASHION} missing: install Debian's dataset-fashion-mnist (make bench-train does)")
+    configure_logging(verbose=False)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-train-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sections = {"throughput": lambda: throughput(work), "transfer": lambda: transfer(work, args.runs),
+                "full": lambda: full(work, args.runs)}
+    body = ["## bench-train: training on Fashion-MNIST", "", machine_line(), ""]
+    for part in args.parts.split(","):
+        start = time.perf_counter()
+        body += sections[part]()
+        body += ["", f"_{part}: {(time.perf_counter() - start) / 60:.1f} min of benchmark wall time._", ""]
+        print("\n".join(body), flush=True)
+    if args.out:
+        write_section(args.out, f"bench-train-{args.parts.replace(',', '-')}", "\n".join(body))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,14 +55,19 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
 def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> tfma.EvalConfig:
     """TFMA config: accuracy and kappa, each with a lower bound and a no-regression change threshold."""
 
-    def gate(lower_bound: float) -> tfma.MetricThreshold:
-        return tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -config.eval.max_regression},
+    def gate(lower_bound: float) -> list[tfma.PerSliceMetricThreshold]:
+        # Gates apply to the overall slice only: a plain `threshold` would also gate every per-class slice,
+        # where kappa is undefined (one true class).
+        return [tfma.PerSliceMetricThreshold(
+            slicing_specs=[tfma.SlicingSpec()],
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -config.eval.max_regression},
+                ),
             ),
-        )
+        )]
 
     return tfma.EvalConfig(
         model_specs=[
@@ -79,9 +84,10 @@ def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> 
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=gate(config.eval.min_accuracy)),
+                    tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
+                                      per_slice_thresholds=gate(config.eval.min_accuracy)),
                     tfma.MetricConfig(class_name="CohenKappa", module=metrics.__name__,
-                                      threshold=gate(config.eval.min_kappa)),
+                                      per_slice_thresholds=gate(config.eval.min_kappa)),
                     tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
                 ]
             )

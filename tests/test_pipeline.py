@@ -73,9 +73,11 @@ def test_hash_split_config_by_source_path():
 def test_eval_config_gates_accuracy_and_kappa_with_no_regression():
     config = PipelineConfig().override(["eval.min_accuracy=0.9", "eval.min_kappa=0.8", "eval.max_regression=0.01"])
     evaluation = eval_config(config)
-    by_name = {m.class_name: m.threshold for m in evaluation.metrics_specs[0].metrics}
-    assert by_name["SparseCategoricalAccuracy"].value_threshold.lower_bound.value == 0.9
-    kappa = by_name["CohenKappa"]
+    gates = {m.class_name: m.per_slice_thresholds for m in evaluation.metrics_specs[0].metrics}
+    for name in ("SparseCategoricalAccuracy", "CohenKappa"):
+        assert len(gates[name]) == 1 and list(gates[name][0].slicing_specs) == [tfma.SlicingSpec()]  # overall only
+    assert gates["SparseCategoricalAccuracy"][0].threshold.value_threshold.lower_bound.value == 0.9
+    kappa = gates["CohenKappa"][0].threshold
     assert kappa.value_threshold.lower_bound.value == 0.8
     assert kappa.change_threshold.absolute.value == -0.01
     assert kappa.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER

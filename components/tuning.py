@@ -3,6 +3,10 @@
 The search space is the seeds': learning rate 1e-4..1e-2 (log), dropout 0.1..0.7, head units 32..512,
 optimiser, and — for pretrained backbones — how many top layers are fine-tuned during the trial. The TFX
 Tuner component calls `tuner_fn`; the Trainer reads the winning values back with `hyperparameter_values`.
+
+The Tuner stays in the DAG whether or not a run tunes: with `tuner.enabled` false it runs `ConfiguredValues`,
+a zero-cost "search" whose single trial is the config's own values (nothing is trained), so tuning can be
+switched per run (e.g. as a Kubeflow run parameter) without changing the pipeline's shape.
 """
 
 from __future__ import annotations
@@ -28,6 +32,24 @@ def search_space(hp: kt.HyperParameters, pretrained: bool) -> dict[str, Any]:
         "fine_tune_layers": hp.Choice("fine_tune_layers", list(FINE_TUNE_CHOICES)) if pretrained else 0,
     }
     return values
+
+
+class ConfiguredValues(kt.RandomSearch):
+    """One trial holding fixed values; `run_trial` trains nothing (tuning switched off for this run)."""
+
+    def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any) -> dict[str, float]:
+        return {"val_accuracy": 0.0}
+
+
+def configured_values_tuner(config: dict[str, Any], directory: str, project_name: str = "visionline"
+                            ) -> ConfiguredValues:
+    """The no-search tuner whose best hyper-parameters are exactly the config's (see `training.TUNABLE`)."""
+    hp = kt.HyperParameters()
+    for key, value in training.hyperparameters(config, None).items():
+        hp.Fixed(key, value)
+    return ConfiguredValues(hypermodel=lambda _: None, hyperparameters=hp, tune_new_entries=False, max_trials=1,
+                            objective=kt.Objective("val_accuracy", "max"), directory=directory,
+                            project_name=project_name, overwrite=True)
 
 
 def make_tuner(config: dict[str, Any], num_classes: int, directory: str, project_name: str = "visionline"

@@ -1,7 +1,7 @@
 """`create_pipeline`: the visionline TFX DAG built from one `PipelineConfig`.
 
 ExampleGen (images/CSV → ImageExampleGen, TFRecords → ImportExampleGen) → StatisticsGen → SchemaGen (or
-ImportSchemaGen from a curated schema) → ExampleValidator → Transform → [Tuner] → Trainer → Resolver (latest blessed
+ImportSchemaGen from a curated schema) → ExampleValidator → Transform → Tuner → Trainer → Resolver (latest blessed
 model) → Evaluator (accuracy + Cohen's kappa bounds, no regression vs. the baseline) → Pusher (only if blessed).
 """
 
@@ -138,23 +138,22 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         **config.trainer_custom_config(layout.format),
         "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
     }
-    tuner = None
-    if config.tuner.enabled:
-        tuner = tfx.components.Tuner(
-            tuner_fn=TUNER_FN,
-            examples=examples,
-            transform_graph=transform.outputs["transform_graph"],
-            schema=schema,
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-            custom_config=trainer_config,
-        ).with_id(TUNER)
+    # Always in the DAG: with tuning off for a run it returns the config's values without training.
+    tuner = tfx.components.Tuner(
+        tuner_fn=TUNER_FN,
+        examples=examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=trainer_config,
+    ).with_id(TUNER)
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_FN,
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        hyperparameters=tuner.outputs["best_hyperparameters"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_config,
@@ -182,8 +181,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    *([tuner] if tuner else []), trainer, model_resolver, evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, tuner, trainer,
+                    model_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path

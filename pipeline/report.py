@@ -43,7 +43,7 @@ import numpy as np
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "summary.md"
 MAX_SAMPLES = 24
-MAX_SCAN = 2000  # eval examples run through the model to find misclassified samples for the grid
+MAX_SCAN = 1000  # eval examples run through the model to find misclassified samples for the grid
 
 # Component ids (see pipeline/pipeline.py).
 EXAMPLE_GEN = "ImageExampleGen"
@@ -801,13 +801,18 @@ def _str_prop(artifact: Any, name: str) -> str:
 
 
 # ----- collecting ---------------------------------------------------------------------------------------------
-def collect_report_data(metadata_path: str, run_id: str | None = None, max_samples: int = MAX_SAMPLES) -> ReportData:
-    """Everything the report shows for the latest (or given) run, read from ML Metadata and the artifacts."""
+def collect_report_data(metadata_path: str, run_id: str | None = None, max_samples: int = MAX_SAMPLES,
+                        max_scan: int = MAX_SCAN) -> ReportData:
+    """Everything the report shows for the latest (or given) run, read from ML Metadata and the artifacts.
+
+    Sample predictions: the candidate model classifies up to `max_scan` eval examples; the grid shows up to
+    `max_samples` of them, misclassified first (most confident first), then correct ones class by class.
+    """
     store = _store(metadata_path)
-    return _collect(_RunFacts.read(store, _find_run(store, run_id)), max_samples=max_samples)
+    return _collect(_RunFacts.read(store, _find_run(store, run_id)), max_samples=max_samples, max_scan=max_scan)
 
 
-def _collect(facts: _RunFacts, max_samples: int = MAX_SAMPLES) -> ReportData:
+def _collect(facts: _RunFacts, max_samples: int = MAX_SAMPLES, max_scan: int = MAX_SCAN) -> ReportData:
     run = facts.run
     data = ReportData(run_id=run.name, pipeline_name=facts.pipeline_name, created=_time(run.create_time_since_epoch))
     for node in facts.nodes.values():
@@ -821,7 +826,7 @@ def _collect(facts: _RunFacts, max_samples: int = MAX_SAMPLES) -> ReportData:
         ("training history", _collect_training),
         ("evaluation", _collect_evaluation),
         ("push", _collect_push),
-        ("sample predictions", lambda f, d: _collect_samples(f, d, max_samples)),
+        ("sample predictions", lambda f, d: _collect_samples(f, d, max_samples, max_scan)),
     )
     for what, step in steps:
         try:
@@ -996,18 +1001,33 @@ def _snake(name: str) -> str:
 
 
 def _thresholds(config: Any) -> dict[str, Any]:
-    """metric name → MetricThreshold, from every MetricsSpec of an EvalConfig."""
+    """metric name → MetricThreshold on the overall slice, from every MetricsSpec of an EvalConfig.
+
+    Plain `threshold`s and `per_slice_thresholds` whose slicing specs include the overall slice (an empty
+    `SlicingSpec`) count; thresholds for other slices only are not headline gates.
+    """
     found: dict[str, Any] = {}
     if config is None:
         return found
+
+    def overall(per_slice: Any) -> bool:
+        return not per_slice.slicing_specs or any(not spec.ListFields() for spec in per_slice.slicing_specs)
+
     for spec in config.metrics_specs:
         for metric in spec.metrics:
             options = json.loads(metric.config) if metric.config else {}
             name = options.get("name") or _snake(metric.class_name)
             if metric.HasField("threshold"):
                 found[name] = metric.threshold
+            for per_slice in metric.per_slice_thresholds:
+                if overall(per_slice):
+                    found[name] = per_slice.threshold
         for name, threshold in spec.thresholds.items():
             found[name] = threshold
+        for name, per_slice_thresholds in spec.per_slice_thresholds.items():
+            for per_slice in per_slice_thresholds.thresholds:
+                if overall(per_slice):
+                    found[name] = per_slice.threshold
     return found
 
 
@@ -1141,10 +1161,20 @@ def _failures(uri: str) -> dict[tuple[str, str], str]:
     except Exception:  # noqa: BLE001 - older artifacts may lack validations
         return found
     for per_slice in result.metric_validations_per_slice:
+        keys = per_slice.slice_key.single_slice_keys
+        where = "" if not keys else "slice " + ", ".join(f"{k.column}={_slice_value(k)}" for k in keys) + ": "
         for failure in per_slice.failures:
             kind = "change" if failure.metric_key.is_diff else "value"
-            found[(failure.metric_key.name, kind)] = failure.message or _failure_text(failure)
+            text = where + (failure.message or _failure_text(failure))
+            key = (failure.metric_key.name, kind)
+            found[key] = f"{found[key]}; {text}" if key in found else text
     return found
+
+
+def _slice_value(key: Any) -> str:
+    kind = key.WhichOneof("kind")
+    value = getattr(key, kind) if kind else ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _failure_text(failure: Any) -> str:
@@ -1207,7 +1237,7 @@ def _collect_push(facts: _RunFacts, data: ReportData) -> None:
         data.pushed_destination = _str_prop(pushed, "pushed_destination")
 
 
-def _collect_samples(facts: _RunFacts, data: ReportData, max_samples: int) -> None:
+def _collect_samples(facts: _RunFacts, data: ReportData, max_samples: int, max_scan: int) -> None:
     if max_samples <= 0:
         return
     model = facts.output(TRAINER, "model") or facts.by_type("Model")
@@ -1223,7 +1253,7 @@ def _collect_samples(facts: _RunFacts, data: ReportData, max_samples: int) -> No
         return
     image_key = _label_feature(facts, "image_feature", "image")
     label_key = _label_feature(facts)
-    records = list(_read_examples(files, image_key, label_key, MAX_SCAN))
+    records = list(_read_examples(files, image_key, label_key, max_scan))
     if not records:
         return
     model_dir = os.path.join(model.uri, "Format-Serving")

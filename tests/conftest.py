@@ -58,7 +58,8 @@ class PipelineRun:
 
 @pytest.fixture(scope="session")
 def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    """The whole pipeline, run once, on a copy of `digits_root` plus one corrupt JPEG; a blessed model is pushed."""
+    """The whole pipeline (Tuner searching 2 trials), run once, on a copy of `digits_root` plus one corrupt JPEG;
+    a blessed model is pushed."""
     from pipeline.configs import PipelineConfig
     from pipeline.local_runner import run_local
 
@@ -73,6 +74,9 @@ def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "train.batch_size=16",
         "train.conv_filters=[16, 32]",
         "transform.image_size=16",
+        "tuner.enabled=true",
+        "tuner.max_trials=2",
+        "tuner.epochs_per_trial=3",
         "eval.min_accuracy=0.3",
         "eval.min_kappa=0.2",
         "beam.direct_running_mode=in_memory",

@@ -99,3 +99,18 @@ def test_impossible_kappa_bound_blocks_the_push_and_reuses_the_cache(pipeline_ru
 def test_example_validator_found_no_anomalies_in_clean_data(pipeline_run):
     assert set(pipeline_run.summary.anomalies) == {"train", "eval"}
     assert pipeline_run.summary.anomalies == {"train": [], "eval": []}
+
+
+def test_trainer_used_the_tuners_best_hyperparameters(pipeline_run):
+    import json
+
+    root = pipeline_run.config.pipeline_root
+    best_files = glob.glob(os.path.join(root, "Tuner", "best_hyperparameters", "*", "*.txt"))
+    assert len(best_files) == 1
+    with open(best_files[0]) as handle:
+        best = json.load(handle)["values"]
+    (history_file,) = glob.glob(os.path.join(root, "Trainer", "model_run", "*", "history.json"))
+    with open(history_file) as handle:
+        used = json.load(handle)["hyperparameters"]
+    for key in ("learning_rate", "dropout", "dense_units", "optimizer"):
+        assert used[key] == best[key]

@@ -33,11 +33,12 @@ def test_dag_has_every_component_wired_in_order(digits_root, tmp_path):
     config = PipelineConfig().override([f"data.root={digits_root}", f"work_dir={tmp_path}"])
     pipeline = create_pipeline(config)
     assert sorted(_ids(pipeline)) == sorted(["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                                             "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
-                                             "Pusher"])
+                                             "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver",
+                                             "Evaluator", "Pusher"])
     assert _upstream(pipeline, "ExampleValidator") == {"StatisticsGen", "SchemaGen"}
     assert _upstream(pipeline, "Transform") == {"ImageExampleGen", "SchemaGen"}
-    assert _upstream(pipeline, "Trainer") == {"ImageExampleGen", "Transform", "SchemaGen"}
+    assert _upstream(pipeline, "Tuner") == {"ImageExampleGen", "Transform", "SchemaGen"}
+    assert _upstream(pipeline, "Trainer") == {"ImageExampleGen", "Transform", "SchemaGen", "Tuner"}
     assert _upstream(pipeline, "Evaluator") == {"ImageExampleGen", "Trainer", "latest_blessed_model_resolver"}
     assert _upstream(pipeline, "Pusher") == {"Trainer", "Evaluator"}
     assert pipeline.enable_cache

@@ -259,3 +259,12 @@ def test_lite0_backbone_from_the_registry_loads_real_imagenet_weights(tmp_path, 
     random = backbone.build((64, 64, 3), None)
     first = next(layer for layer in model.layers if layer.weights)
     assert not np.allclose(first.get_weights()[0], random.get_layer(first.name).get_weights()[0])
+
+
+def test_tuning_switched_off_returns_the_config_values_without_training(tmp_path):
+    config = _trainer_config(**{"train.learning_rate": 0.003, "train.dropout": 0.25, "train.optimizer": "sgd"})
+    tuner = tuning.configured_values_tuner(config, str(tmp_path))
+    tuner.search()
+    values = tuning.hyperparameter_values(tuner.get_best_hyperparameters(1)[0].get_config())
+    assert values == training.hyperparameters(config, None)
+    assert values["learning_rate"] == 0.003 and values["optimizer"] == "sgd"

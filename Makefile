@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint bench-e2e bench-train fashion-mnist demo-data clean distclean
+.PHONY: help setup run test lint serve bench-e2e bench-train bench-serve browser-deps fashion-mnist demo-data clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,11 +36,24 @@ $(STAMP): requirements.lock requirements-tfx.lock pyproject.toml
 run: setup  ## run the whole pipeline on the embedded demo data and push a model
 	$(BIN)/visionline run --demo $(ARGS)
 
-test: setup lint  ## ruff + the test suite (unit tests and one end-to-end pipeline run)
+test: setup lint browser-deps  ## ruff + the test suite (unit tests, one end-to-end pipeline run, a browser test)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .
+
+serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http://127.0.0.1:8501/ (ARGS="--batching")
+	$(BIN)/visionline serve --model-base .visionline/serving/visionline $(ARGS)
+
+bench-serve: setup  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)
+	$(BIN)/python tests/benchmarks/bench_serve.py --out docs/benchmarks.md $(ARGS)
+
+# Debian chromium + chromedriver for the browser test: installed when root or in CI, else the test skips (says why).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	elif [ -n "$${CI:-}" ]; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else echo "browser-deps: not root and not CI: skipping chromium (the browser test will skip)"; fi
 
 bench-e2e: setup  ## time every phase of `make run` on the demo data → docs/benchmarks.md
 	$(BIN)/python tests/benchmarks/bench_e2e.py --out docs/benchmarks.md

@@ -6,6 +6,8 @@
     visionline weights                         # convert + cache EfficientNet-Lite0 ImageNet weights
     visionline config [--config F] [--set …]   # print the effective configuration
     visionline last-run                        # summary of the latest run from ML Metadata
+    visionline runs | report [RUN]             # list runs; (re)build a run's HTML + Markdown report
+    visionline serve | predict IMG… | predict-batch DIR   # TF Serving-compatible local server and clients
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import os
 import sys
 
 import components  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from pipeline import demo_data
+from pipeline import demo_data, report_cli
 from pipeline.configs import ConfigError, PipelineConfig, dumps
+from serving import cli as serving_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     last = sub.add_parser("last-run", help="summary of the latest run (from ML Metadata)")
     config_args(last)
     last.add_argument("--json", action="store_true")
+    report_cli.register(sub)
+    serving_cli.register(sub)
     return parser
 
 
@@ -81,9 +86,27 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
     return config.override(overrides + list(args.set))
 
 
+def _write_report(metadata_path: str, quiet: bool) -> int:
+    """The model report for the run that just finished; exit code 3 if the run succeeded but the report failed."""
+    from pipeline import report
+
+    try:
+        paths = report.build_report(metadata_path)
+    except Exception as err:  # noqa: BLE001  (the run itself succeeded: say what failed, don't hide it)
+        print(f"visionline: the run finished but its report could not be written: {err!r}", file=sys.stderr)
+        return 3
+    if not quiet:
+        print(f"report: {paths.html}\nsummary: {paths.markdown}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    for commands in (report_cli, serving_cli):  # their commands take their own flags, not the run config
+        delegated = commands.dispatch(args)
+        if delegated is not None:
+            return delegated
     try:
         if args.command == "demo-data":
             print(demo_data.materialize_digits(args.dest, per_class=args.per_class))
@@ -107,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             config.validate()
             configure_logging(args.verbose)
             summary = run_local(config)
+            print(summary.to_json() if args.json else results.format_summary(summary))
+            return _write_report(config.metadata_path, quiet=args.json)
         print(summary.to_json() if args.json else results.format_summary(summary))
         return 0
     except (ConfigError, FileNotFoundError, LookupError, ValueError) as err:

@@ -145,6 +145,7 @@ class PerClass:
     macro: ClassMetrics
     weighted: ClassMetrics
     accuracy: float
+    absent: list[str] = field(default_factory=list)  # classes neither in the eval data nor ever predicted
 
 
 @dataclass
@@ -291,10 +292,10 @@ def per_class_metrics(confusion: Sequence[Sequence[float]] | np.ndarray, class_n
                       unpredicted: Sequence[float] | None = None) -> PerClass:
     """Precision/recall/F1/support per class from a confusion matrix (rows actual, columns predicted).
 
-    Matches scikit-learn's `classification_report(..., labels=range(n), zero_division=0)`: F1 is
-    2·TP / (2·TP + FP + FN); a class never predicted has precision 0, one never present recall 0. `unpredicted`
-    (examples with no prediction, per actual class) count as misses of their class. Rows are sorted by F1, worst
-    first (ties by name).
+    Matches scikit-learn's `classification_report(y_true, y_pred, zero_division=0)`: the classes are those that
+    occur or are predicted (the others are listed in `absent`, outside the averages); F1 is 2·TP / (2·TP + FP +
+    FN); a class never predicted has precision 0, one never present recall 0. `unpredicted` (examples with no
+    prediction, per actual class) count as misses of their class. Rows are sorted by F1, worst first (ties by name).
     """
     matrix = np.asarray(confusion, dtype=np.float64)
     n = matrix.shape[0]
@@ -305,18 +306,27 @@ def per_class_metrics(confusion: Sequence[Sequence[float]] | np.ndarray, class_n
     tp = np.diag(matrix)
     support = matrix.sum(axis=1) + missed
     predicted = matrix.sum(axis=0)
+    present = (support > 0) | (predicted > 0)
+    absent = sorted((names[i] for i in range(n) if not present[i]), key=_natural_key)
+    tp, support, predicted = tp[present], support[present], predicted[present]
+    names = [names[i] for i in range(n) if present[i]]
     precision = _safe_divide(tp, predicted)
     recall = _safe_divide(tp, support)
     f1 = _safe_divide(2 * tp, support + predicted)
-    rows = [ClassMetrics(names[i], float(precision[i]), float(recall[i]), float(f1[i]), float(support[i]))
-            for i in range(n)]
-    rows.sort(key=lambda r: (r.f1, r.name))
+    rows = [ClassMetrics(name, float(precision[i]), float(recall[i]), float(f1[i]), float(support[i]))
+            for i, name in enumerate(names)]
+    rows.sort(key=lambda r: (r.f1, _natural_key(r.name)))
     total = float(support.sum())
-    weights = support / total if total else np.zeros(n)
-    macro = ClassMetrics("macro avg", float(precision.mean()), float(recall.mean()), float(f1.mean()), total)
+    weights = support / total if total else np.zeros(len(names))
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if values.size else 0.0
+
+    macro = ClassMetrics("macro avg", mean(precision), mean(recall), mean(f1), total)
     weighted = ClassMetrics("weighted avg", float((precision * weights).sum()), float((recall * weights).sum()),
                             float((f1 * weights).sum()), total)
-    return PerClass(rows=rows, macro=macro, weighted=weighted, accuracy=float(tp.sum() / total) if total else 0.0)
+    return PerClass(rows=rows, macro=macro, weighted=weighted, accuracy=float(tp.sum() / total) if total else 0.0,
+                    absent=absent)
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -1558,7 +1568,8 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 {% endfor %}
 </table>
 <p class="note">Accuracy {{ "%.4f"|format(per_class.accuracy) }} over {{ "%.0f"|format(per_class.macro.support) }}
-  examples.</p>
+  examples.{% if per_class.absent %} Not in the eval split and never predicted (left out of the averages):
+  {{ per_class.absent|join(", ") }}.{% endif %}</p>
 {% else %}
 <p class="na">No confusion matrix in the evaluation.</p>
 {% endif %}

@@ -114,3 +114,14 @@ def test_trainer_used_the_tuners_best_hyperparameters(pipeline_run):
         used = json.load(handle)["hyperparameters"]
     for key in ("learning_rate", "dropout", "dense_units", "optimizer"):
         assert used[key] == best[key]
+
+
+def test_cli_lists_runs_and_writes_the_report_after_a_run(pipeline_run, capsys):
+    from pipeline import cli
+
+    assert cli.main(["runs", "--work-dir", str(pipeline_run.work_dir)]) == 0
+    assert pipeline_run.summary.run_id in capsys.readouterr().out
+    assert cli._write_report(pipeline_run.config.metadata_path, quiet=False) == 0
+    shown = capsys.readouterr().out
+    html = shown.split("report: ")[1].split("\n")[0]
+    assert os.path.exists(html) and "Cohen" in open(html, encoding="utf-8").read()

@@ -1,0 +1,233 @@
+"""The `serve`, `predict` and `predict-batch` sub-commands, for any argparse-based CLI.
+
+    parser = argparse.ArgumentParser(prog="visionline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serving.cli.register(sub)                    # adds serve / predict / predict-batch
+    code = serving.cli.dispatch(parser.parse_args())   # exit code for these commands, None for others
+
+    visionline serve [--model-base PATH] [--model-name NAME] [--rest-port 8501] [--grpc-port 8500] [--batching …]
+    visionline predict IMG… [--url http://127.0.0.1:8501 | --grpc host:port] [--model NAME] [--top-k 5]
+    visionline predict-batch FOLDER --out predictions.csv [--quarantine FILE] [--url … | --grpc … | --model-base …]
+
+Exit codes: 0 success; 1 some inputs could not be predicted (`predict`); 2 usage/configuration/service
+errors. `predict-batch` exits 0 when every file was either predicted or quarantined with a reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+COMMANDS = ("serve", "predict", "predict-batch")
+_KEY = "serving_command"
+
+
+def _default_model_base() -> str:
+    from pipeline.configs import PipelineConfig
+
+    return PipelineConfig().push_base
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the serving sub-commands to `subparsers`."""
+    from serving.client import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL
+    from serving.config import DEFAULT_MAX_REQUEST_BYTES, POLICIES
+
+    serve = subparsers.add_parser(
+        "serve", help="serve pushed models over TF Serving's REST and gRPC APIs (local server)",
+        description="Local TF Serving-compatible server over the push directory; watches it for new versions.")
+    serve.set_defaults(**{_KEY: "serve"})
+    serve.add_argument("--model-base", help="TF Serving model base path <serving_root>/<model_name> (default: "
+                                            "the push dir of `visionline run`, .visionline/serving/visionline)")
+    serve.add_argument("--model-name", help="model name in URLs (default: the base path's last component)")
+    serve.add_argument("--model-config-file", help="TF Serving models.config (text ModelServerConfig) instead of "
+                                                   "--model-base/--model-name; with --model-base, that path replaces "
+                                                   "the base_path of its single model")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port (0: any free port)")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (0: any free port)")
+    serve.add_argument("--no-rest", action="store_true", help="disable the REST API")
+    serve.add_argument("--no-grpc", action="store_true", help="disable the gRPC API")
+    serve.add_argument("--version-policy", choices=POLICIES, default="latest",
+                       help="which versions to serve (default: latest)")
+    serve.add_argument("--num-versions", type=int, default=1, help="for --version-policy latest")
+    serve.add_argument("--versions", type=int, nargs="+", default=[], help="for --version-policy specific")
+    serve.add_argument("--poll-interval", type=float, default=2.0, help="seconds between base path scans")
+    serve.add_argument("--batching", action="store_true", help="enable server-side batching")
+    serve.add_argument("--batching-parameters-file", help="TF Serving batching.config (implies --batching)")
+    serve.add_argument("--max-batch-size", type=int, default=32)
+    serve.add_argument("--batch-timeout-micros", type=int, default=1000)
+    serve.add_argument("--num-batch-threads", type=int, default=2)
+    serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+                       help="REST body / gRPC message limit (413 / RESOURCE_EXHAUSTED beyond)")
+    serve.add_argument("--workers", type=int, default=8, help="REST inference threads")
+    serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+    def client_args(p: argparse.ArgumentParser) -> Any:
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--url", default=None, help=f"REST base URL (default {DEFAULT_URL})")
+        where.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC at HOST:PORT instead of REST")
+        p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+        p.add_argument("--version", type=int, help="model version (default: the latest served)")
+        p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="classes to report per image")
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+        p.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                       help="larger images are rejected (as at ingestion)")
+        return where
+
+    predict = subparsers.add_parser("predict", help="classify image files with a served model",
+                                    description="Classify images through TF Serving's REST or gRPC API.")
+    predict.set_defaults(**{_KEY: "predict"})
+    predict.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG/PNG/GIF/BMP)")
+    client_args(predict)
+    predict.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+
+    batch = subparsers.add_parser("predict-batch", help="classify a folder of images (Apache Beam) into a CSV",
+                                  description="Beam job over a folder of unlabelled images: predictions CSV plus "
+                                              "a quarantine CSV for unreadable/non-image files.")
+    batch.set_defaults(**{_KEY: "predict-batch"})
+    batch.add_argument("folder", help="folder of images (searched recursively)")
+    batch.add_argument("--out", default="predictions.csv", help="predictions CSV (path,top1,probability,top_k)")
+    batch.add_argument("--quarantine", help="quarantine CSV (default: <out>.quarantine.csv)")
+    group = client_args(batch)
+    group.add_argument("--model-base", help="predict in-process from a pushed SavedModel (base path or version dir) "
+                                            "instead of calling a server")
+    batch.add_argument("--batch-size", type=int, default=16, help="images per prediction request")
+    batch.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                       help="extra Beam pipeline argument (repeatable), e.g. --beam-arg=--direct_num_workers=2")
+
+
+def dispatch(args: argparse.Namespace) -> int | None:
+    """Run the serving command in `args`; returns its exit code, or None if `args` is another command."""
+    command = getattr(args, _KEY, None)
+    if command not in COMMANDS:
+        return None
+    from serving.client import ServiceError
+    from serving.errors import ServingError
+
+    try:
+        if command == "serve":
+            return _serve(args)
+        if command == "predict":
+            return _predict(args)
+        return _predict_batch(args)
+    except (ServiceError, ServingError, ValueError, OSError) as err:
+        print(f"visionline {command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+# ----- serve --------------------------------------------------------------------------------------------------
+def server_config(args: argparse.Namespace) -> Any:
+    """The `ServerConfig` described by `serve`'s flags."""
+    from serving.config import (
+        BatchingConfig,
+        ModelConfig,
+        ServerConfig,
+        VersionPolicy,
+        load_models_config,
+        parse_batching_config,
+    )
+
+    if args.model_config_file:
+        models = load_models_config(args.model_config_file)
+        if args.model_base:
+            if len(models) != 1:
+                raise ValueError("--model-base with --model-config-file needs exactly one model in the file")
+            models = (ModelConfig(models[0].name, os.path.abspath(args.model_base), models[0].policy),)
+    else:
+        base = os.path.abspath(args.model_base or _default_model_base())
+        name = args.model_name or os.path.basename(base.rstrip(os.sep))
+        policy = VersionPolicy(args.version_policy, num_versions=args.num_versions, versions=tuple(args.versions))
+        models = (ModelConfig(name, base, policy),)
+    batching = None
+    if args.batching_parameters_file:
+        with open(args.batching_parameters_file, encoding="utf-8") as handle:
+            batching = parse_batching_config(handle.read())
+    elif args.batching:
+        batching = BatchingConfig(max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
+                                  num_batch_threads=args.num_batch_threads)
+    return ServerConfig(
+        models=tuple(models), host=args.host,
+        rest_port=None if args.no_rest else args.rest_port, grpc_port=None if args.no_grpc else args.grpc_port,
+        poll_interval=args.poll_interval, batching=batching, max_request_bytes=args.max_request_bytes,
+        workers=args.workers, cors_origin=args.cors_origin,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from serving.server import ServingServer
+
+    config = server_config(args)
+    logging.basicConfig(level=logging.INFO, format="visionline serve: %(message)s")
+    logging.getLogger("tornado.access").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if not _is_loopback(config.host):
+        logging.warning("binding %s: the models are reachable from the network, without authentication", config.host)
+    server = ServingServer(config)
+    server.start()
+    parts = []
+    if server.rest_port is not None:
+        parts.append(f"REST {server.rest_url}")
+    if server.grpc_port is not None:
+        parts.append(f"gRPC {server.grpc_target}")
+    for model in config.models:
+        versions = server.manager.available_versions(model.name)
+        parts.append(f"model {model.name} versions {versions or 'none yet'}")
+    print("visionline serve: " + "  ".join(parts) + "  (Ctrl-C to stop)", flush=True)
+    server.serve_forever()
+    return 0
+
+
+# ----- predict ------------------------------------------------------------------------------------------------
+def _predictor_spec(args: argparse.Namespace) -> Any:
+    from serving.client import DEFAULT_URL, PredictorSpec
+
+    if args.top_k < 1:
+        raise ValueError("--top-k must be >= 1")
+    if getattr(args, "model_base", None):
+        path = os.path.abspath(args.model_base)
+        if args.version is not None:
+            path = os.path.join(path, str(args.version))
+        return PredictorSpec("saved_model", path, args.model, args.version, args.top_k)
+    if args.grpc:
+        return PredictorSpec("grpc", args.grpc, args.model, args.version, args.top_k, args.timeout)
+    return PredictorSpec("rest", args.url or DEFAULT_URL, args.model, args.version, args.top_k, args.timeout)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from serving.client import format_result, predict_files, result_json
+
+    predictor = _predictor_spec(args).create()
+    try:
+        results = predict_files(args.images, predictor, max_pixels=args.max_image_pixels)
+    finally:
+        predictor.close()
+    for result in results:
+        print(json.dumps(result_json(result)) if args.json else format_result(result))
+    return 0 if all(r.prediction is not None for r in results) else 1
+
+
+def _predict_batch(args: argparse.Namespace) -> int:
+    from serving.client import predict_batch
+
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    summary = predict_batch(args.folder, args.out, _predictor_spec(args), quarantine_csv=args.quarantine,
+                            batch_size=args.batch_size, max_pixels=args.max_image_pixels, beam_args=args.beam_arg)
+    print(f"visionline predict-batch: {summary.files} files: {summary.predicted} predicted → "
+          f"{summary.predictions_csv}; {summary.quarantined} quarantined → {summary.quarantine_csv}")
+    return 0

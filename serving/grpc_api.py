@@ -1,0 +1,187 @@
+"""TF Serving's gRPC API with the official protos (`tensorflow_serving.apis`).
+
+* `PredictionService`: Predict, Classify, GetModelMetadata (Regress and MultiInference answer UNIMPLEMENTED);
+* `ModelService`: GetModelStatus (HandleReloadConfigRequest answers UNIMPLEMENTED).
+
+Errors abort the call with the `ServingError`'s code: malformed requests INVALID_ARGUMENT, unknown
+model/version NOT_FOUND, unknown signature FAILED_PRECONDITION (as TF Serving), messages over the size limit
+RESOURCE_EXHAUSTED (enforced by gRPC itself). GetModelMetadata accepts the metadata field `signature_def`
+(as TF Serving) and, as a local extension, `class_labels` (a DT_STRING TensorProto packed in the Any).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.config import validate_model_name
+from serving.errors import ServingError, invalid
+from serving.manager import ModelManager
+from serving.tensors import array_to_tensor_proto, tensor_proto_to_array
+
+log = logging.getLogger(__name__)
+
+METADATA_FIELDS = ("signature_def", "class_labels")
+
+
+def _model_spec(spec: Any) -> tuple[str, int | None]:
+    name = validate_model_name(spec.name)
+    if spec.version_label:
+        raise invalid(f"Unrecognized servable version label: {spec.version_label} (labels are not supported by "
+                      "the local server)")
+    return name, (spec.version.value if spec.HasField("version") else None)
+
+
+def _set_spec(target: Any, name: str, version: int, signature_name: str = "") -> None:
+    target.name = name
+    target.version.value = version
+    if signature_name:
+        target.signature_name = signature_name
+
+
+def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn `ServingError`s into aborted calls with their status code."""
+
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except ServingError as err:
+            context.abort(err.code, err.message)
+        except Exception as err:
+            log.exception("gRPC %s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+def _serialized_examples(model_input: Any) -> list[bytes]:
+    kind = model_input.WhichOneof("kind")
+    if kind == "example_list":
+        return [e.SerializeToString() for e in model_input.example_list.examples]
+    if kind == "example_list_with_context":
+        context = model_input.example_list_with_context.context
+        serialized = []
+        for example in model_input.example_list_with_context.examples:
+            merged = type(example)()
+            merged.CopyFrom(context)
+            merged.MergeFrom(example)
+            serialized.append(merged.SerializeToString())
+        return serialized
+    raise invalid("Input is empty: set example_list or example_list_with_context")
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """tensorflow.serving.PredictionService over the model manager."""
+
+    def __init__(self, manager: ModelManager) -> None:
+        self._manager = manager
+
+    @_guard
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Run any signature (default serving_default) on TensorProto inputs."""
+        name, version = _model_spec(request.model_spec)
+        with self._manager.acquire(name, version) as servable:
+            signature = servable.signature(request.model_spec.signature_name or None)
+            inputs = {key: tensor_proto_to_array(proto, f"input {key!r}") for key, proto in request.inputs.items()}
+            outputs = servable.predict(signature, inputs, tuple(request.output_filter))
+            response = predict_pb2.PredictResponse()
+            _set_spec(response.model_spec, name, servable.version, signature.name)
+            for key, array in outputs.items():
+                response.outputs[key].CopyFrom(array_to_tensor_proto(array))
+            return response
+
+    @_guard
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Classify tf.Examples with a `tensorflow/serving/classify` signature."""
+        name, version = _model_spec(request.model_spec)
+        examples = _serialized_examples(request.input)
+        with self._manager.acquire(name, version) as servable:
+            signature = servable.classify_signature(request.model_spec.signature_name or None)
+            results = servable.classify(signature, examples)
+            response = classification_pb2.ClassificationResponse()
+            _set_spec(response.model_spec, name, servable.version, signature.name)
+            for row in results:
+                classification = response.result.classifications.add()
+                for label, score in row:
+                    classification.classes.add(label=label, score=score)
+            return response
+
+    @_guard
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """signature_def (and class_labels) metadata of a model version."""
+        name, version = _model_spec(request.model_spec)
+        fields = list(request.metadata_field)
+        if not fields:
+            raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+        for field in fields:
+            if field not in METADATA_FIELDS:
+                raise invalid(f"Metadata field {field} is not supported")
+        with self._manager.acquire(name, version) as servable:
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            _set_spec(response.model_spec, name, servable.version)
+            if "signature_def" in fields:
+                response.metadata["signature_def"].Pack(servable.signature_def_map())
+            if "class_labels" in fields and servable.class_labels is not None:
+                import numpy as np
+
+                labels = np.array([label.encode("utf-8") for label in servable.class_labels], dtype=object)
+                response.metadata["class_labels"].Pack(array_to_tensor_proto(labels))
+            return response
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """tensorflow.serving.ModelService: GetModelStatus."""
+
+    def __init__(self, manager: ModelManager) -> None:
+        self._manager = manager
+
+    @_guard
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Status of every known version of a model, or of one version."""
+        name, version = _model_spec(request.model_spec)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in self._manager.status(name, version):
+            entry = response.model_version_status.add()
+            entry.version = status.version
+            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(status.state)
+            entry.status.error_code = status.error_code.value[0]
+            entry.status.error_message = status.error_message
+        return response
+
+
+def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int,
+                      max_message_bytes: int) -> tuple[grpc.Server, int]:
+    """Start a gRPC server with both services; returns it and the bound port (OSError if it cannot bind)."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as err:
+        raise OSError(f"gRPC cannot bind {address}: {err}") from None
+    if bound == 0:
+        raise OSError(f"gRPC cannot bind {address}")
+    server.start()
+    return server, bound

@@ -1,0 +1,149 @@
+"""The prediction page in a real headless Chromium, driven through chromedriver's W3C WebDriver HTTP API.
+
+Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium chromium-driver`); skipped only when
+/usr/bin/chromium or /usr/bin/chromedriver is missing. The screenshot is saved to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+REAL_BINARY = Path("/usr/lib/chromium/chromium")  # Debian's /usr/bin/chromium is a launcher script
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # W3C web element identifier key
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="browser test needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WebDriver:
+    """The handful of W3C WebDriver endpoints the test needs."""
+
+    def __init__(self, url: str, session_id: str) -> None:
+        self.base = f"{url}/session/{session_id}"
+
+    def call(self, method: str, path: str, payload: dict | None = None):
+        response = requests.request(method, self.base + path, json=payload, timeout=60)
+        value = response.json().get("value")
+        assert response.status_code == 200, (path, value)
+        return value
+
+    def find(self, css: str) -> str:
+        return self.call("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+
+    def find_all(self, css: str) -> list[str]:
+        return [e[ELEMENT] for e in self.call("POST", "/elements", {"using": "css selector", "value": css})]
+
+    def text(self, element: str) -> str:
+        return self.call("GET", f"/element/{element}/text")
+
+    def wait_text(self, css: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text(self.find(css))
+            if text:
+                return text
+            time.sleep(0.1)
+        error = self.text(self.find("#error"))
+        raise AssertionError(f"{css} stayed empty; page error: {error!r}")
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "chromedriver.log", "w")  # noqa: SIM115 - closed below
+    driver = subprocess.Popen([str(CHROMEDRIVER), f"--port={port}"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    session_id = None
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"{url}/status", timeout=2).json()["value"]["ready"]:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "chromedriver did not start"
+            time.sleep(0.1)
+        options = {
+            "binary": str(REAL_BINARY if REAL_BINARY.exists() else CHROMIUM),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,860"],
+        }
+        response = requests.post(f"{url}/session", json={"capabilities": {"alwaysMatch": {
+            "browserName": "chrome", "goog:chromeOptions": options}}}, timeout=60)
+        assert response.status_code == 200, response.text
+        session_id = response.json()["value"]["sessionId"]
+        yield WebDriver(url, session_id)
+    finally:
+        if session_id:
+            requests.delete(f"{url}/session/{session_id}", timeout=30)
+        driver.terminate()
+        driver.wait(timeout=20)
+        log.close()
+
+
+def test_page_uploads_an_image_and_shows_top_classes(server, browser, digit_paths, tmp_path):
+    label, png_path = sorted(digit_paths.items())[7]
+    browser.call("POST", "/url", {"url": server.rest_url + "/"})
+    assert browser.call("GET", "/title").startswith("visionline")
+    assert browser.call("POST", "/execute/sync", {"script": "return document.getElementById('server-url').value",
+                                                  "args": []}) == server.rest_url
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(png_path)})
+    predicted = browser.wait_text("#top1")
+    assert predicted in digit_paths  # one of the model's class names
+    labels = [browser.text(e) for e in browser.find_all("#results li .label")]
+    assert len(labels) == 5 and labels[0] == predicted and set(labels) <= set(digit_paths)
+    percents = [browser.text(e) for e in browser.find_all("#results li .pct")]
+    assert all(p.endswith("%") for p in percents)
+    values = [float(p.rstrip("%")) for p in percents]
+    assert values == sorted(values, reverse=True)
+    assert browser.text(browser.find("#error")) == ""
+    assert browser.call("POST", "/execute/sync", {"script": "return document.getElementById('preview').naturalWidth",
+                                                  "args": []}) > 0
+    screenshot = tmp_path / "prediction-page.png"
+    screenshot.write_bytes(base64.b64decode(browser.call("GET", "/screenshot")))
+    assert screenshot.stat().st_size > 1000
+
+    # Drag and drop: dispatch a real `drop` event carrying a File.
+    other_label, other_path = sorted(digit_paths.items())[1]
+    script = """
+        const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+        document.getElementById("top1").textContent = "";
+        document.getElementById("drop-zone").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    """
+    browser.call("POST", "/execute/sync", {"script": script,
+                                           "args": [base64.b64encode(other_path.read_bytes()).decode()]})
+    assert browser.wait_text("#top1") in digit_paths
+    assert "dropped.png" in browser.text(browser.find("#status"))
+
+
+def test_page_shows_server_errors_as_text(server, browser, tmp_path):
+    not_image = tmp_path / "fake.png"
+    not_image.write_bytes(b"<img src=x onerror=alert(1)> not a PNG")
+    browser.call("POST", "/url", {"url": server.rest_url + "/?model=unknown-model"})
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(not_image)})
+    error = browser.wait_text("#error")
+    assert "Servable not found" in error and "unknown-model" in error
+    assert browser.call("POST", "/execute/sync", {"script": "return document.querySelectorAll('#error *').length",
+                                                  "args": []}) == 0

@@ -1,0 +1,78 @@
+"""The deployment files for the real TensorFlow Serving parse and agree with each other and with the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.config import BatchingConfig, VersionPolicy, load_models_config, parse_batching_config
+
+SERVING = Path(__file__).resolve().parents[2] / "serving"
+
+
+def flags(args: list[str]) -> dict[str, str]:
+    return dict(arg.removeprefix("--").split("=", 1) for arg in args)
+
+
+def test_models_config_is_a_model_server_config():
+    config = text_format.Parse((SERVING / "models.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert model.name == "visionline"  # = PipelineConfig.model_name
+    assert model.base_path == "/models/visionline"
+    assert model.model_platform == "tensorflow"
+    assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
+    assert model.model_version_policy.latest.num_versions == 1
+
+
+def test_local_server_reads_the_same_models_config(tmp_path):
+    (model,) = load_models_config(SERVING / "models.config", {"visionline": str(tmp_path)})
+    assert model.name == "visionline" and model.base_path == str(tmp_path)
+    assert model.policy == VersionPolicy("latest", num_versions=1)
+
+
+def test_batching_config_parses():
+    config = parse_batching_config((SERVING / "batching.config").read_text())
+    assert isinstance(config, BatchingConfig)
+    assert config.max_batch_size >= 2 and config.batch_timeout_micros > 0 and config.num_batch_threads >= 1
+
+
+def test_docker_compose_runs_tf_serving_with_both_configs():
+    compose = yaml.safe_load((SERVING / "docker-compose.yml").read_text())
+    service = compose["services"]["tfserving"]
+    assert service["image"].startswith("tensorflow/serving:")
+    assert {p.rsplit(":", 1)[-1] for p in service["ports"]} == {"8500", "8501"}
+    assert all(p.startswith("127.0.0.1:") for p in service["ports"])
+    command = flags(service["command"])
+    assert command["port"] == "8500" and command["rest_api_port"] == "8501"
+    assert command["enable_batching"] == "true"
+    mounts = {v.split(":")[-2] if v.endswith(":ro") else v.split(":")[-1]: v for v in service["volumes"]}
+    assert command["model_config_file"] in mounts and command["batching_parameters_file"] in mounts
+    assert "./models.config" in mounts[command["model_config_file"]]
+    assert "./batching.config" in mounts[command["batching_parameters_file"]]
+    assert any(target == "/models" for target in mounts)  # the push dir, where models.config's base_path points
+
+
+def test_kubernetes_manifests():
+    (deployment,) = list(yaml.safe_load_all((SERVING / "k8s" / "deployment.yaml").read_text()))
+    (service,) = list(yaml.safe_load_all((SERVING / "k8s" / "service.yaml").read_text()))
+    assert deployment["kind"] == "Deployment" and service["kind"] == "Service"
+    pod = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    assert container["image"].startswith("tensorflow/serving:")
+    args = flags(container["args"])
+    assert args["model_config_file"] == "/config/models.config"
+    assert args["batching_parameters_file"] == "/config/batching.config"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 8500, "http": 8501}
+    assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert mounts["/models"] in volumes and mounts["/config"] in volumes
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/visionline"

@@ -1,0 +1,324 @@
+"""Tests for pipeline.report / pipeline.report_cli: the HTML model report of the session's pipeline run (every
+section, only embedded PNG images, per-class table equal to scikit-learn on the model's own predictions), the
+Landis–Koch reading, HTML/Markdown escaping of hostile class names with synthetic data, and the run listing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import glob
+import io
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from bs4 import BeautifulSoup
+from PIL import Image
+
+from pipeline import report, report_cli
+
+HOSTILE = "<script>alert(1)</script>"
+DATA_URI = "data:image/png;base64,"
+
+
+def _text(node) -> str:
+    """A node's text with whitespace collapsed (templates wrap long lines)."""
+    return " ".join(node.get_text(" ").split())
+
+
+# ----- the session's real run ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(pipeline_run):
+    """The report of the fixture's run (named explicitly: other tests may add later runs to the same store)."""
+    return report.build_report(pipeline_run.config.metadata_path, run_id=pipeline_run.summary.run_id)
+
+
+@pytest.fixture(scope="module")
+def soup(built):
+    with open(built.html, encoding="utf-8") as handle:
+        return BeautifulSoup(handle.read(), "html.parser")
+
+
+def _eval_predictions(pipeline_run):
+    """(true labels, predicted labels, class names) of the run's model on the whole eval split, computed here."""
+    import tensorflow as tf
+
+    pattern = os.path.join(pipeline_run.config.pipeline_root, "ImageExampleGen", "examples", "*", "Split-eval", "*")
+    images, labels = [], []
+    for record in tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        images.append(feature["image"].bytes_list.value[0])
+        labels.append(feature["label"].bytes_list.value[0].decode())
+    serve = tf.saved_model.load(pipeline_run.summary.pushed_model).signatures["serving_default"]
+    outputs = serve(images=tf.constant(images))
+    return labels, [p.decode() for p in outputs["predicted_class"].numpy()], [
+        c.decode() for c in outputs["classes"].numpy()[0]]
+
+
+@pytest.mark.e2e
+def test_report_is_written_into_the_runs_folder(built, pipeline_run):
+    expected = os.path.join(pipeline_run.config.pipeline_root, "reports", report.sanitize_run_id(built.run_id))
+    assert built.run_id == pipeline_run.summary.run_id
+    assert built.out_dir == expected
+    assert os.path.isfile(built.html) and os.path.isfile(built.markdown)
+    assert ":" not in os.path.basename(built.out_dir)
+
+
+@pytest.mark.e2e
+def test_report_has_every_section(soup, pipeline_run):
+    for section_id, title in report.SECTIONS:
+        section = soup.find("section", id=section_id)
+        assert section is not None, section_id
+        assert section.find("h2").get_text(strip=True) == title
+    text = _text(soup)
+    assert "Blessed and pushed as version" in text
+    assert os.path.basename(pipeline_run.summary.pushed_model) in text
+    assert pipeline_run.summary.run_id in text
+    # Ingestion: counts, the quarantined corrupt JPEG and a link to the quarantine report.
+    ingestion = soup.find("section", id="ingestion")
+    assert "corrupt.jpg" in _text(ingestion)
+    assert any(a["href"].endswith("quarantine_report.csv") for a in ingestion.find_all("a"))
+    # Thresholds from the Evaluator's config (conftest: min accuracy 0.3, min kappa 0.2).
+    metrics = _text(soup.find("section", id="metrics"))
+    assert "≥ 0.3000" in metrics and "≥ 0.2000" in metrics
+    assert "no baseline model yet" in metrics  # first model: change-vs-baseline gates not applied
+    kappa = pipeline_run.summary.metrics["cohen_kappa"]
+    assert report.kappa_reading(kappa) in _text(soup.find("section", id="kappa"))
+    lineage = _text(soup.find("section", id="lineage"))
+    for kind in ("Examples", "ExampleStatistics", "Schema", "TransformGraph", "Model", "ModelEvaluation",
+                 "PushedModel"):
+        assert f" {kind} " in f" {lineage} ", kind
+    hyper = _text(soup.find("section", id="hyperparameters"))
+    assert "batch_size 16" in hyper and "epochs 12" in hyper
+    assert soup.find("section", id="anomalies").find(string=re.compile("no anomalies"))
+    assert not soup.select("ul.notes li"), [li.get_text() for li in soup.select("ul.notes li")]
+
+
+@pytest.mark.e2e
+def test_every_image_is_an_embedded_png_and_nothing_is_fetched(soup, built):
+    images = soup.find_all("img")
+    assert len(images) >= 3 + 1  # confusion, training, distribution charts + samples
+    for img in images:
+        src = img["src"]
+        assert src.startswith(DATA_URI), src[:60]
+        picture = Image.open(io.BytesIO(base64.b64decode(src[len(DATA_URI):], validate=True)))
+        assert picture.format == "PNG"
+        picture.verify()
+    assert len(soup.select("#samples figure")) == min(report.MAX_SAMPLES, 24)
+    assert not soup.find_all(["script", "link", "iframe"])
+    with open(built.html, encoding="utf-8") as handle:
+        assert not re.search(r"""(src|href)=["']https?://""", handle.read())
+
+
+@pytest.mark.e2e
+def test_per_class_table_equals_sklearn_on_the_models_predictions(soup, pipeline_run):
+    from sklearn.metrics import classification_report
+
+    labels, predicted, classes = _eval_predictions(pipeline_run)
+    names = sorted(set(labels) | set(predicted))
+    expected = classification_report(labels, predicted, output_dict=True, zero_division=0)
+    table = soup.find("table", id="per-class-table")
+    rows = {}
+    for tr in table.find_all("tr")[1:]:
+        cells = tr.find_all("td")
+        rows[cells[0].get_text(strip=True)] = [float(td["data-value"]) for td in cells[1:]]
+    assert set(rows) == set(names) | {"macro avg", "weighted avg"}
+    for name, values in rows.items():
+        want = expected[name]
+        assert values == pytest.approx([want["precision"], want["recall"], want["f1-score"], want["support"]],
+                                       abs=1e-9), name
+    f1s = [rows[td.get_text(strip=True)][2] for td in table.select("tr.class-row td:first-child")]
+    assert f1s == sorted(f1s)  # worst first
+    # the fixture's eval split is tiny: some classes may be missing
+    absent = sorted(set(classes) - set(names), key=report._natural_key)
+    if absent:
+        assert f"never predicted (left out of the averages): {', '.join(absent)}." in _text(table.parent)
+
+
+@pytest.mark.e2e
+def test_markdown_summary(built, pipeline_run):
+    with open(built.markdown, encoding="utf-8") as handle:
+        text = handle.read()
+    assert text.startswith("# Model report")
+    assert "blessed and pushed as version" in text
+    assert "Landis–Koch" in text and "[report.html](report.html)" in text
+    assert "1 quarantined" in text
+
+
+@pytest.mark.e2e
+def test_list_runs_lists_the_fixture_run(pipeline_run):
+    rows = report.list_runs(pipeline_run.config.metadata_path)
+    assert [r.time for r in rows] == sorted((r.time for r in rows), reverse=True)
+    row = next(r for r in rows if r.run_id == pipeline_run.summary.run_id)
+    summary = pipeline_run.summary
+    assert row.accuracy == pytest.approx(summary.metrics["sparse_categorical_accuracy"])
+    assert row.kappa == pytest.approx(summary.metrics["cohen_kappa"])
+    assert row.blessed is True and row.state == "COMPLETE"
+    assert row.pushed_version == os.path.basename(summary.pushed_model)
+    table = report.format_runs(rows).splitlines()
+    assert table[0].split() == ["RUN", "TIME", "STATE", "ACCURACY", "KAPPA", "BLESSED", "PUSHED"]
+    assert any(line.startswith(summary.run_id) and row.pushed_version in line for line in table)
+
+
+@pytest.mark.e2e
+def test_cli_runs_json_and_errors(pipeline_run, capsys):
+    parser = argparse.ArgumentParser(prog="visionline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    report_cli.register(sub)
+    sub.add_parser("other")
+    work_dir = str(pipeline_run.work_dir)
+    assert report_cli.metadata_path(work_dir) == pipeline_run.config.metadata_path
+    assert report_cli.dispatch(parser.parse_args(["other"])) is None
+    assert report_cli.dispatch(parser.parse_args(["runs", "--work-dir", work_dir, "--json"])) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert pipeline_run.summary.run_id in [r["run_id"] for r in listed]
+    assert report_cli.dispatch(parser.parse_args(["report", "no-such-run", "--work-dir", work_dir])) == 2
+    assert "no run named 'no-such-run'" in capsys.readouterr().err
+    args = parser.parse_args(["report", "--work-dir", work_dir, "--out", "/tmp/x"])
+    assert (args.run, args.out) == (None, "/tmp/x")
+
+
+# ----- pure functions and the renderer on synthetic data ------------------------------------------------------
+@pytest.mark.parametrize("kappa, reading", [
+    (-1.0, "poor"), (-0.0001, "poor"), (0.0, "slight"), (0.1, "slight"), (0.20, "slight"), (0.21, "fair"),
+    (0.40, "fair"), (0.41, "moderate"), (0.60, "moderate"), (0.61, "substantial"), (0.80, "substantial"),
+    (0.81, "almost perfect"), (1.0, "almost perfect"), (float("nan"), "undefined"), (None, "undefined"),
+])
+def test_kappa_reading_landis_koch_boundaries(kappa, reading):
+    assert report.kappa_reading(kappa) == reading
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_per_class_metrics_match_sklearn(seed):
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    rng = np.random.default_rng(seed)
+    names = ["cat", "dog", "bird", "fish", "never"]
+    y_true = rng.integers(0, 4, 200)  # class 4 never occurs ...
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 4, 200))
+    y_pred[:3] = 4  # ... but is predicted a few times (precision 0, recall 0 by zero_division=0)
+    matrix = confusion_matrix(y_true, y_pred, labels=range(5))
+    result = report.per_class_metrics(matrix, names)
+    expected = classification_report([names[i] for i in y_true], [names[i] for i in y_pred], labels=names,
+                                     output_dict=True, zero_division=0)
+    for row in [*result.rows, result.macro, result.weighted]:
+        want = expected[row.name]
+        assert (row.precision, row.recall, row.f1, row.support) == pytest.approx(
+            (want["precision"], want["recall"], want["f1-score"], want["support"]), abs=1e-12)
+    assert result.accuracy == pytest.approx(np.mean(y_true == y_pred))
+    assert [r.f1 for r in result.rows] == sorted(r.f1 for r in result.rows)
+
+
+def test_per_class_metrics_leave_out_classes_without_data_like_sklearn():
+    from sklearn.metrics import classification_report
+
+    names = ["a", "b", "c", "d"]
+    y_true, y_pred = ["a", "a", "b", "b", "b"], ["a", "b", "b", "b", "d"]  # c: never seen; d: only predicted
+    matrix = np.zeros((4, 4))
+    for t, p in zip(y_true, y_pred):
+        matrix[names.index(t), names.index(p)] += 1
+    result = report.per_class_metrics(matrix, names)
+    expected = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    assert result.absent == ["c"]
+    assert sorted(r.name for r in result.rows) == ["a", "b", "d"]
+    for row in [*result.rows, result.macro, result.weighted]:
+        want = expected[row.name]
+        assert (row.precision, row.recall, row.f1, row.support) == pytest.approx(
+            (want["precision"], want["recall"], want["f1-score"], want["support"]), abs=1e-12)
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (6, 6), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _synthetic(names: list[str], **overrides) -> report.ReportData:
+    gate = report.Gate(report.KAPPA, "value", "≥ 0.9000", 0.55, "fail", f"kappa of {names[0]} too low")
+    data = report.ReportData(
+        run_id=f"run {HOSTILE}",
+        pipeline_name="visionline",
+        components=[report.ComponentState("Trainer", "COMPLETE", 3.0)],
+        metrics=[report.HeadlineMetric(report.ACCURACY, 0.7, 0.72, [report.Gate(report.ACCURACY, "value", "≥ 0.5000",
+                                                                                0.7)]),
+                 report.HeadlineMetric(report.KAPPA, 0.55, None, [gate])],
+        blessed=False,
+        class_names=names,
+        confusion=[[5, 1, 0], [2, 3, 1], [0, 0, 4]],
+        history={"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.7], "accuracy": [0.5, 0.7, 0.8],
+                 "val_accuracy": [0.4, 0.6, 0.6]},
+        best_epoch=2,
+        class_distribution={"train": {n: 10.0 for n in names}, "eval": {n: 4.0 for n in names}},
+        samples=[report.Sample(_png((255, 0, 0)), names[0], names[1], 0.8, f"{names[0]}/a.png"),
+                 report.Sample(_png((0, 255, 0)), names[2], names[2], 0.9, "")],
+        samples_scanned=2,
+        samples_misclassified=1,
+        hyperparameters={"model": HOSTILE, "conv_filters": [16, 32]},
+        lineage=[report.LineageEntry("Trainer", "model", "Model", 7, f"/tmp/{HOSTILE}/model")],
+        ingest={"files_seen": 3, "ingested": 2, "quarantined": 1, "quarantine_report": f"/tmp/{HOSTILE}.csv",
+                "quarantined_by_reason": {HOSTILE: 1}},
+        quarantine_rows=[{"path": f"{HOSTILE}.jpg", "label": names[0], "split": "train", "reason": HOSTILE}],
+        anomalies={"train": [report.Anomaly("label", "ERROR", HOSTILE, f"Unexpected value {HOSTILE}")]},
+        notes=[f"note {HOSTILE}"],
+    )
+    return dataclasses.replace(data, **overrides)
+
+
+def test_renderer_escapes_hostile_labels_everywhere():
+    names = [HOSTILE, "cat & dog", "$x_1$ | *b*"]
+    data = _synthetic(names)
+    html = report.render_html(data)
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "cat &amp; dog" in html
+    soup = BeautifulSoup(html, "html.parser")
+    assert not soup.find_all("script")
+    table_names = [td.get_text() for td in soup.select("#per-class-table tr.class-row td:first-child")]
+    assert sorted(table_names) == sorted(names)  # shown as text, exactly as named
+    captions = " ".join(f.get_text(" ") for f in soup.select("#samples figcaption"))
+    assert HOSTILE in captions
+    for img in soup.find_all("img"):
+        assert img["src"].startswith(DATA_URI)
+        Image.open(io.BytesIO(base64.b64decode(img["src"][len(DATA_URI):]))).verify()
+    markdown = report.render_markdown(data)
+    assert "<script" not in markdown.lower() and "&lt;script&gt;" in markdown
+
+
+def test_not_blessed_and_cached_runs_render_their_reasons():
+    names = ["a", "b", "c"]
+    data = _synthetic(names, components=[report.ComponentState(n, "CACHED", 0.0) for n in
+                                         ("ImageExampleGen", "Trainer", "Evaluator", "Pusher")]
+                      + [report.ComponentState("latest_blessed_model_resolver", "COMPLETE", 0.0)])
+    assert data.fully_cached
+    soup = BeautifulSoup(report.render_html(data), "html.parser")
+    verdict = _text(soup.find("section", id="verdict"))
+    assert "NOT blessed" in verdict and "failed 1 gate" in verdict
+    assert "Cohen's kappa" in verdict and "kappa of a too low" in verdict
+    assert "cached" in verdict
+    assert "NOT blessed: failed Cohen's kappa value gate" in report.render_markdown(data)
+
+
+def test_renderer_copes_with_a_run_that_never_got_to_evaluation():
+    data = report.ReportData(run_id="2026-01-01T00:00:00", evaluation_note="the Evaluator did not run",
+                             components=[report.ComponentState("ImageExampleGen", "FAILED", 1.0)])
+    soup = BeautifulSoup(report.render_html(data), "html.parser")
+    assert all(soup.find("section", id=section_id) for section_id, _ in report.SECTIONS)
+    assert "Not evaluated" in _text(soup.find("section", id="verdict"))
+    assert not soup.find_all("img")
+    assert "not evaluated" in report.render_markdown(data)
+
+
+def test_format_runs_aligns_columns():
+    rows = [report.RunRow("2026-01-02T00:00:00.1", "2026-01-02 00:00:00", "COMPLETE", 0.98765, 0.9, True, "17"),
+            report.RunRow("2026-01-01T00:00:00.1", "2026-01-01 00:00:00", "FAILED", None, float("nan"), None, None)]
+    lines = report.format_runs(rows).splitlines()
+    assert len(lines) == 3 and len({line.index("STATE") for line in lines[:1]}) == 1
+    assert "0.9877" in lines[1] and "yes" in lines[1] and lines[1].endswith("17")
+    assert "—" in lines[2] and "nan" in lines[2]
+    assert lines[1].index("COMPLETE") == lines[2].index("FAILED") == lines[0].index("STATE")
+    assert json.loads(report.runs_json(rows))[1]["kappa"] is None
+    assert report.format_runs([]).endswith("(no runs recorded)")

@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve bench-e2e bench-train bench-serve browser-deps fashion-mnist demo-data clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve browser-deps fashion-mnist demo-data clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,19 @@ browser-deps:
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	elif [ -n "$${CI:-}" ]; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	else echo "browser-deps: not root and not CI: skipping chromium (the browser test will skip)"; fi
+
+IMAGE ?= visionline:0.1.0
+KFP_HOST ?= http://localhost:8080
+CRON ?= 0 3 * * *
+
+image:  ## build the pipeline image for Kubeflow (needs a Docker engine; see docs/kubeflow.md)
+	docker build -t $(IMAGE) .
+
+kfp-compile: setup  ## compile for Kubeflow Pipelines → visionline_pipeline.json (COMPILE_ARGS: config flags)
+	$(BIN)/visionline compile --target kubeflow --image $(IMAGE) --out visionline_pipeline.json $(COMPILE_ARGS)
+
+kfp-schedule: kfp-compile  ## upload + schedule on KFP (KFP_HOST, CRON; KFP_ARGS="--dry-run" only prints the requests)
+	$(BIN)/visionline schedule --host $(KFP_HOST) --cron "$(CRON)" --pipeline-json visionline_pipeline.json $(KFP_ARGS)
 
 bench-e2e: setup  ## time every phase of `make run` on the demo data → docs/benchmarks.md
 	$(BIN)/python tests/benchmarks/bench_e2e.py --out docs/benchmarks.md

@@ -8,18 +8,41 @@
     visionline last-run                        # summary of the latest run from ML Metadata
     visionline runs | report [RUN]             # list runs; (re)build a run's HTML + Markdown report
     visionline serve | predict IMG… | predict-batch DIR   # TF Serving-compatible local server and clients
+    visionline compile --target kubeflow | schedule | submit  # Kubeflow Pipelines (docs/kubeflow.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 import components  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from pipeline import demo_data, report_cli
+from pipeline import demo_data, kfp_cli, report_cli
 from pipeline.configs import ConfigError, PipelineConfig, dumps
 from serving import cli as serving_cli
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """The config flags shared by `run`, `config`, `last-run` and `compile`."""
+    p.add_argument("--config", help="YAML/JSON config file (see README)")
+    p.add_argument("--data", help="data root: class folders, train/test trees, a CSV manifest or TFRecords")
+    p.add_argument("--demo", action="store_true", help="use the embedded digits demo data")
+    p.add_argument("--work-dir", help="where pipeline artifacts, ML Metadata and the serving root go")
+    p.add_argument("--serving-root", help="push destination root (model goes to <root>/<model_name>/<version>)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--min-accuracy", type=float, help="Evaluator lower bound on accuracy")
+    p.add_argument("--min-kappa", type=float, help="Evaluator lower bound on Cohen's kappa")
+    p.add_argument("--in-memory", action="store_true", help="Beam DirectRunner in_memory (fast for tiny data)")
+    p.add_argument("--no-cache", action="store_true", help="re-run every component")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set train.batch_size=64 (repeatable)")
+    p.add_argument("--beam-runner", help="Beam runner for every Beam-powered component: DirectRunner (default), "
+                                         "DataflowRunner, FlinkRunner, SparkRunner")
+    p.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                   help="extra Beam pipeline option, passed through verbatim, e.g. --beam-arg=--region=europe-west1 "
+                        "(repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,27 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def config_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help="YAML/JSON config file (see README)")
-        p.add_argument("--data", help="data root: class folders, train/test trees, a CSV manifest or TFRecords")
-        p.add_argument("--demo", action="store_true", help="use the embedded digits demo data")
-        p.add_argument("--work-dir", help="where pipeline artifacts, ML Metadata and the serving root go")
-        p.add_argument("--serving-root", help="push destination root (model goes to <root>/<model_name>/<version>)")
-        p.add_argument("--epochs", type=int)
-        p.add_argument("--min-accuracy", type=float, help="Evaluator lower bound on accuracy")
-        p.add_argument("--min-kappa", type=float, help="Evaluator lower bound on Cohen's kappa")
-        p.add_argument("--in-memory", action="store_true", help="Beam DirectRunner in_memory (fast for tiny data)")
-        p.add_argument("--no-cache", action="store_true", help="re-run every component")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override any config field, e.g. --set train.batch_size=64 (repeatable)")
-
     run = sub.add_parser("run", help="run the whole pipeline locally (LocalDagRunner + Beam)")
-    config_args(run)
+    add_config_args(run)
     run.add_argument("--json", action="store_true", help="print the run summary as JSON")
     run.add_argument("-v", "--verbose", action="store_true", help="full TFX/Beam logs")
 
     show = sub.add_parser("config", help="print the effective configuration")
-    config_args(show)
+    add_config_args(show)
 
     demo = sub.add_parser("demo-data", help="write the embedded demo images as PNG class folders")
     demo.add_argument("dest", nargs="?", default=demo_data.DEFAULT_DEMO_DIR)
@@ -58,10 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("weights", help="convert and cache EfficientNet-Lite0's ImageNet weights (offline); print the path")
 
     last = sub.add_parser("last-run", help="summary of the latest run (from ML Metadata)")
-    config_args(last)
+    add_config_args(last)
     last.add_argument("--json", action="store_true")
     report_cli.register(sub)
     serving_cli.register(sub)
+    kfp_cli.register(sub)
     return parser
 
 
@@ -83,6 +93,10 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
         overrides.append("beam.direct_running_mode=in_memory")
     if args.no_cache:
         overrides.append("enable_cache=false")
+    if args.beam_runner:
+        overrides.append(f"beam.runner={args.beam_runner}")
+    if args.beam_arg:
+        overrides.append(f"beam.extra_args={json.dumps(config.beam.extra_args + args.beam_arg)}")
     return config.override(overrides + list(args.set))
 
 
@@ -103,7 +117,7 @@ def _write_report(metadata_path: str, quiet: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    for commands in (report_cli, serving_cli):  # their commands take their own flags, not the run config
+    for commands in (report_cli, serving_cli, kfp_cli):  # their commands take their own flags, not the run config
         delegated = commands.dispatch(args)
         if delegated is not None:
             return delegated

@@ -7,9 +7,15 @@ model) → Evaluator (accuracy + Cohen's kappa bounds, no regression vs. the bas
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import base_component
+from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
+from tfx.types import standard_component_specs
 
 from components import features, metrics
 from components.ingest import sources
@@ -95,18 +101,40 @@ def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> 
     )
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    """The full visionline DAG for `config` (validated first)."""
+def _constant(name: str, value: Any) -> Any:
+    return value
+
+
+def _late_custom_config(component: base_component.BaseComponent, value: Any) -> base_component.BaseComponent:
+    """Transform and Tuner JSON-encode `custom_config` in their constructors, which would freeze a RuntimeParameter
+    into a constant; their specs take a str-typed RuntimeParameter, so it is set on the built component."""
+    if isinstance(value, data_types.RuntimeParameter):
+        component.exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY] = value
+    return component
+
+
+def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None,
+                    parameter: Callable[[str, Any], Any] | None = None) -> tfx.dsl.Pipeline:
+    """The full visionline DAG for `config` (validated first).
+
+    Local runs pass only `config` (the data root is read to detect its layout). Compilers for remote
+    orchestrators may pass `layout` (the data root is then not read) and `parameter(name, value)`, which returns
+    the value to use — e.g. a TFX RuntimeParameter defaulting to it — for `data_root` (ExampleGen input_base),
+    `transform_config` (Transform custom_config), `train_config` (Tuner and Trainer custom_config, JSON dicts)
+    and `eval_config` (the Evaluator's tfma.EvalConfig); no local ML Metadata config is made then.
+    """
     config.validate()
-    layout = sources.detect_layout(absolute(config.data.root), config.data.format)
+    param = parameter or _constant
+    layout = layout or sources.detect_layout(absolute(config.data.root), config.data.format)
     input_config, output_config = example_gen_configs(layout, config.data.train_fraction)
+    input_base = param("data_root", layout.input_base)
     if layout.format == "tfrecord":
         example_gen = tfx.components.ImportExampleGen(
-            input_base=layout.input_base, input_config=input_config, output_config=output_config
+            input_base=input_base, input_config=input_config, output_config=output_config
         ).with_id(EXAMPLE_GEN)
     else:
         example_gen = ImageExampleGen(
-            input_base=layout.input_base,
+            input_base=input_base,
             input_config=input_config,
             output_config=output_config,
             data_format=layout.format,
@@ -123,23 +151,24 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     schema = schema_gen.outputs["schema"]
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
 
-    transform = tfx.components.Transform(
+    transform_config = param("transform_config", {
+        **config.transform_custom_config(layout.format),
+        "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
+    })
+    transform = _late_custom_config(tfx.components.Transform(
         examples=examples,
         schema=schema,
         preprocessing_fn=TRANSFORM_FN,
         materialize=False,
         disable_statistics=True,
-        custom_config={
-            **config.transform_custom_config(layout.format),
-            "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
-        },
-    )
-    trainer_config = {
+        custom_config=transform_config,
+    ), transform_config)
+    trainer_config = param("train_config", {
         **config.trainer_custom_config(layout.format),
         "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
-    }
+    })
     # Always in the DAG: with tuning off for a run it returns the config's values without training.
-    tuner = tfx.components.Tuner(
+    tuner = _late_custom_config(tfx.components.Tuner(
         tuner_fn=TUNER_FN,
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
@@ -147,7 +176,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_config,
-    ).with_id(TUNER)
+    ), trainer_config).with_id(TUNER)
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_FN,
         examples=examples,
@@ -168,7 +197,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
-        eval_config=eval_config(config, config.transform_custom_config(layout.format)["label_feature"]),
+        eval_config=param("eval_config",
+                          eval_config(config, config.transform_custom_config(layout.format)["label_feature"])),
     ).with_id(EVALUATOR)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -184,7 +214,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform, tuner, trainer,
                     model_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        # With `parameter` (a remote orchestrator with its own ML Metadata) no local SQLite config: building one
+        # creates its folder, which would be a side effect (or, under a gs:// work_dir, a network call) at compile.
+        metadata_connection_config=None if parameter else tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path
         ),
         beam_pipeline_args=config.beam.pipeline_args(),

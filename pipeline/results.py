@@ -165,8 +165,26 @@ def _read_evaluation(uri: str, summary: RunSummary) -> None:
                 metric=metric_failure.metric_key.name + (" (change vs baseline)" if metric_failure.metric_key.is_diff
                                                          else ""),
                 value=value,
-                threshold=str(metric_failure.metric_threshold).replace("\n", " ").strip(),
+                threshold=_threshold_text(metric_failure.metric_threshold),
             ))
+
+
+def _threshold_text(threshold: Any) -> str:
+    """'lower bound 0.4' / 'at most 0.02 worse than the baseline' for TFMA's MetricThreshold protos."""
+    parts = []
+    if threshold.HasField("value_threshold"):
+        bounds = threshold.value_threshold
+        if bounds.HasField("lower_bound"):
+            parts.append(f"lower bound {bounds.lower_bound.value:g}")
+        if bounds.HasField("upper_bound"):
+            parts.append(f"upper bound {bounds.upper_bound.value:g}")
+    if threshold.HasField("change_threshold"):
+        change = threshold.change_threshold
+        if change.HasField("absolute"):
+            parts.append(f"change vs baseline must exceed {change.absolute.value:g}")
+        if change.HasField("relative"):
+            parts.append(f"relative change vs baseline must exceed {change.relative.value:g}")
+    return "; ".join(parts) or str(threshold).replace("\n", " ").strip()
 
 
 def format_summary(summary: RunSummary) -> str:

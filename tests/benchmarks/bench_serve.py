@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -330,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n".join([header, "", table(cells), "", *verdicts(cells)])
     print(report)
     if args.out:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        with open(args.out, "a", encoding="utf-8") as handle:
-            handle.write(f"\n## Serving benchmark — {stamp}\n\n{report}\n")
-        print(f"appended to {args.out}", file=sys.stderr)
+        from tests.benchmarks.markdown import machine_line, write_section
+
+        name = f"bench-serve-{version_dir.parent.name}"
+        title = f"## bench-serve: `{version_dir.parent.name}` model"
+        write_section(args.out, name, f"{title}\n\n{machine_line()}\n\n{report}")
+        print(f"wrote section {name} of {args.out}", file=sys.stderr)
     return 0
 
 

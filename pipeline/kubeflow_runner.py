@@ -1,0 +1,405 @@
+"""Compile the visionline pipeline for Kubeflow Pipelines 2.x (or Vertex AI Pipelines) with TFX's KubeflowV2DagRunner.
+
+`compile_pipeline(config, output_path, image)` compiles the same `create_pipeline(config)` DAG that local runs use
+into a KFP pipeline spec, with four runtime parameters so a scheduled run can change them without recompiling:
+
+    data_root          ExampleGen `input_base` (for a CSV manifest: the folder holding it)
+    transform_config   Transform `custom_config` (JSON: image_size, normalization, feature names)
+    train_config       Tuner + Trainer `custom_config` (JSON: backbone, epochs, tuner on/off, …: TrainConfig)
+    eval_config        Evaluator `eval_config` (tfma.EvalConfig as JSON: the accuracy / kappa gates)
+
+TFX RuntimeParameters are scalars, so the three configs are JSON strings (TFX's documented way for protos). TFX
+cannot put a RuntimeParameter *inside* a proto such as `eval_config`; the whole EvalConfig as one string parameter
+is what it supports (`ExecutionParameter.type_check` skips proto parsing for runtime-parameter strings and the
+Evaluator executor parses the JSON). `apply_overrides` turns `train.epochs=5` style keys into new values for these
+parameters with the same code that built the defaults, so nobody edits the JSON by hand.
+
+Targets:
+  * `kubeflow` (default) — the open-source KFP 2.x backend: pipeline spec schema 2.1.0, root parameter defaults
+    filled in (TFX leaves them out and the KFP API server rejects runs without them), the default pipeline root
+    recorded, the latest-blessed-model Resolver dropped (KFP's backend cannot execute `resolver` executors, so the
+    Evaluator has no baseline: absolute gates apply, the no-regression gate cannot) and ExampleGen caching off (the
+    ExampleGen driver that fingerprints input files is a Vertex-only `preCacheCheck` hook; without it KFP would
+    reuse the cached examples whenever `data_root` is unchanged, even if the files changed). Written as the bare
+    PipelineSpec, which is what KFP's upload API and `kfp.Client` accept.
+  * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the Resolver and the ExampleGen driver), with the
+    root parameter defaults added.
+
+Nothing is written at compile time besides `output_path` (module paths, not module files, so no user-code wheels
+are staged to the pipeline root; no local ML Metadata config), and the data root is only read when its layout has
+to be detected (see `cluster_layout`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.configs import ConfigError, PipelineConfig, absolute
+
+TARGETS = ("kubeflow", "vertex")
+IMAGE_ROOT = "/opt/visionline"  # where the Dockerfile puts the project (pip install -e . there)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE = "visionline:0.1.0"
+DATA_ROOT, TRANSFORM_CONFIG, TRAIN_CONFIG, EVAL_CONFIG = "data_root", "transform_config", "train_config", "eval_config"
+PARAMETERS = {
+    DATA_ROOT: "ExampleGen input_base: the data root (for a CSV manifest, the folder holding it)",
+    TRANSFORM_CONFIG: "Transform custom_config (JSON)",
+    TRAIN_CONFIG: "Tuner and Trainer custom_config (JSON): backbone, epochs, tuner settings, ...",
+    EVAL_CONFIG: "Evaluator eval_config (tfma.EvalConfig JSON): accuracy and kappa gates",
+}
+# `section.key` overrides a scheduled run may apply (everything else is fixed at compile time)
+RUNTIME_KEYS = ("data.root", "transform.", "train.", "tuner.", "eval.")
+BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+_TFRECORD = "tfrecord"
+
+
+@dataclass
+class Compiled:
+    """What `compile` produced: the written file, the spec as a dict, parameter defaults and warnings."""
+
+    path: str
+    spec: dict[str, Any]
+    defaults: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----- layout -------------------------------------------------------------------------------------------------
+def cluster_layout(config: PipelineConfig, splits: Sequence[str] | None = None) -> Any:
+    """The data layout to compile with, reading the data root only when it has to.
+
+    * `splits` given (e.g. `("train", "test")`) or `data.format` set with a URI data root (gs://…): declared from
+      the config alone — class folders / TFRecords / one manifest, hash split unless `splits` names the train and
+      eval sub-folders. Needed when the compiling machine cannot read the cluster's storage.
+    * otherwise detected exactly as local runs do (the data root is read: a local path, or a URI readable here).
+    """
+    from components.ingest import sources
+
+    root = config.data.root.rstrip("/") or "/"
+    data_format = config.data.format
+    declared = splits is not None or ("://" in root and data_format != "auto")
+    if not declared:
+        try:
+            return sources.detect_layout(absolute(root), data_format)
+        except sources.DataLayoutError:
+            raise  # the data is there but unusable: the message says why
+        except Exception as err:  # storage unreadable from here (no credentials / network): say what to do
+            raise ConfigError(
+                f"cannot read data root {root} to detect its layout ({type(err).__name__}: {err}); set "
+                "data.format (folders, csv or tfrecord) and, for train/test sub-folders, --splits TRAIN,EVAL"
+            ) from err
+    if data_format == "auto":
+        raise ConfigError("declaring the data layout needs data.format: folders, csv or tfrecord (not auto)")
+    if data_format == "csv":
+        if splits:
+            raise ConfigError("a CSV manifest is hash-split: --splits does not apply")
+        if not root.lower().endswith((".csv", ".tsv", ".txt")):
+            raise ConfigError(f"data.format=csv: data.root must be the manifest file, got {root}")
+        return sources.Layout("csv", os.path.dirname(root), {"all": os.path.basename(root)})
+    base = absolute(root)
+    leaf = "*" if data_format == _TFRECORD else "*/*"
+    if not splits:
+        return sources.Layout(data_format, base, {"all": leaf})
+    if len(splits) != 2 or not all(splits):
+        raise ConfigError(f"--splits needs two folder names, TRAIN,EVAL (e.g. train,test); got {','.join(splits)}")
+    return sources.Layout(data_format, base, {"train": f"{splits[0]}/{leaf}", "eval": f"{splits[1]}/{leaf}"})
+
+
+# ----- compile ------------------------------------------------------------------------------------------------
+def compile_pipeline(config: PipelineConfig, output_path: str, image: str = DEFAULT_IMAGE, target: str = "kubeflow",
+                     splits: Sequence[str] | None = None) -> str:
+    """Compile `create_pipeline(config)` for `target` into `output_path` (.json, or .yaml/.yml); return the path."""
+    return compile_for_cluster(config, output_path, image, target, splits).path
+
+
+def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = DEFAULT_IMAGE,
+                        target: str = "kubeflow", splits: Sequence[str] | None = None) -> Compiled:
+    """`compile_pipeline` with everything it found: the spec dict, parameter defaults, warnings to show."""
+    from google.protobuf import json_format, message
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx import v1 as tfx
+    from tfx.orchestration import data_types
+    from tfx.utils import json_utils, proto_utils
+
+    from pipeline.pipeline import EXAMPLE_GEN, create_pipeline
+
+    if target not in TARGETS:
+        raise ConfigError(f"--target must be one of {TARGETS}, got {target!r}")
+    if not image:
+        raise ConfigError("an image is needed: the pipeline's code runs from it (see the Dockerfile)")
+    config = cluster_config(config, image)
+    layout = cluster_layout(config, splits)
+    defaults: dict[str, str] = {}
+
+    def parameter(name: str, value: Any) -> data_types.RuntimeParameter:
+        if isinstance(value, message.Message):
+            default = proto_utils.proto_to_json(value)
+        elif isinstance(value, str):
+            default = value
+        else:
+            default = json_utils.dumps(value)
+        defaults[name] = default
+        return data_types.RuntimeParameter(name=name, ptype=str, default=default, description=PARAMETERS[name])
+
+    pipeline = create_pipeline(config, layout=layout, parameter=parameter)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=True),  # KFP 2.x accepts schema 2.1.0 only
+    )
+    try:
+        job = runner.run(pipeline, parameter_values=defaults, write_out=False)
+    except ValueError as err:  # e.g. a pipeline name KFP does not accept
+        raise ConfigError(f"cannot compile for Kubeflow: {err}") from err
+    spec = job["pipelineSpec"]
+    for name, default in defaults.items():
+        root_param = spec["root"]["inputDefinitions"]["parameters"][name]
+        root_param.update(defaultValue=default, isOptional=True, description=PARAMETERS[name])
+    spec["defaultPipelineRoot"] = config.pipeline_root
+    if target == "kubeflow":
+        _drop_resolvers(spec)
+        spec["root"]["dag"]["tasks"][EXAMPLE_GEN]["cachingOptions"] = {"enableCache": False}
+        document = spec
+    else:
+        document = job
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # what KFP will parse: fail here, not there
+    _write(document, output_path)
+    return Compiled(output_path, spec, defaults, cluster_warnings(config, image, layout.input_base))
+
+
+def cluster_config(config: PipelineConfig, image: str) -> PipelineConfig:
+    """The config as the cluster sees it: the curated schema at its path inside the image, and Dataflow told to
+    run the Beam workers in the pipeline image (where `components` lives) unless a container is already given."""
+    overrides = []
+    if config.data.schema_path:
+        overrides.append(f"data.schema_path={image_path(config.data.schema_path)}")
+    extra = list(config.beam.extra_args)
+    if config.beam.runner == "DataflowRunner" and not any(a.startswith("--sdk_container_image") for a in extra):
+        overrides.append(f"beam.extra_args={json.dumps(extra + [f'--sdk_container_image={image}'])}")
+    return config.override(overrides) if overrides else config
+
+
+def image_path(path: str) -> str:
+    """A path inside this checkout → the same file inside the image; URIs and other paths unchanged."""
+    if "://" in path:
+        return path
+    resolved = Path(absolute(path)).resolve()
+    try:
+        return str(Path(IMAGE_ROOT) / resolved.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(resolved)
+
+
+def cluster_warnings(config: PipelineConfig, image: str, input_base: str) -> list[str]:
+    """Things that compile but will not work on a cluster: local paths, an image nobody can pull, Beam options."""
+    warnings = []
+    for name, value in (("work_dir (pipeline root)", config.work_dir), ("serving_root (push destination)",
+                                                                         config.serving_root or config.work_dir),
+                        ("data root default", input_base)):
+        if "://" not in value:
+            warnings.append(f"{name} {absolute(value)} is a path on this machine: cluster pods cannot see it "
+                            "(use gs://…, or pass data_root at run time)")
+        elif not value.startswith("gs://"):
+            warnings.append(f"{name} {value}: the image's TensorFlow file systems read gs:// only "
+                            "(tensorflow-io-gcs-filesystem); other stores need tensorflow-io in the lock")
+    schema = config.data.schema_path
+    if schema and "://" not in schema and not schema.startswith(IMAGE_ROOT + "/"):
+        warnings.append(f"data.schema_path {schema} is neither in the image nor a URI")
+    if "/" not in image.split(":")[0]:
+        warnings.append(f"image {image} has no registry: the cluster must be able to pull it (e.g. "
+                        "europe-docker.pkg.dev/PROJECT/REPO/visionline:TAG)")
+    runner = config.beam.runner
+    args = " ".join(config.beam.extra_args)
+    if runner not in BEAM_RUNNERS:
+        warnings.append(f"beam.runner {runner} is not one of {BEAM_RUNNERS} (passed to Beam as is)")
+    needs = {"DataflowRunner": ("--project", "--region", "--temp_location"), "FlinkRunner": ("--flink_master",),
+             "SparkRunner": ("--spark_master_url",)}.get(runner, ())
+    missing = [flag for flag in needs if flag not in args]
+    if missing:
+        warnings.append(f"beam.runner {runner} usually needs {', '.join(missing)} in beam.extra_args")
+    return warnings
+
+
+def _drop_resolvers(spec: dict[str, Any]) -> None:
+    """Remove `resolver` executors (the latest-blessed-model Resolver) and every input they fed."""
+    executors = spec["deploymentSpec"]["executors"]
+    tasks = spec["root"]["dag"]["tasks"]
+    resolver_components = {name for name, component in spec["components"].items()
+                           if "resolver" in executors.get(component.get("executorLabel", ""), {})}
+    removed = {name for name, task in tasks.items() if task["componentRef"]["name"] in resolver_components}
+    for name in removed:
+        del tasks[name]
+    for name in resolver_components:
+        executors.pop(spec["components"].pop(name)["executorLabel"], None)
+    for task in tasks.values():
+        artifacts = task.get("inputs", {}).get("artifacts", {})
+        dropped = [key for key, value in artifacts.items()
+                   if value.get("taskOutputArtifact", {}).get("producerTask") in removed]
+        for key in dropped:
+            del artifacts[key]
+        if "dependentTasks" in task:
+            task["dependentTasks"] = [t for t in task["dependentTasks"] if t not in removed]
+        if not dropped:
+            continue
+        component = spec["components"][task["componentRef"]["name"]]
+        for key in dropped:
+            component["inputDefinitions"]["artifacts"].pop(key, None)
+        container = executors[component["executorLabel"]]["container"]
+        args = container["args"]
+        if "--json_serialized_inputs_spec_args" in args:  # TFX's entrypoint gets the inputs spec as an argument too
+            index = args.index("--json_serialized_inputs_spec_args") + 1
+            inputs_spec = json.loads(args[index])
+            for key in dropped:
+                inputs_spec.get("artifacts", {}).pop(key, None)
+            args[index] = json.dumps(inputs_spec, indent=2, sort_keys=True)
+
+
+def _write(document: dict[str, Any], output_path: str) -> None:
+    import yaml
+    from tfx.dsl.io import fileio
+
+    parent = os.path.dirname(output_path)
+    if parent and not fileio.exists(parent):
+        fileio.makedirs(parent)
+    with fileio.open(output_path, "w") as handle:
+        if output_path.endswith((".yaml", ".yml")):
+            handle.write(yaml.safe_dump(document, sort_keys=True))
+        else:
+            handle.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+# ----- runtime parameter values for a run ---------------------------------------------------------------------
+def load_spec(path: str) -> dict[str, Any]:
+    """A compiled pipeline file (PipelineSpec JSON/YAML, or a PipelineJob JSON) → the PipelineSpec dict."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: not a compiled pipeline")
+    spec = document.get("pipelineSpec", document)
+    if "root" not in spec or "pipelineInfo" not in spec:
+        raise ConfigError(f"{path}: not a KFP pipeline spec (no root / pipelineInfo)")
+    return spec
+
+
+def parameter_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """Root parameters of a compiled spec and their defaults."""
+    parameters = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    return {name: value.get("defaultValue") for name, value in parameters.items()}
+
+
+def apply_overrides(defaults: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """Parameter values for a run: only those that differ from the compiled defaults.
+
+    Each assignment is `parameter=value` (a root parameter, verbatim; the *_config ones must be JSON) or a config
+    key `section.key=value` for data.root, transform.*, train.*, tuner.*, eval.* — those rebuild the JSON parameters
+    from the compiled defaults with the same code that compiled them (`train.model` also follows through to the
+    normalisation and weights when those were `auto`).
+    """
+    raw: dict[str, Any] = {}
+    dotted: list[str] = []
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--param {assignment!r}: expected name=value, e.g. train.epochs=5")
+        key, value = assignment.split("=", 1)
+        key = key.strip()
+        if key in defaults:
+            if key.endswith("_config"):
+                try:
+                    json.loads(value)
+                except ValueError as err:
+                    raise ConfigError(f"--param {key}: not JSON ({err})") from err
+            raw[key] = value
+        elif key.startswith(RUNTIME_KEYS) and "." in key:
+            dotted.append(f"{key}={value}")
+        else:
+            keys = ", ".join(k + "…" if k.endswith(".") else k for k in RUNTIME_KEYS)
+            raise ConfigError(f"--param {key}: not a runtime parameter of this pipeline ({', '.join(defaults)}) "
+                              f"nor a runtime config key ({keys})")
+    values: dict[str, Any] = {}
+    if dotted:
+        values = _derived_values(defaults, dotted)
+    values.update(raw)
+    return {name: value for name, value in values.items() if value != defaults.get(name)}
+
+
+def config_from_defaults(defaults: dict[str, Any]) -> PipelineConfig:
+    """The runtime-changeable part of the config a pipeline was compiled with, read back from its defaults.
+
+    Resolved values that equal what `auto` resolves to become `auto` again, so a new backbone brings its own
+    normalisation and weights.
+    """
+    from components.backbones.registry import get_backbone
+
+    missing = [name for name in PARAMETERS if name not in defaults]
+    if missing:
+        raise ConfigError(f"the compiled pipeline has no {', '.join(missing)} parameter(s): compiled by visionline?")
+    transform = json.loads(defaults[TRANSFORM_CONFIG])
+    train = json.loads(defaults[TRAIN_CONFIG])
+    fields = PipelineConfig().to_dict()
+    values = {
+        "data": {"root": defaults[DATA_ROOT], "image_feature": transform["image_feature"],
+                 "label_feature": transform["label_feature"]},
+        "transform": {"image_size": transform["image_size"], "normalization": transform["normalization"]},
+        "train": {key: train[key] for key in fields["train"] if key in train},
+        "tuner": {key: value for key, value in train["tuner"].items() if key in fields["tuner"]},
+        "eval": _thresholds(defaults[EVAL_CONFIG]),
+    }
+    config = PipelineConfig.from_dict(values)
+    backbone = get_backbone(config.train.model)
+    if config.transform.normalization == backbone.normalization:
+        config.transform.normalization = "auto"
+    if config.train.weights == ("imagenet" if backbone.pretrainable else "none"):
+        config.train.weights = "auto"
+    return config
+
+
+def runtime_values(config: PipelineConfig, fingerprints: dict[str, str] | None = None) -> dict[str, str]:
+    """The four parameter values for `config` — composed exactly as `create_pipeline` composes them (TFRecord
+    feature naming, so the feature names in `config.data` are used as they are)."""
+    from tfx.utils import json_utils, proto_utils
+
+    from pipeline import fingerprint
+    from pipeline.pipeline import eval_config
+
+    fingerprints = fingerprints or {
+        TRANSFORM_CONFIG: fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
+        TRAIN_CONFIG: fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
+    }
+    transform = config.transform_custom_config(_TFRECORD)
+    return {
+        DATA_ROOT: config.data.root,
+        TRANSFORM_CONFIG: json_utils.dumps({**transform, "code_fingerprint": fingerprints[TRANSFORM_CONFIG]}),
+        TRAIN_CONFIG: json_utils.dumps({**config.trainer_custom_config(_TFRECORD),
+                                        "code_fingerprint": fingerprints[TRAIN_CONFIG]}),
+        EVAL_CONFIG: proto_utils.proto_to_json(eval_config(config, transform["label_feature"])),
+    }
+
+
+def _derived_values(defaults: dict[str, Any], dotted: list[str]) -> dict[str, str]:
+    config = config_from_defaults(defaults).override(dotted).validate()
+    fingerprints = {name: json.loads(defaults[name]).get("code_fingerprint", "")
+                    for name in (TRANSFORM_CONFIG, TRAIN_CONFIG)}  # the image's code, not this checkout's
+    return runtime_values(config, fingerprints)
+
+
+def _thresholds(evaluation_json: str) -> dict[str, float]:
+    """eval.min_accuracy / min_kappa / max_regression from an EvalConfig JSON made by `pipeline.eval_config`."""
+    import tensorflow_model_analysis as tfma
+    from tfx.utils import proto_utils
+
+    evaluation = proto_utils.json_to_proto(evaluation_json, tfma.EvalConfig())
+    gates = {metric.class_name: metric.per_slice_thresholds[0].threshold
+             for spec in evaluation.metrics_specs for metric in spec.metrics if metric.per_slice_thresholds}
+    if not {"SparseCategoricalAccuracy", "CohenKappa"} <= set(gates):
+        raise ConfigError("the eval_config default has no visionline accuracy/kappa gates")
+    accuracy, kappa = gates["SparseCategoricalAccuracy"], gates["CohenKappa"]
+    return {
+        "min_accuracy": accuracy.value_threshold.lower_bound.value,
+        "min_kappa": kappa.value_threshold.lower_bound.value,
+        "max_regression": -kappa.change_threshold.absolute.value,
+    }

@@ -35,7 +35,7 @@ def main() -> None:
     configure_logging(verbose=False)
     data = demo_data.materialize_digits()
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    base = PipelineConfig().override([f"data.root={data}"])
+    base = PipelineConfig().override([f"data.root={data}", f"data.schema_path={demo_data.DEMO_SCHEMA}"])  # = make run
     runs = []
     for label, overrides in (
         ("multi_processing, fresh", [f"work_dir={work}/mp"]),

@@ -12,12 +12,13 @@ from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import features, metrics
+from components import pusher as atomic_pusher
 from components.ingest import sources
 from components.ingest.example_gen import ImageExampleGen
 from pipeline import fingerprint
@@ -206,6 +207,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_base)
         ),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),  # atomic, no duplicate versions
     ).with_id(PUSHER)
 
     return tfx.dsl.Pipeline(

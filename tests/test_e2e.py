@@ -125,3 +125,13 @@ def test_cli_lists_runs_and_writes_the_report_after_a_run(pipeline_run, capsys):
     shown = capsys.readouterr().out
     html = shown.split("report: ")[1].split("\n")[0]
     assert os.path.exists(html) and "Cohen" in open(html, encoding="utf-8").read()
+
+
+def test_rerun_with_unchanged_inputs_is_cached_and_does_not_push_the_same_model_again(pipeline_run):
+    versions_before = sorted(os.listdir(pipeline_run.config.push_base))
+    summary = run_local(pipeline_run.config)
+    states = {c.node_id: c.state for c in summary.components}
+    assert all(states[n] == "CACHED" for n in ("ImageExampleGen", "Transform", "Tuner", "Trainer")), states
+    assert summary.blessed is True and summary.pushed
+    assert summary.pushed_model == pipeline_run.summary.pushed_model  # already served: same version
+    assert sorted(os.listdir(pipeline_run.config.push_base)) == versions_before

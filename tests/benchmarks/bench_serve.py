@@ -320,12 +320,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    header = (f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-              f"TensorFlow {tf.__version__}; model `{version_dir.name}` (demo digits CNN); one {len(png)}-byte PNG "
-              f"per request; {args.repeat} rounds × {args.requests} requests per row (latencies pooled, req/s of the "
-              f"median round), 20 warm-up requests per round; client and server share the machine, over loopback "
-              f"(server in a subprocess; REST/gRPC load from one asyncio loop with keep-alive connections / grpc.aio; "
-              f"in-process rows call the signature from N threads).")
+    header = (
+        f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}; model `{version_dir.parent.name}/{version_dir.name}`; "
+        f"one {len(png)}-byte PNG per request; {args.repeat} rounds × {args.requests} requests per row "
+        "(latencies pooled, req/s of the median round), 20 warm-up requests per round; client and server share "
+        "the machine, over loopback (server in a subprocess; REST/gRPC load from one asyncio loop with keep-alive "
+        "connections / grpc.aio; in-process rows call the signature from N threads)."
+    )
     report = "\n".join([header, "", table(cells), "", *verdicts(cells)])
     print(report)
     if args.out:

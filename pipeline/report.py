@@ -40,6 +40,8 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from pipeline.results import change_threshold_text, value_threshold_text
+
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "summary.md"
 MAX_SAMPLES = 24
@@ -1041,27 +1043,6 @@ def _thresholds(config: Any) -> dict[str, Any]:
     return found
 
 
-def _value_text(threshold: Any) -> str:
-    parts = []
-    if threshold.HasField("lower_bound"):
-        parts.append(f"≥ {threshold.lower_bound.value:.4f}")
-    if threshold.HasField("upper_bound"):
-        parts.append(f"≤ {threshold.upper_bound.value:.4f}")
-    return " and ".join(parts) or "any value"
-
-
-def _change_text(threshold: Any) -> str:
-    import tensorflow_model_analysis as tfma
-
-    sign = "≤" if threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER else "≥"
-    parts = []
-    if threshold.HasField("absolute"):
-        parts.append(f"change vs baseline {sign} {threshold.absolute.value:+.4f}")
-    if threshold.HasField("relative"):
-        parts.append(f"relative change vs baseline {sign} {threshold.relative.value:+.4f}")
-    return " and ".join(parts) or "any change"
-
-
 def _check_value(threshold: Any, value: float | None) -> bool | None:
     if value is None or math.isnan(value):
         return None
@@ -1129,13 +1110,13 @@ def _collect_evaluation(facts: _RunFacts, data: ReportData) -> None:
         threshold = configured_gates.get(name)
         in_force = applied.get(name)
         if threshold is not None and threshold.HasField("value_threshold"):
-            metric.gates.append(_gate(name, "value", _value_text(threshold.value_threshold), metric.value,
+            metric.gates.append(_gate(name, "value", value_threshold_text(threshold.value_threshold), metric.value,
                                       in_force is not None and in_force.HasField("value_threshold"),
                                       _check_value(threshold.value_threshold, metric.value), failures,
                                       data.has_baseline))
         if threshold is not None and threshold.HasField("change_threshold"):
             diff = diffs.get(name, metric.diff)
-            metric.gates.append(_gate(name, "change", _change_text(threshold.change_threshold), diff,
+            metric.gates.append(_gate(name, "change", change_threshold_text(threshold.change_threshold), diff,
                                       in_force is not None and in_force.HasField("change_threshold"),
                                       _check_change(threshold.change_threshold, diff, metric.baseline), failures,
                                       data.has_baseline))
@@ -1198,10 +1179,10 @@ def _failure_text(failure: Any) -> str:
             return f"{shown} is below the lower bound {bounds.lower_bound.value:.4f}"
         if value is not None and bounds.HasField("upper_bound") and value > bounds.upper_bound.value:
             return f"{shown} is above the upper bound {bounds.upper_bound.value:.4f}"
-        return f"{shown} is outside {_value_text(bounds)}"
+        return f"{shown} is outside {value_threshold_text(bounds)}"
     if threshold.HasField("change_threshold"):
         return f"changed by {'n/a' if value is None else f'{value:+.4f}'} vs the baseline; needs " \
-               f"{_change_text(threshold.change_threshold)}"
+               f"{change_threshold_text(threshold.change_threshold)}"
     return f"{shown} fails {str(threshold).strip() or 'its threshold'}"
 
 

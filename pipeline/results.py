@@ -169,22 +169,37 @@ def _read_evaluation(uri: str, summary: RunSummary) -> None:
             ))
 
 
+def value_threshold_text(threshold: Any) -> str:
+    """'≥ 0.4000' for a TFMA GenericValueThreshold."""
+    parts = []
+    if threshold.HasField("lower_bound"):
+        parts.append(f"≥ {threshold.lower_bound.value:.4f}")
+    if threshold.HasField("upper_bound"):
+        parts.append(f"≤ {threshold.upper_bound.value:.4f}")
+    return " and ".join(parts) or "any value"
+
+
+def change_threshold_text(threshold: Any) -> str:
+    """'change vs baseline ≥ -0.0200' for a TFMA GenericChangeThreshold."""
+    from tensorflow_model_analysis.proto import config_pb2
+
+    sign = "≤" if threshold.direction == config_pb2.MetricDirection.LOWER_IS_BETTER else "≥"
+    parts = []
+    if threshold.HasField("absolute"):
+        parts.append(f"change vs baseline {sign} {threshold.absolute.value:+.4f}")
+    if threshold.HasField("relative"):
+        parts.append(f"relative change vs baseline {sign} {threshold.relative.value:+.4f}")
+    return " and ".join(parts) or "any change"
+
+
 def _threshold_text(threshold: Any) -> str:
-    """'lower bound 0.4' / 'at most 0.02 worse than the baseline' for TFMA's MetricThreshold protos."""
+    """Readable form of a TFMA MetricThreshold (value bounds and/or change vs baseline)."""
     parts = []
     if threshold.HasField("value_threshold"):
-        bounds = threshold.value_threshold
-        if bounds.HasField("lower_bound"):
-            parts.append(f"lower bound {bounds.lower_bound.value:g}")
-        if bounds.HasField("upper_bound"):
-            parts.append(f"upper bound {bounds.upper_bound.value:g}")
+        parts.append(value_threshold_text(threshold.value_threshold))
     if threshold.HasField("change_threshold"):
-        change = threshold.change_threshold
-        if change.HasField("absolute"):
-            parts.append(f"change vs baseline must exceed {change.absolute.value:g}")
-        if change.HasField("relative"):
-            parts.append(f"relative change vs baseline must exceed {change.relative.value:g}")
-    return "; ".join(parts) or str(threshold).replace("\n", " ").strip()
+        parts.append(change_threshold_text(threshold.change_threshold))
+    return " and ".join(parts) or str(threshold).replace("\n", " ").strip()
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -148,6 +148,21 @@ def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float)
     return model
 
 
+def adapt_batchnorm_for_scratch(backbone: keras.Model, momentum: float = 0.9) -> int:
+    """Lower BatchNorm momentum (Keras default 0.99) for a backbone trained from scratch; returns layers changed.
+
+    With a few dozen steps per epoch the 0.99 moving averages are still far from the data's statistics when early
+    stopping looks at validation loss, so inference-mode predictions collapse to one class while training accuracy
+    climbs (seen with EfficientNet-Lite0 from scratch on 1,000 Fashion-MNIST images and with simple_cnn on digits).
+    """
+    changed = 0
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > momentum:
+            layer.momentum = momentum
+            changed += 1
+    return changed
+
+
 def unfreeze_top(backbone: keras.Model, fine_tune_layers: float) -> int:
     """Make the top `fine_tune_layers` layers (a count ≥ 1, or a fraction < 1) trainable, keeping every
     BatchNormalization layer frozen. Returns how many layers with weights became trainable."""

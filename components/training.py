@@ -131,6 +131,8 @@ def build_model(config: dict[str, Any], num_classes: int, hp: dict[str, Any]) ->
     else:
         backbone = backbone_spec.build((size, size, 3), weights)
     pretrained = weights is not None
+    if not pretrained:
+        models.adapt_batchnorm_for_scratch(backbone)
     head = models.build_head(backbone.output_shape[-1], num_classes, config["task"], float(hp["dropout"]),
                              int(hp["dense_units"]))
     augmentation = models.Augmentation(

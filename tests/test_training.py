@@ -268,3 +268,10 @@ def test_tuning_switched_off_returns_the_config_values_without_training(tmp_path
     values = tuning.hyperparameter_values(tuner.get_best_hyperparameters(1)[0].get_config())
     assert values == training.hyperparameters(config, None)
     assert values["learning_rate"] == 0.003 and values["optimizer"] == "sgd"
+
+
+def test_scratch_backbones_get_faster_batchnorm_statistics():
+    backbone = registry.get_backbone("efficientnet_lite0").build((32, 32, 3), None)
+    assert models.adapt_batchnorm_for_scratch(backbone) > 10
+    assert all(layer.momentum == 0.9 for layer in backbone.layers
+               if isinstance(layer, keras.layers.BatchNormalization))

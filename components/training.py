@@ -191,6 +191,23 @@ def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data
     return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), np.concatenate(labels)))
 
 
+def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, config: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
+    datasets, class names, train label counts and class weights."""
+    names = class_names(tft_output)
+    common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
+                  seed=int(config["seed"]))
+    counts = label_counts(make_dataset(train_files, tft_output, subset="train", **common), len(names))
+    return {
+        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, **common),
+        "validation": make_dataset(train_files, tft_output, subset="validation", **common),
+        "class_names": names,
+        "label_counts": counts,
+        "class_weight": class_weights(counts, config["class_weights"]),
+    }
+
+
 def train_and_export(
     train_files: Sequence[str],
     transform_output: str,
@@ -203,14 +220,11 @@ def train_and_export(
     seed = int(config["seed"])
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_output)
-    names = class_names(tft_output)
+    inputs = training_inputs(train_files, tft_output, config)
+    names, counts, weights = inputs["class_names"], inputs["label_counts"], inputs["class_weight"]
+    train_ds, val_ds = inputs["train"], inputs["validation"]
     hp = hyperparameters(config, tuned_hyperparameters)
     batch = int(config["batch_size"])
-    common = dict(batch_size=batch, validation_fraction=float(config["validation_fraction"]), seed=seed)
-    train_ds = make_dataset(train_files, tft_output, subset="train", shuffle=True, **common)
-    val_ds = make_dataset(train_files, tft_output, subset="validation", **common)
-    counts = label_counts(make_dataset(train_files, tft_output, subset="train", **common), len(names))
-    weights = class_weights(counts, config["class_weights"])
     classifier, backbone, head, pretrained = build_model(config, len(names), hp)
     key = {"files": list(train_files), "transform": transform_output, "config": config, "hp": hp}
     backups = backup_dir(model_run_dir, key)

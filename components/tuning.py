@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras_tuner as kt
-import tensorflow_transform as tft
 
 from components import model as models
 from components import training
@@ -79,20 +78,6 @@ def make_tuner(config: dict[str, Any], num_classes: int, directory: str, project
         return kt.Hyperband(build, max_epochs=max(2, int(tuner_config.get("epochs_per_trial", 2))), factor=3,
                             **common)
     raise ValueError(f"tuner.algorithm must be random, hyperband or bayesian; got {algorithm!r}")
-
-
-def tuner_inputs(train_files: list[str], transform_output: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Datasets, class names and class weights a search needs (same carving as the Trainer)."""
-    tft_output = tft.TFTransformOutput(transform_output)
-    names = training.class_names(tft_output)
-    common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
-                  seed=int(config["seed"]))
-    train = training.make_dataset(train_files, tft_output, subset="train", shuffle=True, **common)
-    validation = training.make_dataset(train_files, tft_output, subset="validation", **common)
-    counts = training.label_counts(training.make_dataset(train_files, tft_output, subset="train", **common),
-                                   len(names))
-    return {"train": train, "validation": validation, "class_names": names,
-            "class_weight": training.class_weights(counts, config["class_weights"])}
 
 
 def hyperparameter_values(hyperparameters: dict[str, Any] | None) -> dict[str, Any] | None:

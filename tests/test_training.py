@@ -237,7 +237,7 @@ def test_tuner_search_produces_hyperparameters_the_trainer_uses(binary_data, tmp
     tmp, files, transform, config = binary_data
     config = {**config, "task": "multiclass", "model": "simple_cnn", "conv_filters": [4],
               "tuner": {"enabled": True, "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1}}
-    inputs = tuning.tuner_inputs([files], transform, config)
+    inputs = training.training_inputs([files], training.tft.TFTransformOutput(transform), config)
     tuner = tuning.make_tuner(config, len(inputs["class_names"]), str(tmp_path / "tuner"))
     tuner.search(inputs["train"], validation_data=inputs["validation"], epochs=1, verbose=0)
     best = tuner.get_best_hyperparameters(1)[0]

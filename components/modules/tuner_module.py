@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from components import tuning
+from components import training, tuning
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
@@ -14,7 +15,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     if not config["tuner"]["enabled"]:
         return tfx.components.TunerFnResult(
             tuner=tuning.configured_values_tuner(config, fn_args.working_dir), fit_kwargs={})
-    inputs = tuning.tuner_inputs(fn_args.train_files, fn_args.transform_graph_path, config)
+    inputs = training.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path), config)
     tuner = tuning.make_tuner(config, len(inputs["class_names"]), fn_args.working_dir)
     return tfx.components.TunerFnResult(
         tuner=tuner,

@@ -165,15 +165,20 @@ def fit_phase(
     log_dir: str,
     backup: str,
     class_weight: dict[int, float] | None = None,
+    reduce_lr_patience: int = 0,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
-    """`model.fit` with early stopping (best weights restored), TensorBoard and a resumable per-epoch backup."""
+    """`model.fit` with early stopping (best weights restored), TensorBoard and a resumable per-epoch backup;
+    with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better val_loss."""
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir=backup),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=log_dir),
         *extra_callbacks,
     ]
+    if reduce_lr_patience > 0:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=1 / 3,
+                                                           patience=reduce_lr_patience, min_lr=1e-6))
     history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
                         class_weight=class_weight, verbose=2)
     return {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -229,6 +234,7 @@ def train_and_export(
     key = {"files": list(train_files), "transform": transform_output, "config": config, "hp": hp}
     backups = backup_dir(model_run_dir, key)
     patience = int(config["early_stopping_patience"])
+    reduce_lr = int(config.get("reduce_lr_patience", 0))
     phases: list[dict[str, Any]] = []
 
     head_only = pretrained and bool(config["cache_features"]) and not any(
@@ -238,12 +244,12 @@ def train_and_export(
         feature_val = extract_features(backbone, val_ds).batch(batch)
         models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]))
         history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
-                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            reduce_lr_patience=reduce_lr, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     else:
         models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]))
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
-                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            reduce_lr_patience=reduce_lr, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
 
@@ -252,6 +258,7 @@ def train_and_export(
         unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
         models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]))
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
+                            reduce_lr_patience=reduce_lr,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
                             backup=os.path.join(backups, "fine_tune"), class_weight=weights)
         phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})

@@ -75,6 +75,7 @@ class TrainConfig:
     class_weights: str = "auto"  # auto (on when the largest class is over 3x the smallest) | on | off
     cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
     early_stopping_patience: int = 3
+    reduce_lr_patience: int = 0  # > 0: divide the learning rate by 3 after that many epochs without progress
     validation_fraction: float = 0.1  # carved from train by content hash, used for early stopping
     seed: int = 42
 
@@ -257,6 +258,7 @@ class PipelineConfig:
             (len(self.train.conv_filters) >= 1, "train.conv_filters", "at least one conv block"),
             (0.0 < self.train.validation_fraction < 0.5, "train.validation_fraction", "in (0, 0.5)"),
             (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
+            (self.train.reduce_lr_patience >= 0, "train.reduce_lr_patience", ">= 0"),
             (self.eval.max_regression >= 0, "eval.max_regression", ">= 0"),
             (self.beam.direct_running_mode in BEAM_MODES, "beam.direct_running_mode", f"one of {BEAM_MODES}"),
             (self.beam.direct_num_workers >= 1, "beam.direct_num_workers", ">= 1"),

@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve browser-deps fashion-mnist demo-data clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve soak browser-deps fashion-mnist demo-data schema clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http:/
 bench-serve: setup  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)
 	$(BIN)/python tests/benchmarks/bench_serve.py --out docs/benchmarks.md $(ARGS)
 
+soak: setup  ## reliability: 32 clients × 60 s REST+gRPC load with a version push, long API fuzz → docs/reliability.md
+	$(BIN)/python tests/benchmarks/soak.py --out docs/reliability.md $(ARGS)
+
 # Debian chromium + chromedriver for the browser test: installed when root or in CI, else the test skips (says why).
 browser-deps:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
@@ -80,11 +83,16 @@ fashion-mnist:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else echo "error: run 'sudo apt-get install dataset-fashion-mnist' first"; exit 1; fi; }
 
+SCHEMA_DATA ?=
+SCHEMA_OUT ?= schema/digits/schema.pbtxt
+schema: setup  ## regenerate a curated TFDV schema: the demo's by default (SCHEMA_DATA=/data/x SCHEMA_OUT=schema/x/schema.pbtxt)
+	$(BIN)/visionline schema $(if $(SCHEMA_DATA),--data $(SCHEMA_DATA),--demo) --out $(SCHEMA_OUT) $(ARGS)
+
 demo-data: setup  ## write the demo digits as PNG class folders under .visionline/data/digits
 	$(BIN)/visionline demo-data
 
 clean:  ## remove pipeline outputs (keeps .venv)
-	rm -rf .visionline .pytest_cache
+	rm -rf .visionline .pytest_cache .hypothesis
 
 distclean: clean  ## also remove the virtualenv
 	rm -rf $(VENV)

@@ -1,13 +1,16 @@
 """The exported SavedModel's signatures, with the tf.Transform graph inside.
 
 * `serving_default` – input `images`: a batch of raw encoded image bytes (JPEG/PNG/GIF/BMP); outputs
-  `probabilities` [B, C], `classes` [B, C] (class names in index order), `predicted_class` [B], `confidence` [B].
+  `probabilities` [B, C], `classes` [B, C] (class names in index order), `predicted_class` [B], `confidence` [B];
+  multilabel models (independent sigmoid per label) also output `predicted_labels` [B, C] (int64 1 where the
+  label's probability ≥ 0.5; `predicted_class` is then the most likely label).
 * `serving_examples` – input `examples`: serialized raw `tf.train.Example`s; same outputs (used by TFMA).
 * `classification` – TF Serving's Classify API: input `inputs` (serialized tf.Examples with the image
   feature), outputs `classes` [B, C] and `scores` [B, C]; its method name is set to
   `tensorflow/serving/classify` after saving (Keras' saver writes every signature as "predict").
 * `transform_features` – input `examples`; outputs the transformed features incl. `label_xf` (TFMA's
-  preprocessing function, so the Evaluator reads integer labels exactly as training saw them).
+  preprocessing function, so the Evaluator reads labels exactly as training saw them: the class index, or for
+  multilabel the float32 multi-hot vector [B, C]).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components import features
+from components import features, preprocessing
 
 SERVING_DEFAULT = "serving_default"
 SERVING_EXAMPLES = "serving_examples"
 CLASSIFICATION = "classification"
 TRANSFORM_FEATURES = "transform_features"
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
+MULTILABEL_THRESHOLD = 0.5  # a label is predicted present at this probability
 
 
 def _raw_image_feature(images: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> tf.Tensor:
@@ -45,7 +49,8 @@ def _image_key(tft_output: tft.TFTransformOutput) -> str:
 
 
 def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, class_names: Sequence[str],
-                     image_key: str | None = None) -> dict[str, tf.types.experimental.ConcreteFunction]:
+                     image_key: str | None = None, task: str = "multiclass",
+                     ) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Concrete functions for `model.save(signatures=...)`; attaches the Transform layer to `model`."""
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
@@ -58,12 +63,15 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
         probabilities = model({features.IMAGE_XF: transformed[features.IMAGE_XF]}, training=False)
         top = tf.argmax(probabilities, axis=-1)
         batch = tf.shape(probabilities)[0]
-        return {
+        outputs = {
             "probabilities": probabilities,
             "classes": tf.tile(names[tf.newaxis, :], [batch, 1]),
             "predicted_class": tf.gather(names, top),
             "confidence": tf.reduce_max(probabilities, axis=-1),
         }
+        if task == "multilabel":
+            outputs["predicted_labels"] = tf.cast(probabilities >= MULTILABEL_THRESHOLD, tf.int64)
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -80,7 +88,10 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        return model.tft_layer(tf.io.parse_example(examples, raw_spec))
+        transformed = dict(model.tft_layer(tf.io.parse_example(examples, raw_spec)))
+        if task == "multilabel" and features.LABEL_XF in transformed:
+            transformed[features.LABEL_XF] = preprocessing.multi_hot(transformed[features.LABEL_XF], len(class_names))
+        return transformed
 
     return {
         SERVING_DEFAULT: serve_images.get_concrete_function(),
@@ -91,9 +102,9 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
 
 
 def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
-                       class_names: Sequence[str], image_key: str | None = None) -> None:
+                       class_names: Sequence[str], image_key: str | None = None, task: str = "multiclass") -> None:
     """Save `model` as a SavedModel with the signatures above."""
-    signatures = build_signatures(model, tft_output, class_names, image_key=image_key)
+    signatures = build_signatures(model, tft_output, class_names, image_key=image_key, task=task)
     model.save(export_dir, save_format="tf", signatures=signatures)
     set_signature_method_name(export_dir, CLASSIFICATION, CLASSIFY_METHOD_NAME)
 

@@ -16,7 +16,7 @@ import tf_keras as keras
 
 from components import features
 
-TASKS = ("multiclass", "binary")
+TASKS = ("multiclass", "binary", "multilabel")
 
 
 def skip_autograph_for_tf_keras() -> None:
@@ -81,8 +81,9 @@ class Augmentation:
 
 
 def build_head(feature_dim: int, num_classes: int, task: str, dropout: float, dense_units: int) -> keras.Sequential:
-    """Dropout → [Dense(relu) → Dropout] → output. Output: softmax [B, C], or for `binary` one sigmoid unit
-    expanded to [1 - p, p] so every task serves the same `probabilities` [B, C] contract."""
+    """Dropout → [Dense(relu) → Dropout] → output. Output: softmax [B, C]; for `binary` one sigmoid unit
+    expanded to [1 - p, p] so every task serves the same `probabilities` [B, C] contract; for `multilabel` an
+    independent sigmoid per label [B, C]."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if num_classes < 2:
@@ -97,7 +98,8 @@ def build_head(feature_dim: int, num_classes: int, task: str, dropout: float, de
         layers += [keras.layers.Dense(1, activation="sigmoid", name="head_sigmoid"),
                    keras.layers.Lambda(_two_class, name="probabilities")]
     else:
-        layers.append(keras.layers.Dense(num_classes, activation="softmax", name="probabilities"))
+        activation = "sigmoid" if task == "multilabel" else "softmax"
+        layers.append(keras.layers.Dense(num_classes, activation=activation, name="probabilities"))
     head = keras.Sequential(layers, name="head")
     head.build((None, feature_dim))
     return head
@@ -138,13 +140,17 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     raise ValueError(f"optimizer must be adam, sgd or rmsprop, got {name!r}")
 
 
-def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float) -> keras.Model:
-    """Sparse categorical cross-entropy on the [B, C] probabilities (for `binary` this equals binary CE)."""
-    model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float, task: str = "multiclass"
+                       ) -> keras.Model:
+    """Sparse categorical cross-entropy on the [B, C] probabilities (for `binary` this equals binary CE); for
+    `multilabel`, binary cross-entropy per label against multi-hot labels, accuracy = per-label at 0.5."""
+    if task == "multilabel":
+        loss: keras.losses.Loss = keras.losses.BinaryCrossentropy()
+        accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)
+    else:
+        loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=[accuracy])
     return model
 
 

@@ -64,15 +64,42 @@ def dense_column(value: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
     return tf.reshape(value, [-1])
 
 
+def label_set(value: tf.Tensor | tf.SparseTensor) -> tf.SparseTensor:
+    """A multilabel raw feature (0..n strings per example) as a [B, n] SparseTensor of label strings.
+
+    A schema may make the feature dense when every example happened to carry exactly one label; empty strings
+    are not labels.
+    """
+    if not isinstance(value, tf.SparseTensor):
+        dense = tf.reshape(value, [tf.shape(value)[0], -1])
+        value = tf.sparse.from_dense(dense)  # drops "" entries
+    if value.dtype != tf.string:
+        value = tf.SparseTensor(value.indices, tf.strings.as_string(value.values), value.dense_shape)
+    return tf.sparse.retain(value, tf.strings.length(value.values) > 0)
+
+
+def multi_hot(label_ids: tf.SparseTensor, num_labels: int) -> tf.Tensor:
+    """[B, n] sparse label indices (unknown labels = -1 are dropped) → float32 multi-hot [B, num_labels]."""
+    known = tf.sparse.retain(label_ids, (label_ids.values >= 0) & (label_ids.values < num_labels))
+    return tf.cast(tf.sparse.to_indicator(known, num_labels), tf.float32)
+
+
 def transform_features(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
-    """The tf.Transform preprocessing: `image_xf` (normalised pixels) and, when labels are present, `label_xf`."""
+    """The tf.Transform preprocessing: `image_xf` (normalised pixels) and, when labels are present, `label_xf`:
+    the class index for multiclass/binary, or for multilabel a [B, n] sparse tensor of label indices (the
+    Trainer and the exported `transform_features` signature turn it into a multi-hot vector once the vocabulary
+    size is known)."""
     size = int(custom_config["image_size"])
     image_key = custom_config.get("image_feature", features.IMAGE)
     label_key = custom_config.get("label_feature", features.LABEL)
     outputs: dict[str, tf.Tensor] = {}
     encoded = dense_column(inputs[image_key], b"")
     outputs[features.IMAGE_XF] = normalize(decode_and_resize(encoded, size), custom_config["normalization"])
-    if label_key in inputs:
+    if label_key in inputs and custom_config.get("task") == "multilabel":
+        outputs[features.LABEL_XF] = tft.compute_and_apply_vocabulary(
+            label_set(inputs[label_key]), vocab_filename=features.LABEL_VOCABULARY, num_oov_buckets=0,
+            default_value=-1)
+    elif label_key in inputs:
         label = inputs[label_key]
         default: Any = b"" if label.dtype == tf.string else -1
         labels = dense_column(label, default)

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components import export, features
+from components import export, features, preprocessing
 from components import model as models
 from components.backbones import registry
 
@@ -66,17 +66,26 @@ def make_dataset(
     validation_fraction: float = 0.1,
     shuffle: bool = False,
     seed: int = 42,
+    task: str = "multiclass",
 ) -> tf.data.Dataset:
-    """(features, label) batches of transformed data. `subset`: all | train | validation (hash-carved)."""
+    """(features, label) batches of transformed data. `subset`: all | train | validation (hash-carved).
+
+    Labels are class indices [B], or for `multilabel` float32 multi-hot vectors [B, C] (C = vocabulary size).
+    """
     dataset = _records(file_patterns, subset, validation_fraction)
     if shuffle:
         dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     raw_spec = tft_output.raw_feature_spec()
     tft_layer = tft_output.transform_features_layer()
 
+    num_labels = tft_output.vocabulary_size_by_name(features.LABEL_VOCABULARY) if task == "multilabel" else 0
+
     def _transform(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         transformed = tft_layer(tf.io.parse_example(serialized, raw_spec))
-        return {features.IMAGE_XF: transformed[features.IMAGE_XF]}, transformed[features.LABEL_XF]
+        label = transformed[features.LABEL_XF]
+        if task == "multilabel":
+            label = preprocessing.multi_hot(label, num_labels)
+        return {features.IMAGE_XF: transformed[features.IMAGE_XF]}, label
 
     return dataset.batch(batch_size).map(_transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -88,10 +97,14 @@ def class_names(tft_output: tft.TFTransformOutput) -> list[str]:
 
 
 def label_counts(dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
-    """Examples per class index in a (features, label) dataset."""
+    """Examples per class index in a (features, label) dataset (multi-hot labels: examples carrying each label)."""
     counts = np.zeros(num_classes, dtype=np.int64)
     for _, labels in dataset.map(lambda x, y: ((), y)):
-        ids = labels.numpy().reshape(-1)
+        values = labels.numpy()
+        if values.ndim == 2:  # multi-hot [B, C]
+            counts += values.sum(axis=0).astype(np.int64)[:num_classes]
+            continue
+        ids = values.reshape(-1)
         counts += np.bincount(ids[ids >= 0], minlength=num_classes)[:num_classes]
     return counts
 
@@ -201,15 +214,18 @@ def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutpu
     """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
     datasets, class names, train label counts and class weights."""
     names = class_names(tft_output)
+    task = config.get("task", "multiclass")
     common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
-                  seed=int(config["seed"]))
+                  seed=int(config["seed"]), task=task)
     counts = label_counts(make_dataset(train_files, tft_output, subset="train", **common), len(names))
+    # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
+    weights = None if task == "multilabel" else class_weights(counts, config["class_weights"])
     return {
         "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, **common),
         "validation": make_dataset(train_files, tft_output, subset="validation", **common),
         "class_names": names,
         "label_counts": counts,
-        "class_weight": class_weights(counts, config["class_weights"]),
+        "class_weight": weights,
     }
 
 
@@ -223,6 +239,7 @@ def train_and_export(
 ) -> dict[str, Any]:
     """Train the configured model in one or two phases, export it with its signatures, return the record."""
     seed = int(config["seed"])
+    task = config.get("task", "multiclass")
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_output)
     inputs = training_inputs(train_files, tft_output, config)
@@ -242,12 +259,12 @@ def train_and_export(
     if head_only:  # Model Maker style: backbone features once, then the head trains on vectors
         feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(batch)
         feature_val = extract_features(backbone, val_ds).batch(batch)
-        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]))
+        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task)
         history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
                             reduce_lr_patience=reduce_lr, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     else:
-        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]))
+        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task)
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
                             reduce_lr_patience=reduce_lr, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
@@ -256,14 +273,15 @@ def train_and_export(
     fine_tune_layers = float(hp["fine_tune_layers"])
     if pretrained and int(config["fine_tune_epochs"]) > 0 and fine_tune_layers > 0:
         unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
-        models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]))
+        models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]), task)
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
                             reduce_lr_patience=reduce_lr,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
                             backup=os.path.join(backups, "fine_tune"), class_weight=weights)
         phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
 
-    export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"))
+    export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"),
+                              task=task)
     record = {
         "history": _concatenate([p["history"] for p in phases]),
         "phases": phases,

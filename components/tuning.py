@@ -64,7 +64,8 @@ def make_tuner(config: dict[str, Any], num_classes: int, directory: str, project
         classifier, backbone, _, is_pretrained = training.build_model(config, num_classes, values)
         if is_pretrained and values["fine_tune_layers"]:
             models.unfreeze_top(backbone, float(values["fine_tune_layers"]))
-        return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]))
+        return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]),
+                                         config.get("task", "multiclass"))
 
     common = dict(objective="val_accuracy", directory=directory, project_name=project_name,
                   seed=int(config["seed"]), overwrite=False)

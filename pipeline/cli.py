@@ -5,6 +5,7 @@
     visionline demo-data [DEST]                # write the demo PNG class folders
     visionline weights                         # convert + cache EfficientNet-Lite0 ImageNet weights
     visionline config [--config F] [--set …]   # print the effective configuration
+    visionline schema --data PATH --out schema/NAME/schema.pbtxt   # regenerate a curated TFDV schema
     visionline last-run                        # summary of the latest run from ML Metadata
     visionline runs | report [RUN]             # list runs; (re)build a run's HTML + Markdown report
     visionline serve | predict IMG… | predict-batch DIR   # TF Serving-compatible local server and clients
@@ -60,9 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("config", help="print the effective configuration")
     add_config_args(show)
 
+    schema = sub.add_parser("schema", help="regenerate a curated TFDV schema from the data (see schema/README.md)")
+    add_config_args(schema)
+    schema.add_argument("--out", required=True, help="schema.pbtxt to write, e.g. schema/NAME/schema.pbtxt")
+
     demo = sub.add_parser("demo-data", help="write the embedded demo images as PNG class folders")
-    demo.add_argument("dest", nargs="?", default=demo_data.DEFAULT_DEMO_DIR)
+    demo.add_argument("dest", nargs="?", help=f"default {demo_data.DEFAULT_DEMO_DIR} "
+                      f"(--multilabel: {demo_data.DEFAULT_MULTILABEL_DIR})")
     demo.add_argument("--per-class", type=int, help="keep only N images per digit")
+    demo.add_argument("--multilabel", action="store_true",
+                      help="digit attributes (even|prime|loop) in a CSV manifest; prints the manifest to use as "
+                           "data.root with train.task=multilabel")
 
     sub.add_parser("weights", help="convert and cache EfficientNet-Lite0's ImageNet weights (offline); print the path")
 
@@ -114,6 +123,19 @@ def _write_report(metadata_path: str, quiet: bool) -> int:
     return 0
 
 
+def _regenerate_schema(config: PipelineConfig, out: str) -> int:
+    from pipeline import schema_tool
+    from pipeline.local_runner import configure_logging
+
+    config.validate()
+    configure_logging(verbose=False)
+    result = schema_tool.regenerate(config, out)
+    examples = ", ".join(f"{split} {count}" for split, count in sorted(result.examples.items()))
+    print(f"wrote {result.path}: {len(result.features)} features, label domain of {len(result.labels)} classes "
+          f"({', '.join(result.labels[:12])}{', …' if len(result.labels) > 12 else ''}) from {examples} examples")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -123,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             return delegated
     try:
         if args.command == "demo-data":
-            print(demo_data.materialize_digits(args.dest, per_class=args.per_class))
+            if args.multilabel:
+                print(demo_data.materialize_digit_attributes(args.dest or demo_data.DEFAULT_MULTILABEL_DIR,
+                                                             per_class=args.per_class))
+            else:
+                print(demo_data.materialize_digits(args.dest or demo_data.DEFAULT_DEMO_DIR, per_class=args.per_class))
             return 0
         if args.command == "weights":
             from components.backbones.registry import cached_lite0_weights
@@ -136,14 +162,24 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from pipeline import results
 
+        if args.command == "schema":
+            return _regenerate_schema(config, args.out)
         if args.command == "last-run":
             summary = results.latest_run(config.metadata_path)
         else:
+            from components.validation import DataValidationError
             from pipeline.local_runner import configure_logging, run_local
 
             config.validate()
             configure_logging(args.verbose)
-            summary = run_local(config)
+            try:
+                summary = run_local(config)
+            except DataValidationError as err:  # expected: the data gate stopped the run; say why, no traceback
+                if args.json and err.summary is not None:
+                    print(err.summary.to_json())
+                print(results.format_stopped(None if args.json else err.summary, err.problems, err.notes),
+                      file=sys.stderr)
+                return 4
             print(summary.to_json() if args.json else results.format_summary(summary))
             return _write_report(config.metadata_path, quiet=args.json)
         print(summary.to_json() if args.json else results.format_summary(summary))

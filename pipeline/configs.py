@@ -19,10 +19,11 @@ import yaml
 
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
 NORMALIZATIONS = ("auto", "zero_one", "minus_one_one", "lite", "raw", "caffe")  # auto: the backbone's own
-TASKS = ("multiclass", "binary")
+TASKS = ("multiclass", "binary", "multilabel")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 TUNER_ALGORITHMS = ("random", "hyperband", "bayesian")
 DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
+LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
@@ -40,6 +41,9 @@ class DataConfig:
     image_feature: str = "image"  # tfrecord passthrough: feature holding encoded image bytes
     label_feature: str = "label"  # tfrecord passthrough: bytes or int64 label feature
     max_image_pixels: int = 40_000_000  # decompression-bomb guard: larger images are quarantined
+    # Eval images byte-identical (sha256) to a train image, i.e. train/eval leakage: "remove" (quarantined with
+    # their train twin named) or "report" (kept); both list them in the Examples' leakage_report.csv.
+    leakage: str = "remove"
     schema_path: str = ""  # curated schema.pbtxt (ImportSchemaGen); empty = infer with SchemaGen
 
 
@@ -57,7 +61,8 @@ class TrainConfig:
 
     model: str = "simple_cnn"  # backbone name, see components/backbones/registry.py
     weights: str = "auto"  # auto (imagenet if the backbone has weights) | imagenet | none | /path/to/weights.h5
-    task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit)
+    task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit) | multilabel (a sigmoid per label;
+    #                          CSV manifest labels separated by "|")
     epochs: int = 20  # phase 1: the new head (backbone frozen when pretrained)
     fine_tune_epochs: int = 0  # phase 2: unfreeze the top of the backbone
     fine_tune_layers: float = 0.0  # >= 1: that many top layers; < 1: that fraction of the backbone's layers
@@ -92,11 +97,26 @@ class TunerConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluator gates: absolute lower bounds and the allowed drop against the last blessed model."""
+    """Evaluator metrics and gates (absolute bounds, allowed drop against the last blessed model); the metrics per
+    task and the `gates` syntax are described in pipeline/evaluation.py."""
 
-    min_accuracy: float = 0.5
-    min_kappa: float = 0.4
-    max_regression: float = 0.02  # candidate may be at most this much worse than the baseline
+    min_accuracy: float = 0.5  # the task's accuracy (multilabel: subset accuracy)
+    min_kappa: float = 0.4  # Cohen's kappa as weighted by kappa_weighting (multiclass, binary)
+    max_regression: float = 0.02  # candidate may be at most this much worse than the baseline (accuracy, kappa)
+    top_k: int = 5  # multiclass top-k accuracy (1.0 by construction when k >= the number of classes)
+    kappa_weighting: str = "none"  # none | linear | quadratic (ordinal classes, ordered by name)
+    kappa_class_order: list[str] = field(default_factory=list)  # real order of the classes for weighted kappa
+    gates: list[str] = field(default_factory=list)  # more gates, e.g. "auc>=0.85", "f1_micro>=0.6,max_drop=0.01"
+
+
+@dataclass
+class ValidationConfig:
+    """The data validation gate before training, and the pre-flight checks of the output locations."""
+
+    stop_on_anomalies: bool = True  # schema anomalies, missing images or label drift stop the run before Transform
+    max_label_drift: float = 0.25  # L-infinity bound on the train label distribution vs the last accepted run; 0 = off
+    min_free_disk_mb: int = 500  # every output location needs this much free space before a run starts
+    free_disk_input_factor: float = 3.0  # ... and the pipeline root this multiple of the input data size (0 = off)
 
 
 @dataclass
@@ -131,6 +151,7 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     tuner: TunerConfig = field(default_factory=TunerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
     # ----- derived locations -------------------------------------------------------------------------
@@ -163,6 +184,7 @@ class PipelineConfig:
             "label_feature": self.data.label_feature if passthrough else "label",
             "image_size": self.transform.image_size,
             "normalization": self.normalization(),
+            "task": self.train.task,
         }
 
     def trainer_custom_config(self, data_format: str) -> dict[str, Any]:
@@ -236,6 +258,10 @@ class PipelineConfig:
             (self.data.format in DATA_FORMATS, "data.format", f"one of {DATA_FORMATS}"),
             (0.0 < self.data.train_fraction < 1.0, "data.train_fraction", "strictly between 0 and 1"),
             (self.data.max_image_pixels > 0, "data.max_image_pixels", "positive"),
+            (self.data.leakage in LEAKAGE_MODES, "data.leakage", f"one of {LEAKAGE_MODES}"),
+            (not (self.train.task == "multilabel" and self.data.format == "folders"), "train.task",
+             "multiclass or binary with data.format=folders (multilabel needs a CSV manifest with labels "
+             "separated by '|')"),
             (8 <= self.transform.image_size <= 1024, "transform.image_size", "between 8 and 1024"),
             (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
             (self.train.task in TASKS, "train.task", f"one of {TASKS}"),
@@ -260,6 +286,9 @@ class PipelineConfig:
             (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
             (self.train.reduce_lr_patience >= 0, "train.reduce_lr_patience", ">= 0"),
             (self.eval.max_regression >= 0, "eval.max_regression", ">= 0"),
+            (0.0 <= self.validation.max_label_drift <= 1.0, "validation.max_label_drift", "in [0, 1] (0 = off)"),
+            (self.validation.min_free_disk_mb >= 0, "validation.min_free_disk_mb", ">= 0"),
+            (self.validation.free_disk_input_factor >= 0, "validation.free_disk_input_factor", ">= 0"),
             (self.beam.direct_running_mode in BEAM_MODES, "beam.direct_running_mode", f"one of {BEAM_MODES}"),
             (self.beam.direct_num_workers >= 1, "beam.direct_num_workers", ">= 1"),
             (bool(self.pipeline_name.strip()), "pipeline_name", "non-empty"),
@@ -269,6 +298,13 @@ class PipelineConfig:
         for ok, name, expected in checks:
             if not ok:
                 raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
+        from pipeline.evaluation import GateError, validate_eval
+
+        try:
+            validate_eval(self.train.task, self.eval.min_accuracy, self.eval.min_kappa, self.eval.max_regression,
+                          self.eval.gates, self.eval.top_k, self.eval.kappa_weighting, self.eval.kappa_class_order)
+        except GateError as err:
+            raise ConfigError(f"config field {err}") from None
         if not self.data.root:
             raise ConfigError("config field data.root is empty: point it at your images (or use --demo)")
         from components.backbones.registry import get_backbone, resolve_weights

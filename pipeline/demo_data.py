@@ -1,5 +1,6 @@
 """The embedded demo dataset: scikit-learn's `load_digits` (1,797 real 8×8 handwritten digits, shipped inside
-scikit-learn) written out as PNG class folders, so `make run` works offline with real images.
+scikit-learn) written out as PNG class folders, so `make run` works offline with real images; and a multilabel
+variant of the same images (a CSV manifest whose labels are digit attributes such as `even|loop`).
 """
 
 from __future__ import annotations
@@ -39,3 +40,32 @@ def materialize_digits(dest: str | Path = DEFAULT_DEMO_DIR, per_class: int | Non
         Image.fromarray(image, mode="L").save(folder / f"digit_{index:04d}.png")
     marker.write_text(expected)
     return dest
+
+
+# Multilabel demo: attributes of the digit drawn (0–3 per image; a `1` has none).
+DIGIT_ATTRIBUTES = {
+    "even": {0, 2, 4, 6, 8},
+    "prime": {2, 3, 5, 7},
+    "loop": {0, 6, 8, 9},  # a closed loop in the usual handwriting
+}
+DEFAULT_MULTILABEL_DIR = ".visionline/data/digit-attributes"
+
+
+def digit_attributes(digit: int) -> list[str]:
+    """Sorted attribute labels of a digit (possibly none)."""
+    return sorted(name for name, digits in DIGIT_ATTRIBUTES.items() if digit in digits)
+
+
+def materialize_digit_attributes(dest: str | Path = DEFAULT_MULTILABEL_DIR, per_class: int | None = None) -> Path:
+    """Write the digits as `<dest>/images/<digit>/digit_<index>.png` plus `<dest>/labels.csv` (`path,label`,
+    labels joined by `|`, empty for none); idempotent. Returns the manifest path (the data root to use)."""
+    dest = Path(dest)
+    images = materialize_digits(dest / "images", per_class=per_class)
+    manifest = dest / "labels.csv"
+    rows = ["path,label"]
+    for path in sorted(images.glob("*/*.png")):
+        rows.append(f"{path.relative_to(dest).as_posix()},{'|'.join(digit_attributes(int(path.parent.name)))}")
+    text = "\n".join(rows) + "\n"
+    if not manifest.exists() or manifest.read_text() != text:
+        manifest.write_text(text)
+    return manifest

@@ -387,19 +387,17 @@ def _derived_values(defaults: dict[str, Any], dotted: list[str]) -> dict[str, st
     return runtime_values(config, fingerprints)
 
 
-def _thresholds(evaluation_json: str) -> dict[str, float]:
-    """eval.min_accuracy / min_kappa / max_regression from an EvalConfig JSON made by `pipeline.eval_config`."""
+def _thresholds(evaluation_json: str) -> dict[str, Any]:
+    """The eval.* settings (bounds, max_regression, gates, kappa weighting, top-k) of an EvalConfig JSON made by
+    `pipeline.eval_config`, such that `eval_config` builds the same EvalConfig again (pipeline/evaluation.py)."""
     import tensorflow_model_analysis as tfma
     from tfx.utils import proto_utils
 
+    from pipeline import evaluation as eval_settings
+
     evaluation = proto_utils.json_to_proto(evaluation_json, tfma.EvalConfig())
-    gates = {metric.class_name: metric.per_slice_thresholds[0].threshold
-             for spec in evaluation.metrics_specs for metric in spec.metrics if metric.per_slice_thresholds}
-    if not {"SparseCategoricalAccuracy", "CohenKappa"} <= set(gates):
-        raise ConfigError("the eval_config default has no visionline accuracy/kappa gates")
-    accuracy, kappa = gates["SparseCategoricalAccuracy"], gates["CohenKappa"]
-    return {
-        "min_accuracy": accuracy.value_threshold.lower_bound.value,
-        "min_kappa": kappa.value_threshold.lower_bound.value,
-        "max_regression": -kappa.change_threshold.absolute.value,
-    }
+    task = eval_settings.task_of(evaluation)
+    accuracy = eval_settings.gate_metrics(task)["accuracy"].key
+    if accuracy not in eval_settings.configured_bounds(evaluation):
+        raise ConfigError("the eval_config default has no visionline accuracy gate")
+    return eval_settings.eval_fields_from_tfma(evaluation, defaults=PipelineConfig().to_dict()["eval"])

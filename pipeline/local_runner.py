@@ -1,14 +1,16 @@
-"""Run the pipeline locally: TFX `LocalDagRunner`, Apache Beam DirectRunner, SQLite ML Metadata."""
+"""Run the pipeline locally: pre-flight checks of the output locations, then TFX `LocalDagRunner`, Apache Beam
+DirectRunner, SQLite ML Metadata."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
-from pipeline import results
+from pipeline import preflight, results
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import EVALUATOR, EXAMPLE_GEN, PUSHER, create_pipeline
 
@@ -44,9 +46,23 @@ def configure_logging(verbose: bool) -> None:
 
 
 def run_local(config: PipelineConfig) -> results.RunSummary:
-    """Run the whole DAG for `config` and return the run's summary from ML Metadata."""
+    """Run the whole DAG for `config` and return the run's summary from ML Metadata.
+
+    The output locations are checked first (`preflight`: writable, enough free disk; `PreflightError`). When the
+    validation gate stops the run, its `DataValidationError` is raised with the run's summary attached.
+    """
+    from components.validation import DataValidationError
+
+    preflight.check_outputs(config)
     pipeline = create_pipeline(config)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except DataValidationError as err:
+        err.summary = results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
+                                         example_gen_id=EXAMPLE_GEN)
+        err.summary.data_validation = {"accepted": False, "stopped": True, "notes": err.notes,
+                                       "problems": [dataclasses.asdict(p) for p in err.problems]}
+        raise
     return results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
                               example_gen_id=EXAMPLE_GEN)

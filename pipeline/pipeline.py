@@ -1,12 +1,15 @@
 """`create_pipeline`: the visionline TFX DAG built from one `PipelineConfig`.
 
 ExampleGen (images/CSV → ImageExampleGen, TFRecords → ImportExampleGen) → StatisticsGen → SchemaGen (or
-ImportSchemaGen from a curated schema) → ExampleValidator → Transform → Tuner → Trainer → Resolver (latest blessed
-model) → Evaluator (accuracy + Cohen's kappa bounds, no regression vs. the baseline) → Pusher (only if blessed).
+ImportSchemaGen from a curated schema) → ExampleValidator → ValidationGate (anomalies, missing images, label drift
+vs. the last accepted statistics: stops the run) → Transform → Tuner → Trainer → Resolver (latest blessed model)
+→ Evaluator (per-task metrics; accuracy + Cohen's kappa bounds and `eval.gates`, no regression vs. the baseline)
+→ Pusher (only if blessed).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,15 +20,15 @@ from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components import features, metrics
+from components import features, metric_names, metrics, validation
 from components import pusher as atomic_pusher
 from components.ingest import sources
 from components.ingest.example_gen import ImageExampleGen
-from pipeline import fingerprint
+from pipeline import evaluation, fingerprint
 from pipeline.configs import PipelineConfig, absolute
 
-ACCURACY_METRIC = "sparse_categorical_accuracy"
-KAPPA_METRIC = metrics.COHEN_KAPPA_NAME
+ACCURACY_METRIC = metric_names.ACCURACY  # multiclass and binary; multilabel gates subset accuracy
+KAPPA_METRIC = metric_names.COHEN_KAPPA  # unweighted; see metric_names.kappa_name for the weighted ones
 TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
 TRAINER_FN = "components.modules.trainer_module.run_fn"
 TUNER_FN = "components.modules.tuner_module.tuner_fn"
@@ -36,6 +39,9 @@ EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 TRAINER = "Trainer"
 TUNER = "Tuner"
+STATISTICS_GEN = "StatisticsGen"
+VALIDATION_GATE = "ValidationGate"
+STATISTICS_BASELINE = "accepted_statistics_resolver"
 
 
 def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[example_gen_pb2.Input,
@@ -60,22 +66,78 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
 
 
 def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> tfma.EvalConfig:
-    """TFMA config: accuracy and kappa, each with a lower bound and a no-regression change threshold."""
+    """TFMA config for `config.train.task` (metrics per task and the gate syntax: pipeline/evaluation.py).
 
-    def gate(lower_bound: float) -> list[tfma.PerSliceMetricThreshold]:
+    Every gate — `eval.min_accuracy`, `eval.min_kappa` with `eval.max_regression`, and each `eval.gates` entry — is
+    a value bound and/or a change threshold against the baseline model on the overall slice. Binary metrics are
+    TFMA's own, binarized on class id 1 (the positive class: the model outputs [1 - p, p]); multilabel metrics are
+    `components.metrics` ones, since the number of labels is unknown when this config is built.
+    """
+    task, settings = config.train.task, config.eval
+    bounds = evaluation.resolve_gates(task, settings.min_accuracy, settings.min_kappa, settings.max_regression,
+                                      settings.gates, settings.top_k, settings.kappa_weighting)
+
+    def gate(name: str) -> list[tfma.PerSliceMetricThreshold]:
         # Gates apply to the overall slice only: a plain `threshold` would also gate every per-class slice,
         # where kappa is undefined (one true class).
-        return [tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec()],
-            threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={"value": -config.eval.max_regression},
-                ),
-            ),
-        )]
+        wanted = bounds.get(name)
+        if wanted is None:
+            return []
+        threshold = tfma.MetricThreshold()
+        if wanted.lower is not None:
+            threshold.value_threshold.lower_bound.value = wanted.lower
+        if wanted.upper is not None:
+            threshold.value_threshold.upper_bound.value = wanted.upper
+        if wanted.max_drop is not None:
+            threshold.change_threshold.direction = (tfma.MetricDirection.HIGHER_IS_BETTER if wanted.higher_is_better
+                                                    else tfma.MetricDirection.LOWER_IS_BETTER)
+            threshold.change_threshold.absolute.value = 0.0 - wanted.max_drop if wanted.higher_is_better \
+                else wanted.max_drop  # (0.0 - x: no "-0.0000" for max_drop=0)
+        return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
+    def metric(class_name: str, name: str, module: str = "", **options: Any) -> tfma.MetricConfig:
+        return tfma.MetricConfig(class_name=class_name, module=module, config=json.dumps({"name": name, **options}),
+                                 per_slice_thresholds=gate(name))
+
+    count = metric("ExampleCount", metric_names.EXAMPLE_COUNT)
+    kappa_options: dict[str, Any] = {}
+    if settings.kappa_weighting != "none":
+        kappa_options = {"weighting": settings.kappa_weighting, "label_feature": label_feature,
+                         "class_order": list(settings.kappa_class_order)}
+    kappa = metric("CohenKappa", metric_names.kappa_name(settings.kappa_weighting), metrics.__name__,
+                   **kappa_options)
+    accuracy = metric("SparseCategoricalAccuracy", ACCURACY_METRIC)
+    slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[label_feature])]  # overall, and per true class
+    if task == "multiclass":
+        specs = [tfma.MetricsSpec(metrics=[
+            count, accuracy, kappa,
+            metric("SparseTopKCategoricalAccuracy", metric_names.top_k_name(settings.top_k), k=settings.top_k),
+            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+        ])]
+    elif task == "binary":
+        specs = [
+            tfma.MetricsSpec(metrics=[count, accuracy, kappa,
+                                      tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]),
+            tfma.MetricsSpec(
+                binarize=tfma.BinarizationOptions(class_ids={"values": [metric_names.POSITIVE_CLASS_ID]}),
+                metrics=[
+                    metric("Precision", metric_names.PRECISION),
+                    metric("Recall", metric_names.RECALL),
+                    metric("F1Score", metric_names.F1_SCORE),
+                    metric("AUC", metric_names.AUC),  # 10,000 thresholds (TFMA's default)
+                    metric("AUCPrecisionRecall", metric_names.AUC_PR),
+                    metric("ConfusionMatrixAtThresholds", metric_names.CONFUSION_AT_THRESHOLD,
+                           thresholds=[metric_names.BINARY_THRESHOLD]),
+                ]),
+        ]
+    else:  # multilabel: per-label metrics instead of slices by label (an example carries several)
+        slicing = [tfma.SlicingSpec()]
+        specs = [tfma.MetricsSpec(metrics=[
+            count,
+            *(metric("MultiLabelScore", statistic, metrics.__name__, statistic=statistic)
+              for statistic in metric_names.MULTILABEL_STATISTICS),
+            metric("PerLabelMetrics", "per_label", metrics.__name__),
+        ])]
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -85,20 +147,8 @@ def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> 
                 preprocessing_function_names=["transform_features"],
             )
         ],
-        # overall, and per true class (on the raw label feature: per-class recall and kappa contribution)
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[label_feature])],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
-                                      per_slice_thresholds=gate(config.eval.min_accuracy)),
-                    tfma.MetricConfig(class_name="CohenKappa", module=metrics.__name__,
-                                      per_slice_thresholds=gate(config.eval.min_kappa)),
-                    tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-                ]
-            )
-        ],
+        slicing_specs=slicing,
+        metrics_specs=specs,
     )
 
 
@@ -141,6 +191,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
             data_format=layout.format,
             max_image_pixels=config.data.max_image_pixels,
             code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
+            multilabel=config.train.task == "multilabel",
+            leakage=config.data.leakage,
         ).with_id(EXAMPLE_GEN)
     examples = example_gen.outputs["examples"]
 
@@ -151,6 +203,25 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     schema = schema_gen.outputs["schema"]
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
+    # The statistics of the last run that passed the gate (ML Metadata), for the label-drift check. Local runs
+    # only: TFX's Kubeflow V2 compiler accepts just its two built-in resolver strategies.
+    baseline_resolver = None if parameter else tfx.dsl.Resolver(
+        strategy_class=validation.LatestAcceptedStatisticsStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+        verdict=tfx.dsl.Channel(type=validation.DataVerdict),
+    ).with_id(STATISTICS_BASELINE)
+    names = config.transform_custom_config(layout.format)
+    validation_gate = validation.ValidationGate(
+        statistics=statistics_gen.outputs["statistics"],
+        anomalies=example_validator.outputs["anomalies"],
+        schema=schema,
+        baseline_statistics=baseline_resolver.outputs["statistics"] if baseline_resolver else None,
+        label_feature=names["label_feature"],
+        image_feature=names["image_feature"],
+        stop_on_anomalies=config.validation.stop_on_anomalies,
+        max_label_drift=config.validation.max_label_drift,
+        code_fingerprint=fingerprint.source_fingerprint(("validation.py",)),
+    ).with_id(VALIDATION_GATE)
 
     transform_config = param("transform_config", {
         **config.transform_custom_config(layout.format),
@@ -164,6 +235,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         disable_statistics=True,
         custom_config=transform_config,
     ), transform_config)
+    transform.add_upstream_node(validation_gate)  # never transforms (or trains on) data the gate stopped
     trainer_config = param("train_config", {
         **config.trainer_custom_config(layout.format),
         "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
@@ -213,7 +285,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, tuner, trainer,
+        components=[example_gen, statistics_gen, schema_gen, example_validator,
+                    *([baseline_resolver] if baseline_resolver else []), validation_gate, transform, tuner, trainer,
                     model_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
         # With `parameter` (a remote orchestrator with its own ML Metadata) no local SQLite config: building one

@@ -6,10 +6,12 @@ This module owns three steps, kept apart so each can be used and tested alone:
 * collecting (`collect_report_data`): find the run's `pipeline_run` context in ML Metadata, follow its executions
   (CACHED ones included, so a fully cached run reports the artifacts it reused) to the Examples, Statistics,
   Schema, Anomalies, TransformGraph, Model, ModelRun, ModelEvaluation, ModelBlessing and PushedModel artifacts,
-  and read them into a plain `ReportData` (metrics and gates from TFMA, the confusion matrix from TFMA's
-  multi-class confusion-matrix plot, training curves from the Trainer's history.json, class counts from
+  and read them into a plain `ReportData` (metrics and gates from TFMA; the confusion matrix from TFMA's
+  multi-class confusion-matrix plot, plus for binary models the counts at threshold 0.5 of the positive class
+  (vocabulary index 1), and for multilabel models the per-label metrics and 2×2 counts of
+  `components.metrics.PerLabelMetrics`; training curves from the Trainer's history.json, class counts from
   StatisticsGen, sample predictions by running the candidate model's `serving_default` signature on the eval
-  split);
+  split). The task (`train.task`) comes from the Trainer's custom_config and the Evaluator's eval_config;
 * rendering (`render_html`, `render_markdown`): plain Python data in, text out — no ML Metadata, no TensorFlow.
   Every string goes through Jinja2 autoescaping (HTML) or `_md` (Markdown); charts are drawn with matplotlib's
   Agg canvas and embedded as base64 PNG data URIs, so the page needs nothing but itself;
@@ -40,6 +42,8 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from components import metric_names as mn
+from pipeline import evaluation as catalogue  # (`evaluation` names TFMA's output artifact below)
 from pipeline.results import change_threshold_text, value_threshold_text
 
 HTML_NAME = "report.html"
@@ -56,13 +60,12 @@ TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 
-ACCURACY = "sparse_categorical_accuracy"
-KAPPA = "cohen_kappa"
-EXAMPLE_COUNT = "example_count"
-_HEADLINE = (ACCURACY, KAPPA, EXAMPLE_COUNT)
-METRIC_LABELS = {ACCURACY: "Accuracy", KAPPA: "Cohen's kappa", EXAMPLE_COUNT: "Eval examples"}
+ACCURACY = mn.ACCURACY
+KAPPA = mn.COHEN_KAPPA
+EXAMPLE_COUNT = mn.EXAMPLE_COUNT
+TASKS = catalogue.TASKS
 
-# (id, heading) of every section of the HTML report, in order.
+# (id, heading) of every section of the HTML report, in order (multiclass headings; see `sections`).
 SECTIONS = (
     ("verdict", "Verdict"),
     ("metrics", "Headline metrics and gates"),
@@ -77,6 +80,22 @@ SECTIONS = (
     ("hyperparameters", "Hyper-parameters"),
     ("lineage", "Lineage"),
 )
+_TASK_HEADINGS = {
+    "binary": {"confusion": "Confusion matrix at threshold 0.5"},
+    "multilabel": {"per-class": "Per-label metrics", "confusion": "Per-label confusion counts",
+                   "distribution": "Label distribution"},
+}
+
+
+def sections(task: str = "multiclass") -> tuple[tuple[str, str], ...]:
+    """(id, heading) of every section for a task: the same ids for every task, headings that fit it."""
+    headings = _TASK_HEADINGS.get(task, {})
+    return tuple((section_id, headings.get(section_id, title)) for section_id, title in SECTIONS)
+
+
+def metric_label(name: str) -> str:
+    """Display name of a metric (pipeline.evaluation's catalogue)."""
+    return catalogue.metric_label(name)
 
 # Landis & Koch (1977): upper bound of each band → reading (kappa < 0 is "poor").
 _LANDIS_KOCH = ((0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial"))
@@ -97,7 +116,7 @@ class Gate:
     @property
     def label(self) -> str:
         """Display name of the metric."""
-        return METRIC_LABELS.get(self.metric, self.metric)
+        return metric_label(self.metric)
 
 
 @dataclass
@@ -112,7 +131,7 @@ class HeadlineMetric:
     @property
     def label(self) -> str:
         """Display name."""
-        return METRIC_LABELS.get(self.name, self.name)
+        return metric_label(self.name)
 
     @property
     def diff(self) -> float | None:
@@ -148,6 +167,32 @@ class PerClass:
     weighted: ClassMetrics
     accuracy: float
     absent: list[str] = field(default_factory=list)  # classes neither in the eval data nor ever predicted
+
+
+@dataclass
+class LabelMetrics:
+    """One label of a multilabel model: precision, recall, F1, support and its 2×2 counts at threshold 0.5."""
+
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: float
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+
+
+@dataclass
+class BinaryConfusion:
+    """A binary model's confusion counts at its decision threshold (positive class: vocabulary index 1)."""
+
+    threshold: float
+    tp: float
+    fp: float
+    fn: float
+    tn: float
 
 
 @dataclass
@@ -204,6 +249,7 @@ class ReportData:
     run_id: str
     pipeline_name: str = ""
     created: str = ""
+    task: str = "multiclass"  # multiclass | binary | multilabel (train.task)
     components: list[ComponentState] = field(default_factory=list)
     metrics: list[HeadlineMetric] = field(default_factory=list)
     other_metrics: dict[str, float] = field(default_factory=dict)
@@ -217,6 +263,8 @@ class ReportData:
     class_names: list[str] = field(default_factory=list)
     confusion: list[list[float]] | None = None  # rows: actual class id, columns: predicted class id
     unpredicted: list[float] | None = None  # per actual class: examples TFMA counted as "no prediction"
+    binary_confusion: BinaryConfusion | None = None  # binary: counts at threshold 0.5 for the positive class
+    per_label: list[LabelMetrics] = field(default_factory=list)  # multilabel, sorted by F1 (worst first)
     history: dict[str, list[float]] = field(default_factory=dict)
     phases: list[tuple[str, int]] = field(default_factory=list)  # (phase name, epochs)
     best_epoch: int | None = None  # 1-based, over the concatenated phases
@@ -235,8 +283,23 @@ class ReportData:
 
     @property
     def kappa(self) -> float | None:
-        """The candidate's Cohen's kappa, if evaluated."""
-        return next((m.value for m in self.metrics if m.name == KAPPA), None)
+        """The candidate's Cohen's kappa (whatever its weighting), if evaluated."""
+        return next((m.value for m in self.metrics if catalogue.is_kappa(m.name)), None)
+
+    @property
+    def kappa_label(self) -> str:
+        """"Cohen's kappa (quadratic-weighted)" etc. for the kappa that was evaluated."""
+        return next((m.label for m in self.metrics if catalogue.is_kappa(m.name)), "Cohen's kappa")
+
+    @property
+    def positive_class(self) -> str:
+        """Binary models: the positive class, vocabulary index 1 ("" when the class names are unknown)."""
+        return self.class_names[mn.POSITIVE_CLASS_ID] if len(self.class_names) > mn.POSITIVE_CLASS_ID else ""
+
+    def value(self, name: str) -> float | None:
+        """The candidate's value of a metric (headline or other), if evaluated."""
+        found = next((m.value for m in self.metrics if m.name == name), None)
+        return found if found is not None else self.other_metrics.get(name)
 
     @property
     def failed_gates(self) -> list[Gate]:
@@ -331,6 +394,21 @@ def per_class_metrics(confusion: Sequence[Sequence[float]] | np.ndarray, class_n
                     absent=absent)
 
 
+def per_label_metrics(values: dict[str, dict[int, float]], class_names: Sequence[str]) -> list[LabelMetrics]:
+    """Per-label rows from TFMA's `label_<statistic>` metrics ({statistic: {class id: value}}), sorted by F1,
+    worst first (ties by name); labels beyond the vocabulary are named "label 7"."""
+    ids = sorted({class_id for per_id in values.values() for class_id in per_id})
+    names = [str(class_names[i]) if i < len(class_names) else f"label {i}" for i in range(max(ids, default=-1) + 1)]
+
+    def get(statistic: str, class_id: int) -> float:
+        return float(values.get(statistic, {}).get(class_id, float("nan")))
+
+    rows = [LabelMetrics(names[i], *(get(s, i) for s in ("precision", "recall", "f1", "support", "tp", "fp", "fn",
+                                                        "tn"))) for i in ids]
+    rows.sort(key=lambda r: (math.inf if math.isnan(r.f1) else r.f1, _natural_key(r.name)))
+    return rows
+
+
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     out = np.zeros_like(numerator, dtype=np.float64)
     np.divide(numerator, denominator, out=out, where=denominator > 0)
@@ -365,6 +443,13 @@ def _metric_fmt(value: float | None, name: str) -> str:
     return _fmt(value)
 
 
+def _count(value: float | None) -> str:
+    """A (weighted) count: no decimals when whole."""
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
 def _plain(value: Any) -> str:
     """A config value as written in JSON/YAML (true, [32, 64], 0.001), strings as they are."""
     if isinstance(value, str):
@@ -380,6 +465,8 @@ def _signed(value: float | None, name: str = "") -> str:
         return "—"
     if math.isnan(value):
         return "nan"
+    if abs(value) < 5e-5:
+        value = 0.0  # no "-0.0000" for float noise (e.g. two models with the same ranking and AUC)
     return f"{value:+.0f}" if name == EXAMPLE_COUNT else f"{value:+.4f}"
 
 
@@ -457,6 +544,30 @@ def confusion_chart(confusion: Sequence[Sequence[float]], class_names: Sequence[
                         colour = "white" if fractions[i, j] > 0.55 else "black"
                         axes.text(j, i, f"{matrix[i, j]:.0f}", ha="center", va="center", color=colour, fontsize=size)
         axes.set_title("Confusion matrix (eval split)")
+        return _figure_png(figure)
+
+
+def label_counts_chart(rows: Sequence[LabelMetrics]) -> bytes:
+    """Multilabel: per-label true positives, false negatives and false positives as horizontal bars; PNG bytes."""
+    ordered = sorted(rows, key=lambda r: _natural_key(r.name))
+    n = len(ordered)
+    with _plain_text():
+        figure = _new_figure(7.5, min(16.0, max(2.5, 0.35 * n + 1.5)))
+        axes = figure.add_subplot()
+        positions = np.arange(n)
+        height = 0.27
+        for offset, (attribute, label, colour) in enumerate((("tp", "true positives", "tab:green"),
+                                                            ("fn", "false negatives (missed)", "tab:orange"),
+                                                            ("fp", "false positives", "tab:red"))):
+            axes.barh(positions + (offset - 1) * height, [getattr(r, attribute) for r in ordered], height,
+                      label=label, color=colour)
+        axes.set_yticks(positions, labels=[_short(r.name) for r in ordered])
+        axes.invert_yaxis()
+        axes.set_xlabel("examples (eval split, threshold 0.5)")
+        axes.set_title("Per-label counts")
+        axes.grid(axis="x", alpha=0.3)
+        axes.legend(loc="lower right", fontsize=8)
+        figure.tight_layout()
         return _figure_png(figure)
 
 
@@ -550,10 +661,13 @@ def thumbnail_png(encoded: bytes, size: int = 112) -> bytes:
 # ----- rendering ----------------------------------------------------------------------------------------------
 def render_html(data: ReportData) -> str:
     """The self-contained HTML report for `data` (all text autoescaped, images as PNG data URIs)."""
-    per_class = per_class_metrics(data.confusion, data.class_names, data.unpredicted) if data.confusion else None
+    per_class = per_class_metrics(data.confusion, data.class_names, data.unpredicted) \
+        if data.confusion and data.task != "multilabel" else None
     charts: dict[str, str] = {}
-    if data.confusion:
+    if per_class is not None:
         charts["confusion"] = _png_data_uri(confusion_chart(data.confusion, data.class_names))
+    if data.task == "multilabel" and data.per_label:
+        charts["confusion"] = _png_data_uri(label_counts_chart(data.per_label))
     if data.history:
         charts["training"] = _png_data_uri(training_chart(data.history, data.best_epoch, data.phases))
     if data.class_distribution:
@@ -562,11 +676,13 @@ def render_html(data: ReportData) -> str:
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                                      lstrip_blocks=True)
     environment.filters.update(fmt=_fmt, mfmt=_metric_fmt, signed=_signed, pct=_pct, file_uri=_file_uri,
-                               data_uri=_png_data_uri, plain=_plain)
+                               data_uri=_png_data_uri, plain=_plain, count=_count)
     return environment.from_string(_HTML_TEMPLATE).render(
         d=data,
-        sections=SECTIONS,
+        sections=sections(data.task),
+        titles=dict(sections(data.task)),
         per_class=per_class,
+        mn=mn,
         charts=charts,
         reading=kappa_reading(data.kappa),
         distribution_labels=labels,
@@ -590,7 +706,7 @@ def verdict(data: ReportData) -> str:
     if data.blessed is None:
         return "not evaluated" + (f" ({data.evaluation_note})" if data.evaluation_note else "")
     if not data.blessed:
-        failed = ", ".join(f"{METRIC_LABELS.get(g.metric, g.metric)} {g.kind} gate" for g in data.failed_gates)
+        failed = ", ".join(f"{metric_label(g.metric)} {g.kind} gate" for g in data.failed_gates)
         return "NOT blessed" + (f": failed {failed}" if failed else "") + "; nothing pushed"
     if data.pushed:
         return f"blessed and pushed as version {data.pushed_version or '?'}"
@@ -613,15 +729,28 @@ def render_markdown(data: ReportData, html_name: str = HTML_NAME) -> str:
                          f"{_metric_fmt(metric.baseline, metric.name)} | "
                          f"{_signed(metric.diff, metric.name)} | {_md(gates)} | {metric.status or '—'} |")
     if data.kappa is not None:
-        lines += ["", f"Cohen's kappa {_fmt(data.kappa)}: **{kappa_reading(data.kappa)}** agreement (Landis–Koch)."]
+        lines += ["", f"{_md(data.kappa_label)} {_fmt(data.kappa)}: **{kappa_reading(data.kappa)}** agreement "
+                      "(Landis–Koch)."]
     for gate in data.failed_gates:
         lines.append(f"- gate failed: {_md(gate.metric)} ({gate.kind}) = {_fmt(gate.value)}, "
                      f"needs {_md(gate.threshold)}" + (f": {_md(gate.message)}" if gate.message else ""))
-    if data.confusion:
+    if data.task == "binary":
+        line = f"Positive class: {_md(data.positive_class or 'vocabulary index 1')} (vocabulary index 1)"
+        if data.binary_confusion:
+            b = data.binary_confusion
+            line += f"; at threshold {b.threshold}: TP {_count(b.tp)}, FP {_count(b.fp)}, FN {_count(b.fn)}, " \
+                    f"TN {_count(b.tn)}"
+        lines += ["", line + f". AUC-ROC {_fmt(data.value(mn.AUC))}, AUC-PR {_fmt(data.value(mn.AUC_PR))}."]
+    if data.confusion and data.task != "multilabel":
         per_class = per_class_metrics(data.confusion, data.class_names, data.unpredicted)
         weakest = ", ".join(f"{_md(r.name)} ({r.f1:.3f})" for r in per_class.rows[:3])
         lines += ["", f"Weakest classes by F1: {weakest}. Macro F1 {per_class.macro.f1:.3f}, "
                       f"weighted F1 {per_class.weighted.f1:.3f}."]
+    if data.task == "multilabel" and data.per_label:
+        weakest = ", ".join(f"{_md(r.name)} ({_fmt(r.f1, 3)})" for r in data.per_label[:3])
+        lines += ["", f"Weakest labels by F1: {weakest}. Micro F1 {_fmt(data.value(mn.F1_MICRO), 3)}, macro F1 "
+                      f"{_fmt(data.value(mn.F1_MACRO), 3)}, subset accuracy {_fmt(data.value(mn.SUBSET_ACCURACY), 3)}, "
+                      f"Hamming loss {_fmt(data.value(mn.HAMMING_LOSS), 3)}."]
     if data.ingest:
         ingest = data.ingest
         lines += ["", f"Ingestion: {ingest.get('files_seen', '?')} files seen, {ingest.get('ingested', '?')} ingested, "
@@ -873,6 +1002,8 @@ def _collect_lineage(facts: _RunFacts, data: ReportData) -> None:
     config = trainer.prop("custom_config") if trainer else None
     if isinstance(config, dict):
         data.hyperparameters = _flatten(config)
+        if config.get("task") in TASKS:
+            data.task = str(config["task"])
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1085,25 +1216,42 @@ def _collect_evaluation(facts: _RunFacts, data: ReportData) -> None:
     baseline_name = next((s.name for s in (effective or configured).model_specs if s.is_baseline), "baseline") \
         if (effective or configured) else "baseline"
     data.has_baseline = data.has_baseline or any(s.is_baseline for s in (effective.model_specs if effective else []))
+    if configured is not None:
+        data.task = catalogue.task_of(configured)
 
     values: dict[str, float] = {}
     baselines: dict[str, float] = {}
     diffs: dict[str, float] = {}
+    per_label: dict[str, dict[int, float]] = {}
     for slice_metrics in tfma.load_metrics(evaluation.uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue  # overall slice only
         for item in slice_metrics.metric_keys_and_values:
+            key = item.key
+            candidate = not key.is_diff and not (key.model_name and key.model_name == baseline_name)
+            if candidate and key.name == mn.CONFUSION_AT_THRESHOLD \
+                    and item.value.HasField("confusion_matrix_at_thresholds"):
+                matrices = item.value.confusion_matrix_at_thresholds.matrices
+                if matrices:
+                    m = matrices[0]
+                    data.binary_confusion = BinaryConfusion(round(m.threshold, 6), m.true_positives,
+                                                            m.false_positives, m.false_negatives, m.true_negatives)
+                continue
             if not item.value.HasField("double_value"):
                 continue
             number = float(item.value.double_value.value)
-            key = item.key
+            if key.name.startswith(mn.PER_LABEL_PREFIX):  # multilabel, one value per label (sub_key class_id)
+                if candidate and key.HasField("sub_key") and key.sub_key.HasField("class_id"):
+                    statistic = key.name[len(mn.PER_LABEL_PREFIX):]
+                    per_label.setdefault(statistic, {})[key.sub_key.class_id.value] = number
+                continue
             target = diffs if key.is_diff else (baselines if key.model_name == baseline_name else values)
             target[key.name] = number
 
     configured_gates = _thresholds(configured)
     applied = _thresholds(effective) if effective is not None else configured_gates
     failures = _failures(evaluation.uri)
-    names = [n for n in _HEADLINE if n in values or n in configured_gates]
+    names = catalogue.headline_order(values)
     names += sorted(n for n in configured_gates if n not in names)
     for name in names:
         metric = HeadlineMetric(name, values.get(name), baselines.get(name))
@@ -1127,7 +1275,18 @@ def _collect_evaluation(facts: _RunFacts, data: ReportData) -> None:
             data.metrics.append(HeadlineMetric(name, values.get(name), baselines.get(name),
                                                [Gate(name, kind, "see message", diffs.get(name) if kind == "change"
                                                      else values.get(name), "fail", message)]))
-    _collect_confusion(tfma, evaluation.uri, baseline_name, data)
+    if per_label:
+        data.per_label = per_label_metrics(per_label, data.class_names)
+    for name in values:
+        top_k = re.fullmatch(r"top_(\d+)_accuracy", name)
+        if top_k and data.class_names and int(top_k.group(1)) >= len(data.class_names):
+            data.notes.append(f"{metric_label(name)} is 1.0 by construction: the model has only "
+                              f"{len(data.class_names)} classes (lower eval.top_k)")
+    if data.task == "multilabel":
+        if not per_label:
+            data.notes.append("per-label metrics: none in the evaluation")
+    else:
+        _collect_confusion(tfma, evaluation.uri, baseline_name, data)
 
 
 def _gate(name: str, kind: str, text: str, value: float | None, in_force: bool, ok: bool | None,
@@ -1247,6 +1406,8 @@ def _collect_samples(facts: _RunFacts, data: ReportData, max_samples: int, max_s
     records = list(_read_examples(files, image_key, label_key, max_scan))
     if not records:
         return
+    if data.task == "multilabel":  # label sets, compared as sorted "a, b" texts
+        records = [(image, label or NO_LABELS, path) for image, label, path in records]
     model_dir = os.path.join(model.uri, "Format-Serving")
     predictions = predict_images(model_dir, [r[0] for r in records])
     data.sample_model_uri = model_dir
@@ -1291,26 +1452,43 @@ def _read_examples(files: Sequence[str], image_key: str, label_key: str, limit: 
         label_feature = features.get(label_key)
         label = ""
         if label_feature is not None and label_feature.bytes_list.value:
-            label = label_feature.bytes_list.value[0].decode("utf-8", "replace")
+            label = label_set_text(v.decode("utf-8", "replace") for v in label_feature.bytes_list.value)
         elif label_feature is not None and label_feature.int64_list.value:
-            label = str(label_feature.int64_list.value[0])
+            label = label_set_text(str(v) for v in label_feature.int64_list.value)
         path_feature = features.get("path")
         path = path_feature.bytes_list.value[0].decode("utf-8", "replace") \
             if path_feature is not None and path_feature.bytes_list.value else ""
         yield features[image_key].bytes_list.value[0], label, path
 
 
+NO_LABELS = "(none)"  # a multilabel example with no label, or a prediction of none
+
+
+def label_set_text(labels: Iterable[str]) -> str:
+    """One label as it is; several (multilabel) as "a, b" in natural order."""
+    return ", ".join(sorted(set(labels), key=_natural_key))
+
+
 def predict_images(model_dir: str, images: Sequence[bytes], batch_size: int = 64) -> list[tuple[str, float]]:
-    """(predicted class, confidence) for encoded images, from the SavedModel's `serving_default` signature."""
+    """(predicted class, confidence) for encoded images, from the SavedModel's `serving_default` signature.
+
+    Multilabel models (with a `predicted_labels` output) give the predicted label set as "a, b" ("(none)" when no
+    label reaches the threshold) and the highest label probability as the confidence.
+    """
     import tensorflow as tf
 
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     results: list[tuple[str, float]] = []
     for start in range(0, len(images), batch_size):
         outputs = serve(images=tf.constant(list(images[start:start + batch_size]), dtype=tf.string))
-        classes = outputs["predicted_class"].numpy()
         confidence = outputs["confidence"].numpy()
-        results.extend((c.decode("utf-8", "replace"), float(p)) for c, p in zip(classes, confidence))
+        if "predicted_labels" in outputs:
+            flags, names = outputs["predicted_labels"].numpy(), outputs["classes"].numpy()
+            predicted = [label_set_text(n.decode("utf-8", "replace") for n, f in zip(row_names, row) if f)
+                         or NO_LABELS for row, row_names in zip(flags, names)]
+        else:
+            predicted = [c.decode("utf-8", "replace") for c in outputs["predicted_class"].numpy()]
+        results.extend((c, float(p)) for c, p in zip(predicted, confidence))
     return results
 
 
@@ -1334,8 +1512,8 @@ def list_runs(metadata_path: str) -> list[RunRow]:
             run_id=run.name,
             time=_time(run.create_time_since_epoch),
             state=state,
-            accuracy=metrics.get(ACCURACY),
-            kappa=metrics.get(KAPPA),
+            accuracy=metrics.get(ACCURACY, metrics.get(mn.SUBSET_ACCURACY)),
+            kappa=next((v for k, v in sorted(metrics.items()) if catalogue.is_kappa(k)), None),
             blessed=_bool_prop(blessing, "blessed"),
             pushed_version=_str_prop(pushed, "pushed_version") or None if _bool_prop(pushed, "pushed") else None,
         ))
@@ -1352,6 +1530,8 @@ def _overall_metrics(uri: str) -> dict[str, float]:
                 continue
             for item in slice_metrics.metric_keys_and_values:
                 if item.key.is_diff or item.key.model_name == "baseline" or not item.value.HasField("double_value"):
+                    continue
+                if item.key.name.startswith(mn.PER_LABEL_PREFIX):
                     continue
                 values[item.key.name] = float(item.value.double_value.value)
     except Exception:  # noqa: BLE001 - a run whose evaluation cannot be read still gets listed
@@ -1512,9 +1692,14 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 </section>
 
 <section id="kappa">
-<h2>Cohen's kappa</h2>
-{% if d.kappa is not none %}
-<p>κ = <b>{{ d.kappa|fmt }}</b>: <b>{{ reading }}</b> agreement beyond chance (Landis &amp; Koch).</p>
+<h2>{{ titles["kappa"] }}</h2>
+{% if d.task == "multilabel" %}
+<p class="na">Not computed for a multilabel model: an example carries several labels, so there is no single
+  class per example to agree on. Micro/macro F1, subset accuracy and Hamming loss are in the tables above and
+  below.</p>
+{% elif d.kappa is not none %}
+<p>{{ d.kappa_label }}: κ = <b>{{ d.kappa|fmt }}</b>: <b>{{ reading }}</b> agreement beyond chance
+  (Landis &amp; Koch).</p>
 <div class="kappa-scale">
 {% for band, name in [("< 0", "poor"), ("0–0.20", "slight"), ("0.21–0.40", "fair"), ("0.41–0.60", "moderate"),
                       ("0.61–0.80", "substantial"), ("0.81–1.00", "almost perfect")] %}
@@ -1527,8 +1712,41 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 </section>
 
 <section id="per-class">
-<h2>Per-class metrics</h2>
-{% if per_class %}
+<h2>{{ titles["per-class"] }}</h2>
+{% if d.task == "binary" %}
+<p>Positive class: <b id="positive-class">{{ d.positive_class or "vocabulary index 1" }}</b> (label vocabulary
+  index 1; the model outputs [1 − p, p]); decision threshold {{ mn.BINARY_THRESHOLD }}. Precision, recall and F1 in
+  the headline table are those of the positive class; both classes are below.</p>
+{% endif %}
+{% if d.task == "multilabel" %}
+{% if d.per_label %}
+<p class="note">{{ d.per_label|length }} labels, each predicted present at probability ≥ {{ mn.MULTILABEL_THRESHOLD }};
+  sorted by F1, worst first. Support: eval examples carrying the label.</p>
+<table id="per-label-table">
+<tr><th>label</th><th class="num">precision</th><th class="num">recall</th><th class="num">F1</th>
+  <th class="num">support</th><th class="num">TP</th><th class="num">FP</th><th class="num">FN</th>
+  <th class="num">TN</th></tr>
+{% for r in d.per_label %}
+<tr class="label-row"><td>{{ r.name }}</td>
+  {% for v in [r.precision, r.recall, r.f1] %}<td class="num" data-value="{{ v }}">{{ v|fmt(3) }}</td>{% endfor %}
+  {% for v in [r.support, r.tp, r.fp, r.fn, r.tn] %}<td class="num" data-value="{{ v }}">{{ v|count }}</td>
+  {% endfor %}</tr>
+{% endfor %}
+{% for name, key in [("micro avg", "micro"), ("macro avg", "macro")] %}
+<tr class="avg"><td>{{ name }}</td>
+  {% for stat in ["precision", "recall", "f1"] %}{% set v = d.value(stat ~ "_" ~ key) %}
+  <td class="num" data-value="{{ v }}">{{ v|fmt(3) }}</td>{% endfor %}
+  <td class="num" colspan="5"></td></tr>
+{% endfor %}
+</table>
+<p class="note" id="multilabel-scores">Subset accuracy (exact match of the whole label set)
+  {{ d.value(mn.SUBSET_ACCURACY)|fmt }}; Hamming loss (fraction of wrong label decisions, lower is better)
+  {{ d.value(mn.HAMMING_LOSS)|fmt }}; micro F1 {{ d.value(mn.F1_MICRO)|fmt }}; macro F1
+  {{ d.value(mn.F1_MACRO)|fmt }}.</p>
+{% else %}
+<p class="na">No per-label metrics in the evaluation.</p>
+{% endif %}
+{% elif per_class %}
 <p class="note">From TFMA's multi-class confusion matrix on the eval split; sorted by F1, worst first.</p>
 <table id="per-class-table">
 <tr><th>class</th><th class="num">precision</th><th class="num">recall</th><th class="num">F1</th>
@@ -1557,12 +1775,28 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 </section>
 
 <section id="confusion">
-<h2>Confusion matrix</h2>
+<h2>{{ titles["confusion"] }}</h2>
+{% if d.task == "multilabel" %}
+<p class="note">A class-by-class confusion matrix does not apply to a multilabel model: labels are not mutually
+  exclusive, so each label has its own 2×2 matrix — its TP, FP, FN and TN are in the per-label table.</p>
+{% endif %}
+{% if d.task == "binary" and d.binary_confusion %}
+{% set b = d.binary_confusion %}
+{% set negative = d.class_names[0] if d.class_names else "negative" %}
+<table id="binary-confusion">
+<tr><th>at threshold {{ b.threshold }}</th><th class="num">predicted {{ negative }}</th>
+  <th class="num">predicted {{ d.positive_class or "positive" }} (positive)</th></tr>
+<tr><th>actual {{ negative }}</th><td class="num" data-value="{{ b.tn }}">TN {{ b.tn|count }}</td>
+  <td class="num" data-value="{{ b.fp }}">FP {{ b.fp|count }}</td></tr>
+<tr><th>actual {{ d.positive_class or "positive" }}</th><td class="num" data-value="{{ b.fn }}">FN {{ b.fn|count }}</td>
+  <td class="num" data-value="{{ b.tp }}">TP {{ b.tp|count }}</td></tr>
+</table>
+{% endif %}
 {% if charts.get("confusion") %}
-<img class="chart" alt="confusion matrix" src="{{ charts.get("confusion") }}">
+<img class="chart" alt="{{ titles['confusion'] }}" src="{{ charts.get("confusion") }}">
 {% if d.unpredicted %}<p class="note">Examples with no prediction per actual class:
   {{ d.unpredicted|join(", ") }}</p>{% endif %}
-{% else %}<p class="na">Not available.</p>{% endif %}
+{% elif not d.binary_confusion %}<p class="na">Not available.</p>{% endif %}
 </section>
 
 <section id="training">
@@ -1577,11 +1811,14 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 </section>
 
 <section id="distribution">
-<h2>Class distribution</h2>
+<h2>{{ titles["distribution"] }}</h2>
 {% if charts.get("distribution") %}
 <img class="chart" alt="examples per class and split" src="{{ charts.get("distribution") }}">
+{% if d.task == "multilabel" %}<p class="note">Label occurrences: an image with two labels counts for both.</p>
+{% endif %}
 <table>
-<tr><th>class</th>{% for split in splits %}<th class="num">{{ split }}</th>{% endfor %}</tr>
+<tr><th>{{ "label" if d.task == "multilabel" else "class" }}</th>
+  {% for split in splits %}<th class="num">{{ split }}</th>{% endfor %}</tr>
 {% for label in distribution_labels %}
 <tr><td>{{ label }}</td>{% for split in splits %}{% set counts = d.class_distribution[split] %}
   <td class="num">{{ "%.0f"|format(counts.get(label, 0)) }}

@@ -1,5 +1,6 @@
-"""Read what a pipeline run produced from ML Metadata: ingestion counts, metrics, blessing, pushed model,
-and per-component timings.
+"""Read what a pipeline run produced from ML Metadata: ingestion counts, metrics (the task's headline metrics of
+pipeline/evaluation.py), failed gates with their value and threshold, blessing, pushed model, and per-component
+timings.
 
 The latest `pipeline_run` context is the run; cached components appear in it as CACHED executions linked to
 the artifacts they reused, so a fully cached run still reports the metrics of the model it reused.
@@ -18,7 +19,13 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components import metric_names
+from pipeline.evaluation import headline_order
+
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+# Short names in the terminal summary (others print under their TFMA name).
+SUMMARY_LABELS = {metric_names.ACCURACY: "accuracy", metric_names.EXAMPLE_COUNT: "eval examples",
+                  metric_names.F1_SCORE: "f1", metric_names.AUC_PR: "auc_pr"}
 
 
 @dataclass
@@ -51,6 +58,7 @@ class RunSummary:
     blessed: bool | None = None
     failed_gates: list[GateResult] = field(default_factory=list)
     anomalies: dict[str, list[str]] = field(default_factory=dict)  # split -> "feature: description"
+    data_validation: dict[str, Any] = field(default_factory=dict)  # the ValidationGate's verdict.json
     pushed: bool = False
     pushed_model: str | None = None
     evaluation_uri: str | None = None
@@ -67,7 +75,8 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
 
 
 def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: str = "Pusher",
-               example_gen_id: str = "ImageExampleGen", validator_id: str = "ExampleValidator") -> RunSummary:
+               example_gen_id: str = "ImageExampleGen", validator_id: str = "ExampleValidator",
+               gate_id: str = "ValidationGate") -> RunSummary:
     """Summary of the most recent pipeline run recorded in `metadata_path`."""
     store = _store(metadata_path)
     runs = store.get_contexts_by_type("pipeline_run")
@@ -86,6 +95,9 @@ def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: s
         elif node_id == validator_id:
             for artifact in outputs.get("ExampleAnomalies", []):
                 summary.anomalies = _read_anomalies(artifact.uri)
+        elif node_id == gate_id:
+            for artifact in outputs.get("visionline.DataVerdict", []):
+                summary.data_validation = _read_verdict(artifact.uri)
         elif node_id == evaluator_id:
             for artifact in outputs.get("ModelBlessing", []):
                 summary.blessed = bool(artifact.custom_properties["blessed"].int_value) \
@@ -100,6 +112,19 @@ def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: s
                 if summary.pushed and "pushed_destination" in props:
                     summary.pushed_model = props["pushed_destination"].string_value
     return summary
+
+
+def latest_outputs(metadata_path: str, node_id: str) -> dict[str, list[Any]]:
+    """Output artifacts (MLMD protos by type name) of `node_id` in the latest run; empty when it did not run."""
+    store = _store(metadata_path)
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise LookupError(f"ML Metadata store {metadata_path} records no pipeline run")
+    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    for execution in store.get_executions_by_context(run.id):
+        if _node_id(store, execution) == node_id:
+            return _output_artifacts(store, execution.id)
+    return {}
 
 
 def _node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution) -> str:
@@ -142,6 +167,53 @@ def _read_anomalies(uri: str) -> dict[str, list[str]]:
     return found
 
 
+def _read_verdict(uri: str) -> dict[str, Any]:
+    path = os.path.join(uri, "verdict.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def data_gate_lines(verdict: dict[str, Any]) -> list[str]:
+    """What the validation gate decided, for a run it let through: drift figure, notes, recorded problems."""
+    if not verdict:
+        return []
+    drift = verdict.get("drift")
+    if verdict.get("accepted"):
+        text = "data gate: passed"
+        if drift:
+            change = drift["largest_change"]
+            text += (f" (label drift L∞={drift['distance']:.3f} ≤ {drift['bound']:g} vs the previous accepted run"
+                     + ("" if change == "none" else f"; largest change {change}") + ")")
+        lines = [text]
+    elif verdict.get("stopped"):
+        lines = [f"data gate: STOPPED the run before training, {len(verdict.get('problems', []))} problem(s)"]
+        lines += [f"  data problem ({p['split']}): {p['message']}" for p in verdict.get("problems", [])]
+    else:
+        lines = [f"data gate: {len(verdict.get('problems', []))} problem(s) recorded, run continued "
+                 "(validation.stop_on_anomalies=false)"]
+        lines += [f"  data problem ({p['split']}): {p['message']}" for p in verdict.get("problems", [])]
+    lines += [f"  note: {note}" for note in verdict.get("notes", [])]
+    return lines
+
+
+def format_stopped(summary: RunSummary | None, problems: list[Any], notes: list[str] | None = None) -> str:
+    """A run the validation gate stopped: the components that ran, then every problem, then what to do."""
+    lines = []
+    if summary is not None:
+        lines.append(f"run {summary.run_id}")
+        for component in summary.components:
+            lines.append(f"  {component.node_id:<32} {component.state:<9} {component.seconds:7.1f} s")
+    lines.append(f"STOPPED before training: the data validation gate found {len(problems)} problem(s)")
+    lines += [f"  {problem}" for problem in problems]
+    lines += [f"  note: {note}" for note in notes or []]
+    lines.append("nothing was transformed, trained or pushed. Fix the data, or: regenerate the curated schema "
+                 "(visionline schema), raise validation.max_label_drift (0 = off) for a wanted change, or set "
+                 "validation.stop_on_anomalies=false")
+    return "\n".join(lines)
+
+
 def _read_evaluation(uri: str, summary: RunSummary) -> None:
     import tensorflow_model_analysis as tfma
 
@@ -154,6 +226,8 @@ def _read_evaluation(uri: str, summary: RunSummary) -> None:
                 continue
             if key.is_diff:
                 continue  # the change vs. baseline is derivable; gates report it when it fails
+            if key.name.startswith(metric_names.PER_LABEL_PREFIX):
+                continue  # multilabel per-label values (sub_key class_id): the report shows them
             target = summary.baseline_metrics if key.model_name == "baseline" else summary.metrics
             target[key.name] = float(value.double_value.value)
     validation = tfma.load_validation_result(uri)
@@ -217,17 +291,21 @@ def format_summary(summary: RunSummary) -> str:
             lines.append(f"  quarantine report: {ingest.get('quarantine_report')}")
             for reason, count in ingest.get("quarantined_by_reason", {}).items():
                 lines.append(f"    {count:>5} × {reason}")
-    for split, problems in summary.anomalies.items():
-        for problem in problems:
-            lines.append(f"  data anomaly ({split}): {problem}")
-    for name, label in (("sparse_categorical_accuracy", "accuracy"), ("cohen_kappa", "cohen_kappa"),
-                        ("example_count", "eval examples")):
-        if name in summary.metrics:
-            value = summary.metrics[name]
-            text = f"{value:.0f}" if name == "example_count" else ("nan" if math.isnan(value) else f"{value:.4f}")
-            baseline = summary.baseline_metrics.get(name)
-            suffix = f"   (baseline {baseline:.4f})" if baseline is not None and name != "example_count" else ""
-            lines.append(f"{label:<14} {text}{suffix}")
+    if summary.data_validation:  # the gate's verdict covers ExampleValidator's anomalies, with exact counts
+        lines += data_gate_lines(summary.data_validation)
+    else:
+        for split, problems in summary.anomalies.items():
+            for problem in problems:
+                lines.append(f"  data anomaly ({split}): {problem}")
+    shown = [(name, SUMMARY_LABELS.get(name, name)) for name in headline_order(summary.metrics)]
+    width = max([14, *(len(label) for _, label in shown)])
+    for name, label in shown:
+        value = summary.metrics[name]
+        count = name == metric_names.EXAMPLE_COUNT
+        text = f"{value:.0f}" if count else ("nan" if math.isnan(value) else f"{value:.4f}")
+        baseline = summary.baseline_metrics.get(name)
+        suffix = f"   (baseline {baseline:.4f})" if baseline is not None and not count else ""
+        lines.append(f"{label:<{width}} {text}{suffix}")
     if summary.blessed is not None:
         lines.append(f"blessed: {'yes' if summary.blessed else 'NO'}")
     for gate in summary.failed_gates:
@@ -236,5 +314,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.pushed:
         lines.append(f"pushed model: {summary.pushed_model}")
     else:
-        lines.append("pushed model: none (model not blessed, nothing pushed)")
+        failed = [c.node_id for c in summary.components if c.state == "FAILED"]
+        lines.append(f"pushed model: none ({failed[0]} failed, the run stopped there)" if failed
+                     else "pushed model: none (model not blessed, nothing pushed)")
     return "\n".join(lines)

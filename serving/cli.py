@@ -36,7 +36,7 @@ def _default_model_base() -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the serving sub-commands to `subparsers`."""
     from serving.client import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL
-    from serving.config import DEFAULT_MAX_REQUEST_BYTES, POLICIES
+    from serving.config import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_BYTES, POLICIES
 
     serve = subparsers.add_parser(
         "serve", help="serve pushed models over TF Serving's REST and gRPC APIs (local server)",
@@ -65,6 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--num-batch-threads", type=int, default=2)
     serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                        help="REST body / gRPC message limit (413 / RESOURCE_EXHAUSTED beyond)")
+    serve.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS,
+                       help="rows (images, examples) per predict/classify request (400 / INVALID_ARGUMENT beyond)")
+    serve.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                       help="largest image (width × height) a request may contain (400 / INVALID_ARGUMENT beyond)")
     serve.add_argument("--workers", type=int, default=8, help="REST inference threads")
     serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
@@ -156,6 +160,7 @@ def server_config(args: argparse.Namespace) -> Any:
         models=tuple(models), host=args.host,
         rest_port=None if args.no_rest else args.rest_port, grpc_port=None if args.no_grpc else args.grpc_port,
         poll_interval=args.poll_interval, batching=batching, max_request_bytes=args.max_request_bytes,
+        max_batch_rows=args.max_batch_rows, max_image_pixels=args.max_image_pixels,
         workers=args.workers, cors_origin=args.cors_origin,
     )
 
@@ -187,8 +192,8 @@ def _serve(args: argparse.Namespace) -> int:
     for model in config.models:
         versions = server.manager.available_versions(model.name)
         parts.append(f"model {model.name} versions {versions or 'none yet'}")
-    print("visionline serve: " + "  ".join(parts) + "  (Ctrl-C to stop)", flush=True)
-    server.serve_forever()
+    server.serve_forever(ready=lambda: print("visionline serve: " + "  ".join(parts) + "  (Ctrl-C to stop)",
+                                             flush=True))
     return 0
 
 

@@ -21,6 +21,8 @@ MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 VERSION_RE = re.compile(r"^[0-9]{1,18}$")  # an int64 TF Serving version, as the directory name
 POLICIES = ("latest", "all", "specific")
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_BATCH_ROWS = 1024  # rows (images, examples) per predict/classify request
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # per encoded image in a request (= data.max_image_pixels at ingestion)
 
 
 def validate_model_name(name: str) -> str:
@@ -112,6 +114,8 @@ class ServerConfig:
     poll_interval: float = 2.0  # seconds between scans of the base paths (TF Serving's file_system_poll_wait)
     batching: BatchingConfig | None = None  # None = off (TF Serving's default)
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # REST body / gRPC message limit (413 / RESOURCE_EXHAUSTED)
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS  # rows per predict/classify request (400 / INVALID_ARGUMENT)
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # decompression-bomb guard per image (400 / INVALID_ARGUMENT)
     workers: int = 8  # threads running un-batched inference for REST, and gRPC handler threads / 4
     cors_origin: str | None = None  # e.g. "*" to let a page on another origin call the REST API
 
@@ -123,6 +127,10 @@ class ServerConfig:
             raise ValueError(f"model names must be unique, got {names}")
         if self.max_request_bytes < 1024:
             raise ValueError("max_request_bytes must be at least 1024")
+        if self.max_batch_rows < 1:
+            raise ValueError("max_batch_rows must be >= 1")
+        if self.max_image_pixels < 1:
+            raise ValueError("max_image_pixels must be >= 1")
         if self.poll_interval <= 0:
             raise ValueError("poll_interval must be > 0")
         if self.workers < 1:

@@ -1,12 +1,17 @@
 """TF Serving's gRPC API with the official protos (`tensorflow_serving.apis`).
 
-* `PredictionService`: Predict, Classify, GetModelMetadata (Regress and MultiInference answer UNIMPLEMENTED);
+* `PredictionService`: Predict, Classify, GetModelMetadata; Regress answers as TF Serving does for a model without a
+  regression signature (INVALID_ARGUMENT; UNIMPLEMENTED if the signature does regress), MultiInference UNIMPLEMENTED;
 * `ModelService`: GetModelStatus (HandleReloadConfigRequest answers UNIMPLEMENTED).
 
-Errors abort the call with the `ServingError`'s code: malformed requests INVALID_ARGUMENT, unknown
+Errors abort the call with the `ServingError`'s code: malformed requests INVALID_ARGUMENT — including bytes
+that do not parse as the method's request message (grpcio's default would be INTERNAL: requests are
+deserialized by `_lenient_parser`, and `_guard` rejects what did not parse), tensors over the row/element
+limits (checked before anything is allocated) and images over the pixel limit (`image_guard`) — unknown
 model/version NOT_FOUND, unknown signature FAILED_PRECONDITION (as TF Serving), messages over the size limit
-RESOURCE_EXHAUSTED (enforced by gRPC itself). GetModelMetadata accepts the metadata field `signature_def`
-(as TF Serving) and, as a local extension, `class_labels` (a DT_STRING TensorProto packed in the Any).
+RESOURCE_EXHAUSTED (enforced by gRPC itself).
+GetModelMetadata accepts the metadata field `signature_def` (as TF Serving) and, as a local extension,
+`class_labels` (a DT_STRING TensorProto packed in the Any).
 """
 
 from __future__ import annotations
@@ -21,19 +26,36 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from serving.config import validate_model_name
 from serving.errors import ServingError, invalid
+from serving.image_guard import check_encoded_sizes, check_image_sizes
 from serving.manager import ModelManager
-from serving.tensors import array_to_tensor_proto, tensor_proto_to_array
+from serving.tensors import array_to_tensor_proto, check_batch_rows, tensor_proto_to_array
 
 log = logging.getLogger(__name__)
 
 METADATA_FIELDS = ("signature_def", "class_labels")
+# (request, response) message of every method, as in the generated `add_…Servicer_to_server` functions.
+PREDICTION_METHODS = {
+    "Classify": (classification_pb2.ClassificationRequest, classification_pb2.ClassificationResponse),
+    "Regress": (regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
+    "Predict": (predict_pb2.PredictRequest, predict_pb2.PredictResponse),
+    "MultiInference": (inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse),
+    "GetModelMetadata": (get_model_metadata_pb2.GetModelMetadataRequest,
+                         get_model_metadata_pb2.GetModelMetadataResponse),
+}
+MODEL_METHODS = {
+    "GetModelStatus": (get_model_status_pb2.GetModelStatusRequest, get_model_status_pb2.GetModelStatusResponse),
+    "HandleReloadConfigRequest": (model_management_pb2.ReloadConfigRequest, model_management_pb2.ReloadConfigResponse),
+}
 
 
 def _model_spec(spec: Any) -> tuple[str, int | None]:
@@ -51,10 +73,35 @@ def _set_spec(target: Any, name: str, version: int, signature_name: str = "") ->
         target.signature_name = signature_name
 
 
+class _Unparsable:
+    """What `_lenient_parser` returns for bytes that are not a valid serialized request message."""
+
+    def __init__(self, message_name: str, error: Exception) -> None:
+        self.message_name = message_name
+        self.error = error
+
+
+def _lenient_parser(message_class: Any) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises (grpcio answers INTERNAL when one does): malformed bytes
+    become an `_Unparsable`, which `_guard` answers with INVALID_ARGUMENT."""
+    name = message_class.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception as err:  # protobuf's DecodeError, or anything else the parser raises
+            return _Unparsable(name, err)
+
+    return parse
+
+
 def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn `ServingError`s into aborted calls with their status code."""
+    """Turn `ServingError`s into aborted calls with their status code; unparsable requests → INVALID_ARGUMENT."""
 
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, _Unparsable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"Could not parse the request as {request.message_name}: {request.error}"[:500])
         try:
             return method(self, request, context)
         except ServingError as err:
@@ -84,11 +131,20 @@ def _serialized_examples(model_input: Any) -> list[bytes]:
     raise invalid("Input is empty: set example_list or example_list_with_context")
 
 
+def _example_count(model_input: Any) -> int:
+    kind = model_input.WhichOneof("kind")
+    return len(getattr(model_input, kind).examples) if kind else 0
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService over the model manager."""
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, max_rows: int | None = None, max_elements: int | None = None,
+                 max_pixels: int | None = None) -> None:
         self._manager = manager
+        self._max_rows = max_rows
+        self._max_elements = max_elements
+        self._max_pixels = max_pixels
 
     @_guard
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -96,7 +152,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         name, version = _model_spec(request.model_spec)
         with self._manager.acquire(name, version) as servable:
             signature = servable.signature(request.model_spec.signature_name or None)
-            inputs = {key: tensor_proto_to_array(proto, f"input {key!r}") for key, proto in request.inputs.items()}
+            inputs = {key: tensor_proto_to_array(proto, f"input {key!r}", self._max_rows, self._max_elements)
+                      for key, proto in request.inputs.items()}
+            check_image_sizes(inputs, self._max_pixels)
             outputs = servable.predict(signature, inputs, tuple(request.output_filter))
             response = predict_pb2.PredictResponse()
             _set_spec(response.model_spec, name, servable.version, signature.name)
@@ -108,7 +166,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Classify tf.Examples with a `tensorflow/serving/classify` signature."""
         name, version = _model_spec(request.model_spec)
+        check_batch_rows(_example_count(request.input), self._max_rows, "examples")
         examples = _serialized_examples(request.input)
+        check_encoded_sizes(examples, "examples", self._max_pixels)
         with self._manager.acquire(name, version) as servable:
             signature = servable.classify_signature(request.model_spec.signature_name or None)
             results = servable.classify(signature, examples)
@@ -119,6 +179,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 for label, score in row:
                     classification.classes.add(label=label, score=score)
             return response
+
+    @_guard
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Not implemented; the errors TF Serving gives for a non-regression signature (see `regress_signature`)."""
+        name, version = _model_spec(request.model_spec)
+        with self._manager.acquire(name, version) as servable:
+            servable.regress_signature(request.model_spec.signature_name or None)
 
     @_guard
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -163,9 +230,23 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int,
-                      max_message_bytes: int) -> tuple[grpc.Server, int]:
-    """Start a gRPC server with both services; returns it and the bound port (OSError if it cannot bind)."""
+def _add_service(server: grpc.Server, servicer: Any, service: str, methods: dict[str, tuple[Any, Any]]) -> None:
+    """Register `methods` of `service` like the generated `add_…_to_server`, but with `_lenient_parser`
+    request deserializers."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name),
+                                                  request_deserializer=_lenient_parser(request),
+                                                  response_serializer=response.SerializeToString)
+        for name, (request, response) in methods.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+
+
+def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int, max_message_bytes: int,
+                      max_rows: int | None = None, max_pixels: int | None = None) -> tuple[grpc.Server, int]:
+    """Start a gRPC server with both services; returns it and the bound port (OSError if it cannot bind).
+    `max_rows` limits the rows (dimension 0 / examples) of one request, `max_pixels` each encoded image in it; a
+    tensor may have at most `max_message_bytes` elements."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[
@@ -174,8 +255,9 @@ def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int,
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    _add_service(server, PredictionServicer(manager, max_rows, max_message_bytes, max_pixels),
+                 "tensorflow.serving.PredictionService", PREDICTION_METHODS)
+    _add_service(server, ModelServicer(manager), "tensorflow.serving.ModelService", MODEL_METHODS)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

@@ -12,13 +12,16 @@ change. Nothing ever crashes the server.
 
 Requests hold a version through `acquire()`, a reference count: a retired version leaves the routing table at
 once (new requests go to the new version) but is only closed when its last in-flight request finished, so
-no request is dropped by a swap. Directory names come from `os.scandir` of the configured base path only;
-nothing a client sends is ever joined into a filesystem path.
+no request is dropped by a swap; its memory is then collected at once (`gc.collect()`: a loaded SavedModel is
+full of reference cycles, which the cyclic GC would otherwise free only tens of seconds later). Directory names
+come from `os.scandir` of the configured base path only; nothing a client sends is ever joined into a filesystem
+path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -260,6 +263,10 @@ class ModelManager:
                 model.status[version] = VersionStatus(version, END)
             self._trim(model)
         log.info("model %s: version %s unloaded", model.config.name, version)
+        slot.servable = None
+        # A loaded SavedModel is full of reference cycles: collect now so its memory is given back when the
+        # version is unloaded, not whenever the cyclic GC next runs (measured: ~50 s later under load).
+        gc.collect()
 
     def _trim(self, model: _Model) -> None:
         ended = sorted(v for v, s in model.status.items() if s.state == END)

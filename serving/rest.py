@@ -8,10 +8,11 @@ Routes (https://www.tensorflow.org/tfx/serving/api_rest):
 * `POST /v1/models/{name}[/versions/{v}]:classify`   – `{"examples": […]}` → `{"results": […]}`
 * `GET  /`                                           – the self-contained prediction page (`serving/web/`)
 
-Every error is TF Serving's `{"error": "…"}` with its HTTP status (400 malformed, 404 unknown model/version,
-413 body over `max_request_bytes`). Request bodies are streamed and refused as soon as they exceed the
-limit. The event loop runs in its own thread; model calls go to a thread pool (or a batcher), large request
-bodies are parsed off the loop too.
+Every error is TF Serving's `{"error": "…"}` with its HTTP status (400 malformed, more than `max_batch_rows`
+instances/examples, or an image over `max_image_pixels`; 404 unknown model/version; 413 body over
+`max_request_bytes`). Request bodies are streamed and refused as soon as they exceed the limit. The event loop
+runs in its own thread; model calls go to a thread pool (or a batcher), large request bodies are parsed off the
+loop too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import tornado.web
 
 from serving.config import ServerConfig, parse_version, validate_model_name
 from serving.errors import ServingError, invalid
+from serving.image_guard import check_encoded_sizes, check_image_sizes
 from serving.manager import ModelManager
 from serving.tensors import (
     check_inputs,
@@ -196,25 +198,26 @@ class InferenceHandler(_JsonHandler):
             raise self._request_too_large(None)
         validate_model_name(name)
         version_number = _version_arg(version, label)
-        if verb not in ("predict", "classify"):
-            if verb == "regress":
-                raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "regress is not supported by the local server")
+        if verb not in ("predict", "classify", "regress"):
             raise invalid(f"Malformed request: POST {self.request.path}")
         body = b"".join(self._chunks)
         self._chunks = []
         with self.ctx.manager.acquire(name, version_number) as servable:
             if verb == "predict":
                 payload = await self._predict(servable, body)
-            else:
+            elif verb == "classify":
                 payload = await self._classify(servable, body)
+            else:  # as TF Serving: 400 unless the signature regresses (then 501: not implemented here)
+                servable.regress_signature(signature_name_from_json(await self._off_loop(decode_json, body)))
         self.send_json(payload)
 
     async def _predict(self, servable: Any, body: bytes) -> dict[str, Any]:
         def parse() -> tuple[Any, dict, bool]:
             doc = decode_json(body)
             signature = servable.signature(signature_name_from_json(doc))
-            inputs, row_format = predict_inputs_from_json(doc, signature)
+            inputs, row_format = predict_inputs_from_json(doc, signature, self.ctx.config.max_batch_rows)
             check_inputs(inputs, signature)
+            check_image_sizes(inputs, self.ctx.config.max_image_pixels)
             return signature, inputs, row_format
 
         signature, inputs, row_format = await self._off_loop(parse)
@@ -226,7 +229,10 @@ class InferenceHandler(_JsonHandler):
     async def _classify(self, servable: Any, body: bytes) -> dict[str, Any]:
         def parse() -> tuple[Any, list[bytes]]:
             doc = decode_json(body)
-            return servable.classify_signature(signature_name_from_json(doc)), examples_from_json(doc)
+            signature = servable.classify_signature(signature_name_from_json(doc))
+            examples = examples_from_json(doc, self.ctx.config.max_batch_rows)
+            check_encoded_sizes(examples, "examples", self.ctx.config.max_image_pixels)
+            return signature, examples
 
         signature, examples = await self._off_loop(parse)
         results = await asyncio.wrap_future(self.ctx.executor.submit(servable.classify, signature, examples))

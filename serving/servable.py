@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import numpy as np
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"  # TF Serving's kDefaultServingSignatureDefKey
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"  # = components.export.CLASSIFY_METHOD_NAME
+REGRESS_METHOD_NAME = "tensorflow/serving/regress"
 SERVE_TAG = "serve"
 
 
@@ -144,6 +145,17 @@ class Servable:
         if len(sig.inputs) != 1 or not next(iter(sig.inputs.values())).is_string:
             raise invalid(f"classification signature {sig.name!r} must have exactly one string input")
         return sig
+
+    def regress_signature(self, name: str | None) -> NoReturn:
+        """Regress is not implemented by the local server. As TF Serving, a signature that is not a regression
+        signature (every signature visionline exports) is INVALID_ARGUMENT and an unknown one
+        FAILED_PRECONDITION; a real regression signature is UNIMPLEMENTED (HTTP 501)."""
+        sig = self.signature(name)
+        if sig.method_name != REGRESS_METHOD_NAME:
+            raise invalid(f"Expected regression signature method_name to be {REGRESS_METHOD_NAME}. "
+                          f"Was: {sig.method_name}")
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"regress signature {sig.name!r}: Regress is not "
+                                                          "implemented by the local server (use TF Serving)")
 
     def signature_def_map(self) -> Any:
         """A `tensorflow.serving.SignatureDefMap` with every SignatureDef (as TF Serving's metadata)."""

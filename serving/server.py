@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -69,7 +70,9 @@ class ServingServer:
                 self.rest_port = self._rest.start()
             if self.config.grpc_port is not None:
                 self._grpc, self.grpc_port = start_grpc_server(self.manager, self.config.host, self.config.grpc_port,
-                                                               self.grpc_threads(), self.config.max_request_bytes)
+                                                               self.grpc_threads(), self.config.max_request_bytes,
+                                                               self.config.max_batch_rows,
+                                                               self.config.max_image_pixels)
         except BaseException:
             self.stop()
             raise
@@ -92,11 +95,14 @@ class ServingServer:
             self._executor = None
         self._stopped.set()
 
-    def serve_forever(self) -> None:
-        """Block until SIGINT/SIGTERM (main thread only), then stop."""
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM (main thread only), then stop. `ready` runs once the signal handlers are in
+        place (e.g. to print the "serving" line), so a supervisor that signals right after it stops gracefully."""
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if ready is not None:
+                ready()
             while not stop.wait(0.5):
                 pass
         finally:

@@ -28,6 +28,7 @@ import numpy as np
 
 from serving.errors import invalid
 
+MAX_RANK = 32  # numpy's maximum number of dimensions: deeper JSON nesting is a 400, not a numpy error
 DT_STRING = 7  # tensorflow.DataType enum values used without importing TensorFlow
 DT_INVALID = 0
 _B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
@@ -121,6 +122,13 @@ def check_inputs(inputs: Mapping[str, np.ndarray], signature: SignatureInfo) -> 
             )
 
 
+def check_batch_rows(rows: int, max_rows: int | None, where: str) -> None:
+    """A request may carry at most `max_rows` rows (images, examples); INVALID_ARGUMENT (400) beyond."""
+    if max_rows is not None and rows > max_rows:
+        raise invalid(f"{where}: batch size {rows} exceeds the limit of {max_rows} rows per request "
+                      "(--max-batch-rows); split the request")
+
+
 def _np_name(array: np.ndarray) -> str:
     return "string" if array.dtype.kind in "OSU" else array.dtype.name
 
@@ -170,9 +178,17 @@ def b64_bytes(value: Any, where: str) -> bytes:
         raise invalid(f"{where}: invalid base64 ({err})") from None
 
 
+def _utf8(text: str, where: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(f"{where}: the string is not valid Unicode (a lone surrogate such as \\ud800); send "
+                      "bytes as {\"b64\": …}") from None
+
+
 def _string_leaf(value: Any, where: str) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return _utf8(value, where)
     if _is_b64(value):
         return b64_bytes(value, where)
     raise invalid(f"{where}: expected a string or {{\"b64\": …}} for a string tensor, got {_json_type(value)}")
@@ -183,11 +199,15 @@ def _json_type(value: Any) -> str:
         type(value), "a number")
 
 
-def _flatten(value: Any, leaf: Callable[[Any, str], Any], where: str) -> tuple[list[Any], tuple[int, ...]]:
+def _flatten(value: Any, leaf: Callable[[Any, str], Any], where: str, max_rank: int = MAX_RANK,
+             depth: int = 0) -> tuple[list[Any], tuple[int, ...]]:
     if isinstance(value, list):
+        if depth >= max_rank:
+            raise invalid(f"{where}: lists nested deeper than {max_rank} levels (a tensor has at most "
+                          f"{MAX_RANK} dimensions here)")
         if not value:
             return [], (0,)
-        parts = [_flatten(item, leaf, where) for item in value]
+        parts = [_flatten(item, leaf, where, max_rank, depth + 1) for item in value]
         shape = parts[0][1]
         if any(p[1] != shape for p in parts):
             raise invalid(f"{where}: ragged nested lists (every element must have the same shape)")
@@ -195,14 +215,24 @@ def _flatten(value: Any, leaf: Callable[[Any, str], Any], where: str) -> tuple[l
     return [leaf(value, where)], ()
 
 
-def json_to_array(value: Any, spec: TensorInfo, where: str) -> np.ndarray:
-    """One JSON value (scalar or nested lists) → numpy array of the spec's dtype."""
+def _check_rank(value: Any, where: str, max_rank: int, depth: int = 0) -> None:
+    if isinstance(value, list):
+        if depth >= max_rank:
+            raise invalid(f"{where}: lists nested deeper than {max_rank} levels (a tensor has at most "
+                          f"{MAX_RANK} dimensions here)")
+        for item in value:
+            _check_rank(item, where, max_rank, depth + 1)
+
+
+def json_to_array(value: Any, spec: TensorInfo, where: str, max_rank: int = MAX_RANK) -> np.ndarray:
+    """One JSON value (scalar or nested lists, at most `max_rank` deep) → numpy array of the spec's dtype."""
     try:
         if spec.is_string:
-            flat, shape = _flatten(value, _string_leaf, where)
+            flat, shape = _flatten(value, _string_leaf, where, max_rank)
             array = np.empty(len(flat), dtype=object)
             array[:] = flat
             return array.reshape(shape)
+        _check_rank(value, where, max_rank)
         if _contains_object(value):
             raise invalid(f"{where}: {{\"b64\": …}} and objects are only allowed for string tensors "
                           f"(this input is {spec.dtype_name})")
@@ -225,9 +255,10 @@ def _contains_object(value: Any) -> bool:
     return isinstance(value, list) and any(_contains_object(v) for v in value)
 
 
-def predict_inputs_from_json(doc: Mapping[str, Any], signature: SignatureInfo,
+def predict_inputs_from_json(doc: Mapping[str, Any], signature: SignatureInfo, max_rows: int | None = None,
                              ) -> tuple[dict[str, np.ndarray], bool]:
-    """Inputs of a REST :predict request; returns (inputs, row_format)."""
+    """Inputs of a REST :predict request; returns (inputs, row_format). At most `max_rows` instances (or rows
+    of each columnar input) are accepted."""
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances == has_inputs:
         raise invalid("Missing 'inputs' or 'instances' key" if not has_instances
@@ -241,22 +272,29 @@ def predict_inputs_from_json(doc: Mapping[str, Any], signature: SignatureInfo,
             if unknown or missing:
                 raise invalid(f"'inputs' keys must be the signature's inputs {sorted(names)}; "
                               f"unknown: {unknown}, missing: {missing}")
-            return {k: json_to_array(v, signature.inputs[k], f"inputs[{k!r}]") for k, v in value.items()}, False
-        if len(names) != 1:
+            columns = {k: json_to_array(v, signature.inputs[k], f"inputs[{k!r}]") for k, v in value.items()}
+        elif len(names) != 1:
             raise invalid(f"'inputs' must be an object keyed by input name: the signature has inputs {names}")
-        return {names[0]: json_to_array(value, signature.inputs[names[0]], "inputs")}, False
+        else:
+            columns = {names[0]: json_to_array(value, signature.inputs[names[0]], "inputs")}
+        for key, array in columns.items():
+            if array.ndim:
+                check_batch_rows(array.shape[0], max_rows, f"inputs[{key!r}]")
+        return columns, False
 
     instances = doc["instances"]
     if not isinstance(instances, list):
         raise invalid("'instances' must be a list")
     if not instances:
         raise invalid("'instances' must have at least one element")
+    check_batch_rows(len(instances), max_rows, "instances")
     named = isinstance(instances[0], dict) and not _is_b64(instances[0])
     if not named:
         if len(names) != 1:
             raise invalid(f"instances must be objects keyed by input name: the signature has inputs {names}")
         spec = signature.inputs[names[0]]
-        rows = [json_to_array(row, _row_spec(spec), f"instances[{i}]") for i, row in enumerate(instances)]
+        rows = [json_to_array(row, _row_spec(spec), f"instances[{i}]", MAX_RANK - 1)
+                for i, row in enumerate(instances)]
         return {names[0]: _stack(rows, "instances")}, True
     columns: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for i, row in enumerate(instances):
@@ -268,7 +306,7 @@ def predict_inputs_from_json(doc: Mapping[str, Any], signature: SignatureInfo,
                           f"unknown: {unknown}, missing: {missing}")
         for name in names:
             columns[name].append(json_to_array(row[name], _row_spec(signature.inputs[name]),
-                                               f"instances[{i}][{name!r}]"))
+                                               f"instances[{i}][{name!r}]", MAX_RANK - 1))
     return {name: _stack(rows, f"instances[…][{name!r}]") for name, rows in columns.items()}, True
 
 
@@ -336,7 +374,7 @@ def _feature(value: Any, where: str) -> Any:
     if not values:
         raise invalid(f"{where}: empty list (cannot infer the feature type)")
     if all(isinstance(v, str) or _is_b64(v) for v in values):
-        data = [v.encode("utf-8") if isinstance(v, str) else b64_bytes(v, where) for v in values]
+        data = [_utf8(v, where) if isinstance(v, str) else b64_bytes(v, where) for v in values]
         return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=data))
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
         raise invalid(f"{where}: feature values must be all strings/{{\"b64\"}} or all numbers")
@@ -345,7 +383,10 @@ def _feature(value: Any, where: str) -> Any:
             return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
         except ValueError as err:
             raise invalid(f"{where}: {err}") from None
-    return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[float(v) for v in values]))
+    try:
+        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[float(v) for v in values]))
+    except OverflowError:
+        raise invalid(f"{where}: a number is too large for a float feature") from None
 
 
 def _example(features: Any, where: str) -> Any:
@@ -355,15 +396,18 @@ def _example(features: Any, where: str) -> Any:
         raise invalid(f"{where}: expected an object mapping feature names to values")
     example = example_pb2.Example()
     for key, value in features.items():
+        _utf8(key, f"{where}: feature name {key!r}")
         example.features.feature[key].CopyFrom(_feature(value, f"{where}[{key!r}]"))
     return example
 
 
-def examples_from_json(doc: Mapping[str, Any]) -> list[bytes]:
-    """Serialized `tf.train.Example`s of a REST :classify request (`context` merged into every example)."""
+def examples_from_json(doc: Mapping[str, Any], max_rows: int | None = None) -> list[bytes]:
+    """Serialized `tf.train.Example`s of a REST :classify request (`context` merged into every example); at
+    most `max_rows` examples."""
     examples = doc.get("examples")
     if not isinstance(examples, list) or not examples:
         raise invalid("'examples' must be a non-empty list of objects")
+    check_batch_rows(len(examples), max_rows, "examples")
     context = _example(doc["context"], "context") if "context" in doc else None
     serialized = []
     for i, features in enumerate(examples):
@@ -397,15 +441,40 @@ def classification_results(outputs: Mapping[str, np.ndarray], rows: int) -> list
 
 
 # ----- gRPC TensorProto -----------------------------------------------------------------------------------------
-def tensor_proto_to_array(proto: Any, where: str) -> np.ndarray:
-    """A request `TensorProto` → numpy; malformed protos are INVALID_ARGUMENT."""
+def tensor_proto_to_array(proto: Any, where: str, max_rows: int | None = None,
+                          max_elements: int | None = None) -> np.ndarray:
+    """A request `TensorProto` → numpy; malformed protos are INVALID_ARGUMENT.
+
+    Checked *before* anything is allocated (a few bytes of proto may declare any shape, and `make_ndarray`
+    fills a short value list up to the declared size): a dtype numpy can hold, a known rank of at most
+    `MAX_RANK` with non-negative dimensions, at most `max_rows` rows (dimension 0) and `max_elements` elements.
+    """
     import tensorflow as tf
 
     if proto.dtype == DT_INVALID:
         raise invalid(f"{where}: tensor has no dtype")
     try:
+        tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype  # noqa: B018 - raises for unknown, resource, variant
+    except (TypeError, KeyError):
+        raise invalid(f"{where}: unsupported tensor dtype {proto.dtype}") from None
+    shape = proto.tensor_shape
+    if shape.unknown_rank:
+        raise invalid(f"{where}: tensor shape has unknown rank")
+    dims = [d.size for d in shape.dim]
+    if len(dims) > MAX_RANK or any(d < 0 for d in dims):
+        raise invalid(f"{where}: invalid tensor shape {dims[:MAX_RANK + 1]} (at most {MAX_RANK} non-negative "
+                      "dimensions)")
+    if dims:
+        check_batch_rows(dims[0], max_rows, where)
+    elements = 1
+    for d in dims:
+        elements *= d
+    if max_elements is not None and elements > max_elements:
+        raise invalid(f"{where}: tensor shape {dims} has {elements} elements, more than the limit of "
+                      f"{max_elements}")
+    try:
         return tf.make_ndarray(proto)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, KeyError) as err:
         raise invalid(f"{where}: malformed TensorProto ({err})") from None
 
 

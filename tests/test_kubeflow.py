@@ -32,7 +32,8 @@ TASKS = {
     "StatisticsGen": ["ImageExampleGen"],
     "ImportSchemaGen": [],
     "ExampleValidator": ["ImportSchemaGen", "StatisticsGen"],
-    "Transform": ["ImageExampleGen", "ImportSchemaGen"],
+    "ValidationGate": ["ExampleValidator", "ImportSchemaGen", "StatisticsGen"],  # no baseline resolver on KFP
+    "Transform": ["ImageExampleGen", "ImportSchemaGen", "ValidationGate"],
     "Tuner": ["ImageExampleGen", "ImportSchemaGen", "Transform"],
     "Trainer": ["ImageExampleGen", "ImportSchemaGen", "Transform", "Tuner"],
     "Evaluator": ["ImageExampleGen", "Trainer"],

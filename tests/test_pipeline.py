@@ -7,6 +7,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tfx.components.example_gen.import_example_gen import executor as import_executor
@@ -33,10 +34,12 @@ def test_dag_has_every_component_wired_in_order(digits_root, tmp_path):
     config = PipelineConfig().override([f"data.root={digits_root}", f"work_dir={tmp_path}"])
     pipeline = create_pipeline(config)
     assert sorted(_ids(pipeline)) == sorted(["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                                             "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver",
-                                             "Evaluator", "Pusher"])
+                                             "accepted_statistics_resolver", "ValidationGate", "Transform", "Tuner",
+                                             "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
     assert _upstream(pipeline, "ExampleValidator") == {"StatisticsGen", "SchemaGen"}
-    assert _upstream(pipeline, "Transform") == {"ImageExampleGen", "SchemaGen"}
+    assert _upstream(pipeline, "ValidationGate") == {"StatisticsGen", "ExampleValidator", "SchemaGen",
+                                                     "accepted_statistics_resolver"}
+    assert _upstream(pipeline, "Transform") == {"ImageExampleGen", "SchemaGen", "ValidationGate"}  # gate first
     assert _upstream(pipeline, "Tuner") == {"ImageExampleGen", "Transform", "SchemaGen"}
     assert _upstream(pipeline, "Trainer") == {"ImageExampleGen", "Transform", "SchemaGen", "Tuner"}
     assert _upstream(pipeline, "Evaluator") == {"ImageExampleGen", "Trainer", "latest_blessed_model_resolver"}
@@ -89,6 +92,79 @@ def test_eval_config_gates_accuracy_and_kappa_with_no_regression():
     spec = evaluation.model_specs[0]
     assert (spec.label_key, spec.signature_name) == ("label_xf", "serving_examples")
     assert list(spec.preprocessing_function_names) == ["transform_features"]
+
+
+def _metrics(evaluation):
+    """(class name, options) of every metric, per MetricsSpec."""
+    return [[(m.class_name, json.loads(m.config) if m.config else {}) for m in spec.metrics]
+            for spec in evaluation.metrics_specs]
+
+
+def _gate(evaluation, name):
+    for spec in evaluation.metrics_specs:
+        for metric in spec.metrics:
+            if metric.config and json.loads(metric.config).get("name") == name:
+                return metric.per_slice_thresholds
+    raise KeyError(name)
+
+
+def test_multiclass_eval_config_has_top_k_and_the_configured_kappa():
+    evaluation = eval_config(PipelineConfig().override(["eval.top_k=3", "eval.kappa_weighting=quadratic",
+                                                        "eval.kappa_class_order=[low, mid, high]"]), "grade")
+    (metrics,) = _metrics(evaluation)
+    assert [c for c, _ in metrics] == ["ExampleCount", "SparseCategoricalAccuracy", "CohenKappa",
+                                       "SparseTopKCategoricalAccuracy", "MultiClassConfusionMatrixPlot"]
+    options = dict(metrics)
+    assert options["SparseTopKCategoricalAccuracy"] == {"name": "top_3_accuracy", "k": 3}
+    assert options["CohenKappa"] == {"name": "cohen_kappa_quadratic", "weighting": "quadratic",
+                                     "label_feature": "grade", "class_order": ["low", "mid", "high"]}
+    assert _gate(evaluation, "cohen_kappa_quadratic")[0].threshold.value_threshold.lower_bound.value == 0.4
+    assert _gate(evaluation, "top_3_accuracy") == []  # not gated unless eval.gates says so
+
+
+def test_binary_eval_config_binarizes_the_positive_class():
+    config = PipelineConfig().override(["train.task=binary", "eval.gates=['auc>=0.85,max_drop=0.01', recall>=0.6]"])
+    evaluation = eval_config(config)
+    assert [list(s.feature_keys) for s in evaluation.slicing_specs] == [[], ["label"]]
+    plain, binarized = evaluation.metrics_specs
+    assert not plain.HasField("binarize")
+    assert list(binarized.binarize.class_ids.values) == [1]  # the positive class: vocabulary index 1
+    assert [c for c, _ in _metrics(evaluation)[0]] == ["ExampleCount", "SparseCategoricalAccuracy", "CohenKappa",
+                                                       "MultiClassConfusionMatrixPlot"]
+    assert [(c, o["name"]) for c, o in _metrics(evaluation)[1]] == [
+        ("Precision", "precision"), ("Recall", "recall"), ("F1Score", "f1_score"), ("AUC", "auc"),
+        ("AUCPrecisionRecall", "auc_precision_recall"),
+        ("ConfusionMatrixAtThresholds", "confusion_matrix_at_thresholds")]
+    assert dict(_metrics(evaluation)[1])["ConfusionMatrixAtThresholds"]["thresholds"] == [0.5]
+    (auc,) = _gate(evaluation, "auc")
+    assert list(auc.slicing_specs) == [tfma.SlicingSpec()]  # overall slice only
+    assert auc.threshold.value_threshold.lower_bound.value == 0.85
+    assert auc.threshold.change_threshold.absolute.value == -0.01
+    assert auc.threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    (recall,) = _gate(evaluation, "recall")
+    assert recall.threshold.value_threshold.lower_bound.value == 0.6 and not recall.threshold.HasField(
+        "change_threshold")
+
+
+def test_multilabel_eval_config_uses_the_custom_metrics_and_upper_bounds():
+    config = PipelineConfig().override(["train.task=multilabel", "eval.min_accuracy=0.25",
+                                        "eval.gates=['hamming_loss<=0.1,max_drop=0.01']"])
+    evaluation = eval_config(config)
+    assert [list(s.feature_keys) for s in evaluation.slicing_specs] == [[]]  # per-label metrics, no label slices
+    (metrics,) = _metrics(evaluation)
+    assert [o.get("statistic") for c, o in metrics if c == "MultiLabelScore"] == [
+        "subset_accuracy", "hamming_loss", "f1_micro", "f1_macro", "precision_micro", "precision_macro",
+        "recall_micro", "recall_macro"]
+    assert {c for c, _ in metrics} == {"ExampleCount", "MultiLabelScore", "PerLabelMetrics"}
+    assert {m.module for s in evaluation.metrics_specs for m in s.metrics if m.class_name != "ExampleCount"} == {
+        "components.metrics"}
+    (subset,) = _gate(evaluation, "subset_accuracy")  # eval.min_accuracy gates the exact-match accuracy
+    assert subset.threshold.value_threshold.lower_bound.value == 0.25
+    (hamming,) = _gate(evaluation, "hamming_loss")
+    assert hamming.threshold.value_threshold.upper_bound.value == pytest.approx(0.1)
+    assert not hamming.threshold.value_threshold.HasField("lower_bound")
+    assert hamming.threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    assert hamming.threshold.change_threshold.absolute.value == pytest.approx(0.01)
 
 
 def _cifar_style_records(path, rng, count):

@@ -1,6 +1,8 @@
 """Tests for pipeline.report / pipeline.report_cli: the HTML model report of the session's pipeline run (every
 section, only embedded PNG images, per-class table equal to scikit-learn on the model's own predictions), the
-Landis–Koch reading, HTML/Markdown escaping of hostile class names with synthetic data, and the run listing.
+Landis–Koch reading, HTML/Markdown escaping of hostile class names with synthetic data, the run listing, and the
+report of each task type (multiclass, binary, multilabel) collected from real TFMA evaluations of hand-made
+predictions (tests/evaluation_helpers.py) and checked against scikit-learn.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from bs4 import BeautifulSoup
 from PIL import Image
 
 from pipeline import report, report_cli
+from pipeline.configs import PipelineConfig
+from tests import evaluation_helpers
 
 HOSTILE = "<script>alert(1)</script>"
 DATA_URI = "data:image/png;base64,"
@@ -299,7 +303,7 @@ def test_not_blessed_and_cached_runs_render_their_reasons():
     assert "NOT blessed" in verdict and "failed 1 gate" in verdict
     assert "Cohen's kappa" in verdict and "kappa of a too low" in verdict
     assert "cached" in verdict
-    assert "NOT blessed: failed Cohen's kappa value gate" in report.render_markdown(data)
+    assert "NOT blessed: failed Cohen's kappa (unweighted) value gate" in report.render_markdown(data)
 
 
 def test_renderer_copes_with_a_run_that_never_got_to_evaluation():
@@ -322,3 +326,173 @@ def test_format_runs_aligns_columns():
     assert lines[1].index("COMPLETE") == lines[2].index("FAILED") == lines[0].index("STATE")
     assert json.loads(report.runs_json(rows))[1]["kappa"] is None
     assert report.format_runs([]).endswith("(no runs recorded)")
+
+
+# ----- every task type, from real TFMA evaluations of hand-made predictions -----------------------------------
+def _facts(run, blessed: bool) -> report._RunFacts:
+    """ML Metadata facts of a run whose Evaluator produced `run.output` (protos as ML Metadata returns them)."""
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.utils import proto_utils
+
+    execution = metadata_store_pb2.Execution(id=1, last_known_state=metadata_store_pb2.Execution.COMPLETE)
+    execution.custom_properties["eval_config"].string_value = proto_utils.proto_to_json(run.evaluation)
+    evaluation = metadata_store_pb2.Artifact(id=2, type_id=10, uri=run.output)
+    blessing = metadata_store_pb2.Artifact(id=3, type_id=11, uri=run.output + "-blessing")
+    blessing.custom_properties["blessed"].int_value = int(blessed)
+    baseline = metadata_store_pb2.Artifact(id=4, type_id=12, uri="/models/baseline")
+    node = report._Node(report.EVALUATOR, execution, "COMPLETE", inputs={"baseline_model": [baseline]},
+                        outputs={"evaluation": [evaluation], "blessing": [blessing]})
+    return report._RunFacts(run=metadata_store_pb2.Context(name="run-1"), pipeline_name="visionline",
+                            nodes={report.EVALUATOR: node},
+                            type_names={10: "ModelEvaluation", 11: "ModelBlessing", 12: "Model"})
+
+
+def _collected(run, **fields) -> report.ReportData:
+    data = report.ReportData(run_id="run-1", class_names=list(run.class_names), **fields)
+    facts = _facts(run, bool(run.validation.validation_ok))
+    report._collect_lineage(facts, data)
+    report._collect_evaluation(facts, data)
+    return data
+
+
+def _check_page(html: str, task: str) -> BeautifulSoup:
+    """Every section with its task heading, and every image an embedded PNG that decodes."""
+    soup = BeautifulSoup(html, "html.parser")
+    for section_id, title in report.sections(task):
+        section = soup.find("section", id=section_id)
+        assert section is not None, section_id
+        assert section.find("h2").get_text(strip=True) == title
+    images = soup.find_all("img")
+    assert images
+    for img in images:
+        src = img["src"]
+        assert src.startswith(DATA_URI)
+        picture = Image.open(io.BytesIO(base64.b64decode(src[len(DATA_URI):], validate=True)))
+        assert picture.format == "PNG"
+        picture.verify()
+    return soup
+
+
+def _table(table) -> dict[str, list[float]]:
+    rows = {}
+    for tr in table.find_all("tr")[1:]:
+        cells = tr.find_all("td")
+        rows[cells[0].get_text(strip=True)] = [float(td["data-value"]) for td in cells[1:] if td.has_attr("data-value")]
+    return rows
+
+
+def test_binary_report_from_tfma_matches_sklearn_and_names_the_positive_class():
+    from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
+
+    run = evaluation_helpers.binary_run()
+    data = _collected(run)
+    assert data.task == "binary" and data.positive_class == "dog"  # vocabulary index 1
+    labels, p = run.labels, run.probabilities[:, 1]
+    predicted = (p > 0.5).astype(int)
+    tn, fp, fn, tp = confusion_matrix(labels, predicted).ravel()
+    b = data.binary_confusion
+    assert (b.threshold, b.tp, b.fp, b.fn, b.tn) == (0.5, tp, fp, fn, tn)
+    by_name = {m.name: m for m in data.metrics}
+    assert [m.name for m in data.metrics] == ["sparse_categorical_accuracy", "cohen_kappa", "precision", "recall",
+                                              "f1_score", "auc", "auc_precision_recall", "example_count"]
+    assert by_name["auc"].value == pytest.approx(roc_auc_score(labels, p), abs=1e-3)
+    assert {(g.metric, g.kind): g.status for m in data.metrics for g in m.gates} == {
+        ("sparse_categorical_accuracy", "value"): "pass", ("sparse_categorical_accuracy", "change"): "pass",
+        ("cohen_kappa", "value"): "pass", ("cohen_kappa", "change"): "pass",
+        ("precision", "change"): "fail", ("recall", "value"): "pass", ("recall", "change"): "pass",
+        ("f1_score", "value"): "pass", ("auc", "value"): "fail", ("auc_precision_recall", "value"): "pass"}
+    assert data.blessed is False and len(data.failed_gates) == 2
+
+    soup = _check_page(report.render_html(data), "binary")
+    assert soup.find(id="positive-class").get_text(strip=True) == "dog"
+    cells = {td.get_text(" ", strip=True).split()[0]: float(td["data-value"])
+             for td in soup.select("#binary-confusion td")}
+    assert cells == {"TN": tn, "FP": fp, "FN": fn, "TP": tp}
+    names = run.class_names
+    expected = classification_report([names[i] for i in labels], [names[i] for i in predicted], output_dict=True)
+    for name, values in _table(soup.find("table", id="per-class-table")).items():
+        want = expected[name]
+        assert values == pytest.approx([want["precision"], want["recall"], want["f1-score"], want["support"]]), name
+    metrics = _text(soup.find("section", id="metrics"))
+    for label in ("AUC-ROC", "AUC-PR", "Precision", "Recall", "F1", "Cohen's kappa (unweighted)"):
+        assert label in metrics, label
+    assert "NOT blessed" in _text(soup.find("section", id="verdict"))
+    markdown = report.render_markdown(data)
+    assert f"Positive class: dog (vocabulary index 1); at threshold 0.5: TP {tp}, FP {fp}, FN {fn}, TN {tn}" in markdown
+    assert "AUC-ROC" in markdown
+
+
+def test_multilabel_report_from_tfma_has_per_label_table_equal_to_sklearn():
+    from sklearn.metrics import f1_score, hamming_loss, precision_recall_fscore_support
+
+    run = evaluation_helpers.multilabel_run()
+    data = _collected(run, samples=[report.Sample(_png((9, 9, 9)), "car, sky", "sky", 0.8, "a.png"),
+                                    report.Sample(_png((0, 99, 0)), "tree", "tree", 0.9, "b.png")])
+    assert data.task == "multilabel" and data.confusion is None
+    truth, predicted = run.labels, (run.probabilities >= 0.5).astype(int)
+    p, r, f, support = precision_recall_fscore_support(truth, predicted, zero_division=0)
+    rows = {row.name: row for row in data.per_label}
+    assert list(rows) == [r.name for r in sorted(data.per_label, key=lambda r: r.f1)]  # worst F1 first
+    for i, name in enumerate(run.class_names):
+        row = rows[name]
+        assert (row.precision, row.recall, row.f1, row.support) == pytest.approx((p[i], r[i], f[i], support[i]))
+        assert row.tp + row.fn == support[i] and row.tp + row.fp + row.fn + row.tn == len(truth)
+    assert data.value("hamming_loss") == pytest.approx(hamming_loss(truth, predicted))
+    assert [m.name for m in data.metrics][:4] == ["subset_accuracy", "hamming_loss", "f1_micro", "f1_macro"]
+    hamming = next(m for m in data.metrics if m.name == "hamming_loss")
+    assert [(g.kind, g.threshold, g.status) for g in hamming.gates] == [("value", "≤ 0.0100", "fail")]
+
+    soup = _check_page(report.render_html(data), "multilabel")
+    table = _table(soup.find("table", id="per-label-table"))
+    assert list(table)[:len(run.class_names)] == [row.name for row in data.per_label]
+    for i, name in enumerate(run.class_names):
+        assert table[name][:4] == pytest.approx([p[i], r[i], f[i], support[i]])
+    assert table["micro avg"][2] == pytest.approx(f1_score(truth, predicted, average="micro"))
+    assert table["macro avg"][2] == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert "does not apply to a multilabel model" in _text(soup.find("section", id="confusion"))
+    assert "Not computed for a multilabel model" in _text(soup.find("section", id="kappa"))
+    assert "Subset accuracy" in _text(soup.find(id="multilabel-scores"))
+    assert len(soup.select("#samples figure.wrong")) == 1
+    markdown = report.render_markdown(data)
+    assert f"Weakest labels by F1: {data.per_label[0].name}" in markdown and "Hamming loss" in markdown
+    assert "Landis" not in markdown
+
+
+def test_multiclass_report_names_the_kappa_weighting_and_top_k():
+    run = evaluation_helpers.multiclass_run()
+    data = _collected(run)
+    assert data.task == "multiclass"
+    assert [m.name for m in data.metrics] == ["sparse_categorical_accuracy", "cohen_kappa_quadratic",
+                                              "top_2_accuracy", "example_count"]
+    assert data.kappa_label == "Cohen's kappa (quadratic-weighted)"
+    soup = _check_page(report.render_html(data), "multiclass")
+    assert "Cohen's kappa (quadratic-weighted): κ =" in _text(soup.find("section", id="kappa"))
+    top = next(m for m in data.metrics if m.name == "top_2_accuracy")
+    assert [(g.kind, g.status) for g in top.gates] == [("value", "fail")]
+    assert "Top-2 accuracy" in _text(soup.find("section", id="metrics"))
+    assert set(_table(soup.find("table", id="per-class-table"))) == {*run.class_names, "macro avg", "weighted avg"}
+
+
+def test_synthetic_reports_render_every_section_for_every_task():
+    for task in report.TASKS:
+        data = _synthetic(["a", "b", "c"], task=task)
+        if task == "binary":
+            data = dataclasses.replace(data, class_names=["neg", "pos"], confusion=[[5, 1], [2, 7]],
+                                       binary_confusion=report.BinaryConfusion(0.5, 7, 1, 2, 5))
+        if task == "multilabel":
+            data = dataclasses.replace(data, confusion=None, per_label=[
+                report.LabelMetrics("c", 0.5, 0.25, 1 / 3, 4, 1, 1, 3, 5),
+                report.LabelMetrics("a", 1.0, 1.0, 1.0, 2, 2, 0, 0, 8)])
+        soup = _check_page(report.render_html(data), task)
+        assert len(soup.find_all("img")) >= 3 + 1, task  # confusion (or per-label counts), training, distribution
+        assert report.render_markdown(data).startswith("# Model report")
+    assert [t for _, t in report.sections("multilabel")] != [t for _, t in report.SECTIONS]
+
+
+def test_top_k_at_or_above_the_class_count_is_flagged(tmp_path):
+    labels, candidate, _ = evaluation_helpers.multiclass_data(classes=3)
+    config = PipelineConfig().override(["eval.top_k=3"])
+    run = evaluation_helpers.evaluate(config, labels, candidate, None, ["a", "b", "c"], str(tmp_path))
+    data = _collected(run)
+    assert data.value("top_3_accuracy") == 1.0
+    assert "Top-3 accuracy is 1.0 by construction: the model has only 3 classes (lower eval.top_k)" in data.notes

@@ -94,3 +94,46 @@ def test_manifest_without_header_and_bad_row(tmp_path):
         sources.parse_manifest("a.png,x\nonlyone\n", "m.csv")
     with pytest.raises(sources.DataLayoutError, match="empty"):
         sources.parse_manifest("\n\n", "m.csv")
+
+
+def test_manifest_lists_each_file_once(tmp_path):
+    _touch(tmp_path / "img" / "1.png")
+    _touch(tmp_path / "m.csv", b"img/1.png,cat\n./img/1.png,dog\n")
+    found, rejected = sources.list_csv_sources(str(tmp_path), "m.csv", "all")
+    assert [(s.relative_path, s.label) for s in found] == [("img/1.png", "cat")]
+    assert [(r.relative_path, r.reason) for r in rejected] == [
+        ("./img/1.png", "m.csv:2: file already listed on line 1")]
+
+
+def test_multilabel_cells(tmp_path):
+    assert sources.split_labels(" eyeglasses | smiling |smiling ", multilabel=True) == ("eyeglasses", "smiling")
+    assert sources.split_labels("", multilabel=True) == ()
+    assert sources.split_labels("a|b", multilabel=False) == ("a|b",)  # a folder name is never split
+    for cell in ("a||b", "a|", "| a"):
+        with pytest.raises(ValueError, match="empty label between '\\|' separators"):
+            sources.split_labels(cell, multilabel=True)
+    assert sources.class_keys("a||b", multilabel=True) == ("a", "b")
+    assert sources.class_keys("", multilabel=True) == (sources.NO_LABEL,)
+    assert sources.class_keys("", multilabel=False) == (sources.NO_LABEL,)
+    for i in range(3):
+        _touch(tmp_path / f"{i}.png")
+    _touch(tmp_path / "m.csv", b"path,label\n0.png,smiling | eyeglasses\n1.png,\n2.png,hat||smiling\n")
+    found, rejected = sources.list_csv_sources(str(tmp_path), "m.csv", "all", multilabel=True)
+    assert [(s.relative_path, s.label) for s in found] == [("0.png", "eyeglasses|smiling"), ("1.png", "")]
+    assert [r.reason for r in rejected] == ["m.csv:4: empty label between '|' separators in label cell 'hat||smiling'"]
+
+
+def test_two_classes_are_required():
+    sources.require_two_classes(["a", "b", "a"], "data")
+    with pytest.raises(sources.DataLayoutError, match="data has only one class, 'a': training needs at least two"):
+        sources.require_two_classes(["a", "a", ""], "data")
+    with pytest.raises(sources.DataLayoutError, match="no distinct labels at all"):
+        sources.require_two_classes([sources.NO_LABEL], "data", multilabel=True)
+
+
+def test_empty_class_folders_are_found(tmp_path):
+    _touch(tmp_path / "train" / "cat" / "1.png")
+    (tmp_path / "train" / "dog").mkdir()
+    (tmp_path / "test" / "dog").mkdir(parents=True)
+    assert sources.empty_class_folders(str(tmp_path), "train/*/*") == ["train/dog"]
+    assert sources.empty_class_folders(str(tmp_path), "*/*") == []

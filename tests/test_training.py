@@ -275,3 +275,91 @@ def test_scratch_backbones_get_faster_batchnorm_statistics():
     assert models.adapt_batchnorm_for_scratch(backbone) > 10
     assert all(layer.momentum == 0.9 for layer in backbone.layers
                if isinstance(layer, keras.layers.BatchNormalization))
+
+
+# ---------------------------------------------------------------- multilabel
+
+
+def _multilabel_rows(rng, count, size=12):
+    """Images whose labels are visible: `bright` (high brightness) and `red` (red channel up), 0–2 per image."""
+    rows = []
+    for index in range(count):
+        bright, red = index % 2 == 0, (index // 2) % 2 == 0
+        pixels = np.clip(rng.normal(180 if bright else 50, 15, (size, size, 3)), 0, 255)
+        if red:
+            pixels[..., 0] = 250
+            pixels[..., 1:] *= 0.3
+        labels = [name for name, on in (("bright", bright), ("red", red)) if on]
+        rows.append({"image": [encode(pixels.astype(np.uint8), "PNG")], "label": [lab.encode() for lab in labels]})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def multilabel_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multilabel")
+    rows = _multilabel_rows(np.random.default_rng(3), 80)
+    data = tmp / "train.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(data), options="GZIP") as writer:
+        for row in rows:
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                key: tf.train.Feature(bytes_list=tf.train.BytesList(value=values)) for key, values in row.items()
+            })).SerializeToString())
+    config = _trainer_config(**{"transform.image_size": 12, "train.epochs": 12, "train.batch_size": 8,
+                                "train.validation_fraction": 0.2, "train.task": "multilabel",
+                                "train.conv_filters": [8, 16], "train.learning_rate": 0.01,
+                                "train.early_stopping_patience": 12})
+    spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.VarLenFeature(tf.string)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    out = tmp / "transform"
+    tft_rows = [{"image": row["image"], "label": row["label"]} for row in rows]
+    with tft_beam.Context(temp_dir=str(tmp / "tft_tmp"), force_tf_compat_v1=False):
+        transform_fn = (tft_rows, metadata) | tft_beam.AnalyzeDataset(
+            lambda inputs: preprocessing.transform_features(inputs, config))
+        _ = transform_fn | tft_beam.WriteTransformFn(str(out))
+    metadata_io.write_metadata(metadata, str(out / "metadata"))
+    return tmp, str(data), str(out), config, rows
+
+
+def test_multi_hot_drops_unknown_labels():
+    ids = tf.SparseTensor(indices=[[0, 0], [0, 1], [2, 0]], values=tf.constant([1, -1, 0], tf.int64),
+                          dense_shape=[3, 2])
+    assert preprocessing.multi_hot(ids, 2).numpy().tolist() == [[0, 1], [0, 0], [1, 0]]
+    labels = preprocessing.label_set(tf.constant([[b"a"], [b""]]))
+    assert labels.values.numpy().tolist() == [b"a"]  # "" is no label
+
+
+def test_multilabel_head_is_independent_sigmoids():
+    head = models.build_head(5, 3, "multilabel", 0.0, 0)
+    out = head(np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)).numpy()
+    assert out.shape == (4, 3) and np.all((out > 0) & (out < 1))
+    assert not np.allclose(out.sum(axis=1), 1.0)
+
+
+def test_multilabel_task_trains_exports_and_serves_multi_hot(multilabel_data):
+    tmp, files, transform, config, rows = multilabel_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    inputs = training.training_inputs([files], tft_output, config)
+    names = inputs["class_names"]
+    assert sorted(names) == ["bright", "red"] and inputs["class_weight"] is None
+    _, labels = next(iter(inputs["train"]))
+    assert labels.shape[1] == 2 and labels.dtype == tf.float32
+    expected_counts = [sum(name.encode() in row["label"] for row in rows) for name in names]
+    assert inputs["label_counts"].sum() <= sum(expected_counts)  # the validation slice is carved out
+
+    record = training.train_and_export([files], transform, str(tmp / "model"), str(tmp / "run" / "1"), config)
+    assert record["class_names"] == names
+    model = tf.saved_model.load(str(tmp / "model"))
+    images = tf.constant([row["image"][0] for row in rows])
+    out = model.signatures["serving_default"](images=images)
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (len(rows), 2)
+    truth = np.array([[name.encode() in row["label"] for name in names] for row in rows], dtype=np.int64)
+    predicted = out["predicted_labels"].numpy()
+    assert np.array_equal(predicted, (probabilities >= 0.5).astype(np.int64))
+    assert (predicted == truth).all(axis=1).mean() >= 0.8  # subset accuracy on learnable data
+
+    serialized = [tf.train.Example(features=tf.train.Features(feature={
+        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=values)) for key, values in row.items()
+    })).SerializeToString() for row in rows[:4]]
+    transformed = model.signatures["transform_features"](examples=tf.constant(serialized))
+    assert transformed["label_xf"].numpy().tolist() == truth[:4].astype(np.float32).tolist()

@@ -4,7 +4,11 @@ Layouts understood:
   * folders  – `<root>/<class>/<image>`; or already split: `<root>/train/<class>/…` and `<root>/test/<class>/…`
                (also `training`, `testing`, `val`, `valid`, `validation`, `eval`).
   * csv      – a manifest file `path,label` (delimiter sniffed: `,` `;` tab); paths relative to the manifest.
+               For multilabel data the label cell holds 0..n labels separated by `|` (`smiling|eyeglasses`).
   * tfrecord – existing TFRecord files of `tf.train.Example` (optionally under `train/` and `test/`).
+
+Also here: the label rules shared by listing and accounting (`split_labels`, `class_keys`), the empty-class-folder
+scan, and the at-least-two-classes check (`require_two_classes`).
 
 The split patterns returned here are globs relative to the input base; TFX's ExampleGen driver fingerprints the
 files they match (so unchanged images mean a cached ExampleGen), and the executor lists the same globs.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tfx.dsl.io import fileio
@@ -22,6 +27,10 @@ from tfx.dsl.io import fileio
 TRAIN_DIR_NAMES = ("train", "training")
 EVAL_DIR_NAMES = ("test", "testing", "eval", "val", "valid", "validation")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
+LABEL_SEPARATOR = "|"  # between the labels of one image in a multilabel manifest
+NO_LABEL = "(no label)"  # accounting key for files without a label (stray files, multilabel rows with none)
+MULTILABEL_NEEDS_CSV = "multilabel needs a CSV manifest with labels separated by '|' (path,label rows, e.g. " \
+    "img/1.jpg,smiling|eyeglasses)"
 
 
 class DataLayoutError(ValueError):
@@ -49,7 +58,7 @@ class Source:
     path: str  # absolute (or URI)
     relative_path: str  # relative to the input base: recorded in the example and the quarantine report
     label: str
-    split: str  # split pattern's split name (train/eval/all)
+    split: str  # input split name while listing (train/eval/all); the output split (train/eval) once assigned
 
 
 @dataclass(frozen=True)
@@ -134,8 +143,62 @@ def list_folder_sources(input_base: str, pattern: str, split: str) -> tuple[list
     return sources, rejected
 
 
-def list_csv_sources(input_base: str, manifest: str, split: str) -> tuple[list[Source], list[Rejected]]:
-    """Rows of a `path,label` manifest; a header row is detected, the delimiter is sniffed."""
+def empty_class_folders(input_base: str, pattern: str) -> list[str]:
+    """Class folders (relative to `input_base`) at the class level of `pattern` (`[split_dir/]*/*`) that hold
+    nothing at all: their class silently gets no images, so ingestion reports them."""
+    class_level = os.path.dirname(pattern)
+    return [os.path.relpath(path, input_base) for path in sorted(fileio.glob(os.path.join(input_base, class_level)))
+            if fileio.isdir(path) and not fileio.listdir(path)]
+
+
+def split_labels(cell: str, multilabel: bool) -> tuple[str, ...]:
+    """The labels of a manifest cell or class folder name.
+
+    Multiclass: the one label as given. Multilabel: labels separated by `|`, whitespace stripped, duplicates
+    removed, sorted; an empty cell means no positive labels. A label left empty between separators (`a||b`,
+    `a|`) raises `ValueError` naming the cell (the row is quarantined).
+    """
+    if not multilabel:
+        return (cell,)
+    if not cell.strip():
+        return ()
+    parts = [part.strip() for part in cell.split(LABEL_SEPARATOR)]
+    if not all(parts):
+        raise ValueError(f"empty label between '{LABEL_SEPARATOR}' separators in label cell {cell!r}")
+    return tuple(sorted(set(parts)))
+
+
+def class_keys(label: str, multilabel: bool) -> tuple[str, ...]:
+    """Per-class accounting keys of a file whose label (or multilabel cell) is `label`: every non-empty label
+    it names, or `NO_LABEL`. Never raises, so quarantined rows are counted too."""
+    if not multilabel:
+        return (label or NO_LABEL,)
+    names = sorted({part.strip() for part in label.split(LABEL_SEPARATOR) if part.strip()})
+    return tuple(names) or (NO_LABEL,)
+
+
+def require_two_classes(labels: Iterable[str], where: str, multilabel: bool = False,
+                        elsewhere: Iterable[str] = ()) -> None:
+    """Raise `DataLayoutError` unless `labels` (of the training data described by `where`) hold at least two
+    distinct classes: a classifier cannot be trained on one. `elsewhere` are classes seen only outside it."""
+    distinct = sorted(set(labels) - {"", NO_LABEL})
+    if len(distinct) >= 2:
+        return
+    kind = "distinct labels" if multilabel else "classes"
+    found = f"only one class, {distinct[0]!r}" if distinct else f"no {kind} at all"
+    other = sorted(set(elsewhere) - set(distinct) - {"", NO_LABEL})
+    hint = f" (seen only in other splits: {', '.join(repr(c) for c in other)})" if other else ""
+    raise DataLayoutError(f"{where} has {found}{hint}: training needs at least two {kind}")
+
+
+def list_csv_sources(input_base: str, manifest: str, split: str,
+                     multilabel: bool = False) -> tuple[list[Source], list[Rejected]]:
+    """Rows of a `path,label` manifest; a header row is detected, the delimiter is sniffed.
+
+    With `multilabel` the label cell holds 0..n labels separated by `|`; the `Source.label` is then the canonical
+    cell (sorted, de-duplicated labels joined by `|`, empty for none), and a cell with an empty label between
+    separators is rejected.
+    """
     manifest_path = os.path.join(input_base, manifest)
     with fileio.open(manifest_path, "r") as handle:
         text = handle.read()
@@ -146,11 +209,25 @@ def list_csv_sources(input_base: str, manifest: str, split: str) -> tuple[list[S
     sources: list[Source] = []
     rejected: list[Rejected] = []
     real_base = os.path.realpath(input_base) if _is_local(input_base) else None
+    first_line: dict[str, int] = {}  # file -> manifest line that listed it first
     for line_no, relative, label in rows:
         path = relative if _is_uri(relative) or os.path.isabs(relative) else os.path.join(input_base, relative)
-        if not label:
+        key = path if _is_uri(path) else os.path.normpath(path)
+        if multilabel:
+            try:
+                label = LABEL_SEPARATOR.join(split_labels(label, multilabel=True))
+            except ValueError as err:
+                rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: {err}"))
+                continue
+        if not label and not multilabel:
             rejected.append(Rejected(relative, "", split, f"{manifest}:{line_no}: empty label"))
-        elif not fileio.exists(path):
+            continue
+        if key in first_line:
+            rejected.append(Rejected(relative, label, split,
+                                     f"{manifest}:{line_no}: file already listed on line {first_line[key]}"))
+            continue
+        first_line[key] = line_no
+        if not fileio.exists(path):
             rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: file not found"))
         elif fileio.isdir(path):
             rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: is a folder, not a file"))

@@ -1,7 +1,8 @@
 """Fixtures for the serving tests: a copy of the session pipeline's pushed model and a local server on free ports.
 
 The model comes from the shared `pipeline_run` fixture (one pipeline run per session); tests copy its version
-directory into their own base paths and never touch the fixture's push directory.
+directory into their own base paths and never touch the fixture's push directory. `server` runs in-process,
+`server_process` as a subprocess (load, fuzz and crash-type security tests).
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def server(model_base: Path):
     config = ServerConfig(models=(ModelConfig(MODEL, str(model_base)),), rest_port=0, grpc_port=0,
                           poll_interval=0.5, max_request_bytes=256 * 1024, workers=4)
     with ServingServer(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def server_process(model_base: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The server as a separate process (`python -m serving serve`) on the same model, so a crash ends that
+    process rather than the test run; at most 64 rows per request so the limit is cheap to exceed."""
+    from tests.serving.process import ServerProcess
+
+    log = tmp_path_factory.mktemp("server-process") / "server.log"
+    with ServerProcess(model_base, log, extra_args=("--max-batch-rows", "64")) as running:
         yield running
 
 

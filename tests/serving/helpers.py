@@ -1,8 +1,9 @@
-"""Small helpers shared by the serving tests."""
+"""Small helpers shared by the serving tests and the soak benchmark: copying/pushing versions, a tiny model."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 MODEL = "visionline"
@@ -13,3 +14,73 @@ def copy_version(source: Path, base: Path, version: int) -> Path:
     target = base / str(version)
     shutil.copytree(source, target)
     return target
+
+
+def push_version(source: Path, base: Path, version: int) -> Path:
+    """Push `source` as `<base>/<version>` exactly as the pipeline's Pusher does: staged in a hidden
+    `.<version>.partial` folder, then renamed (`components.pusher.push_atomically`)."""
+    from components.pusher import push_atomically
+
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(push_atomically(str(source), str(base), str(version), f"test-push:{source}"))
+
+
+def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: int = 8, seed: int = 0) -> Path:
+    """Save a small but real image classifier with visionline's serving contract (see `components/export.py`).
+
+    `serving_default`: `images` [None] string (encoded JPEG/PNG/GIF/BMP, decoded with `tf.io.decode_image`) →
+    `probabilities` [B,C], `classes` [B,C], `predicted_class` [B], `confidence` [B]; `classification`
+    (method `tensorflow/serving/classify`): serialized tf.Examples with bytes feature `image` → `classes`,
+    `scores`. The weights are a fixed random linear layer on the resized pixels; the bias favours class 0 so
+    that class is the top prediction for ordinary images. Builds in a few seconds without a pipeline run.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from components.export import CLASSIFICATION, CLASSIFY_METHOD_NAME, SERVING_DEFAULT, set_signature_method_name
+
+    names = list(class_names)
+    rng = np.random.default_rng(seed)
+    features = image_size * image_size * 3
+
+    class TinyClassifier(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names = tf.constant(names, dtype=tf.string)
+            self.kernel = tf.Variable(rng.normal(0, 0.01, (features, len(names))).astype(np.float32))
+            self.bias = tf.Variable(np.array([4.0] + [0.0] * (len(names) - 1), dtype=np.float32))
+
+        def _predict(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            def decode(data: tf.Tensor) -> tf.Tensor:
+                image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+                return tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size]) / 255.0
+
+            pixels = tf.map_fn(decode, images, fn_output_signature=tf.TensorSpec([image_size, image_size, 3],
+                                                                                   tf.float32))
+            probabilities = tf.nn.softmax(tf.reshape(pixels, [-1, features]) @ self.kernel + self.bias)
+            batch = tf.shape(probabilities)[0]
+            return {
+                "probabilities": probabilities,
+                "classes": tf.tile(self.names[tf.newaxis, :], [batch, 1]),
+                "predicted_class": tf.gather(self.names, tf.argmax(probabilities, axis=-1)),
+                "confidence": tf.reduce_max(probabilities, axis=-1),
+            }
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def serve_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            return self._predict(images)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify_examples(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            parsed = tf.io.parse_example(inputs, {"image": tf.io.FixedLenFeature([], tf.string)})
+            predicted = self._predict(parsed["image"])
+            return {"classes": predicted["classes"], "scores": predicted["probabilities"]}
+
+    module = TinyClassifier()
+    export_dir = Path(export_dir)
+    tf.saved_model.save(module, str(export_dir), signatures={
+        SERVING_DEFAULT: module.serve_images.get_concrete_function(),
+        CLASSIFICATION: module.classify_examples.get_concrete_function(),
+    })
+    set_signature_method_name(str(export_dir), CLASSIFICATION, CLASSIFY_METHOD_NAME)
+    return export_dir

@@ -147,3 +147,53 @@ def test_page_shows_server_errors_as_text(server, browser, tmp_path):
     assert "Servable not found" in error and "unknown-model" in error
     assert browser.call("POST", "/execute/sync", {"script": "return document.querySelectorAll('#error *').length",
                                                   "args": []}) == 0
+
+
+XSS_LABEL = "<script>alert(1)</script>"
+IMG_LABEL = '<img src=x onerror="alert(2)">'
+
+
+@pytest.fixture()
+def xss_label_server(tmp_path):
+    """The local server (REST only) over a tiny model whose class names are HTML/script payloads."""
+    from serving.config import ModelConfig, ServerConfig
+    from serving.server import ServingServer
+    from tests.serving.helpers import MODEL, build_tiny_model
+
+    base = tmp_path / "models" / MODEL
+    build_tiny_model(base / "1", [XSS_LABEL, IMG_LABEL, "plain & <b>bold</b>"])
+    config = ServerConfig(models=(ModelConfig(MODEL, str(base)),), rest_port=0, grpc_port=None, workers=2)
+    with ServingServer(config) as running:
+        yield running
+
+
+def test_class_names_with_html_are_shown_as_text(xss_label_server, browser, digit_paths, tmp_path):
+    server = xss_label_server
+    browser.call("POST", "/url", {"url": server.rest_url + "/"})
+    count_nodes = ("return [document.querySelectorAll('script').length, document.querySelectorAll('img').length, "
+                   "document.querySelectorAll('b').length]")
+    before = browser.call("POST", "/execute/sync", {"script": count_nodes, "args": []})
+    # Record any alert/confirm/prompt instead of blocking on it (a payload would have to run to call one).
+    trap = ("window.__alerts = []; "
+            "for (const f of ['alert', 'confirm', 'prompt']) window[f] = m => { window.__alerts.push(String(m)); };")
+    browser.call("POST", "/execute/sync", {"script": trap, "args": []})
+    _label, png_path = sorted(digit_paths.items())[0]
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(png_path)})
+    assert browser.wait_text("#top1") == XSS_LABEL  # the literal string, as text
+    labels = [browser.text(e) for e in browser.find_all("#results li .label")]
+    assert labels[0] == XSS_LABEL and set(labels) == {XSS_LABEL, IMG_LABEL, "plain & <b>bold</b>"}
+    assert browser.call("POST", "/execute/sync", {
+        "script": "return Array.from(document.querySelectorAll('#results li .label')).map(e => e.title)",
+        "args": []})[0] == XSS_LABEL
+    after = browser.call("POST", "/execute/sync", {"script": count_nodes, "args": []})
+    assert after == before  # no <script>, <img> or <b> element was injected
+    assert browser.call("POST", "/execute/sync", {
+        "script": "return document.querySelectorAll('#results *:not(li):not(span):not(div), #top1 *').length",
+        "args": []}) == 0
+    assert browser.call("POST", "/execute/sync", {"script": "return window.__alerts", "args": []}) == []
+    no_alert = requests.get(f"{browser.base}/alert/text", timeout=30)
+    assert no_alert.status_code == 404 and no_alert.json()["value"]["error"] == "no such alert"
+    assert browser.text(browser.find("#error")) == ""
+    screenshot = tmp_path / "escaped-labels.png"
+    screenshot.write_bytes(base64.b64decode(browser.call("GET", "/screenshot")))
+    assert screenshot.stat().st_size > 1000

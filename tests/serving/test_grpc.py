@@ -198,8 +198,12 @@ def test_message_over_the_limit_is_resource_exhausted(prediction, server):
 
 
 def test_unimplemented_methods(prediction):
-    from tensorflow_serving.apis import regression_pb2
+    from tensorflow_serving.apis import inference_pb2, regression_pb2
 
-    request = regression_pb2.RegressionRequest()
-    request.model_spec.name = MODEL
-    assert _code(prediction.Regress, request)[0] == grpc.StatusCode.UNIMPLEMENTED
+    request = inference_pb2.MultiInferenceRequest()
+    assert _code(prediction.MultiInference, request)[0] == grpc.StatusCode.UNIMPLEMENTED
+    regress = regression_pb2.RegressionRequest()  # as TF Serving for a model without a regression signature
+    regress.model_spec.name = MODEL
+    regress.model_spec.signature_name = "classification"
+    code, details = _code(prediction.Regress, regress)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "Was: tensorflow/serving/classify" in details

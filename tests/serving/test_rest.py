@@ -233,7 +233,12 @@ def test_raw_dot_segments_never_reach_the_filesystem(server):
 
 
 def test_unsupported_verbs_and_labels(server):
-    assert_error(post(server, f"/v1/models/{MODEL}:regress", {"examples": []}), 501, "regress")
+    # As TF Serving for a model without a regression signature: 400, never a 5xx.
+    assert_error(post(server, f"/v1/models/{MODEL}:regress", {"examples": []}), 400,
+                 "Expected regression signature method_name to be tensorflow/serving/regress. Was: "
+                 "tensorflow/serving/predict")
+    assert_error(post(server, f"/v1/models/{MODEL}:regress", {"signature_name": "nope", "examples": []}), 400,
+                 'signature key "nope" not found')
     assert_error(post(server, f"/v1/models/{MODEL}:explode", {}), 400, "Malformed request")
     assert_error(requests.get(f"{server.rest_url}/v1/models/{MODEL}/labels/stable", timeout=10), 400, "label")
 

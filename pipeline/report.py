@@ -279,6 +279,7 @@ class ReportData:
     ingest: dict[str, Any] = field(default_factory=dict)
     quarantine_rows: list[dict[str, str]] = field(default_factory=list)
     anomalies: dict[str, list[Anomaly]] = field(default_factory=dict)  # split -> findings
+    data_gate: list[str] = field(default_factory=list)  # the ValidationGate's verdict, as the CLI prints it
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
     @property
@@ -963,6 +964,7 @@ def _collect(facts: _RunFacts, max_samples: int = MAX_SAMPLES, max_scan: int = M
     steps = (
         ("ingestion", _collect_ingest),
         ("data anomalies", _collect_anomalies),
+        ("data validation gate", _collect_data_gate),
         ("class distribution", _collect_distribution),
         ("training history", _collect_training),
         ("evaluation", _collect_evaluation),
@@ -1053,6 +1055,14 @@ def _collect_anomalies(facts: _RunFacts, data: ReportData) -> None:
             found.append(Anomaly("(dataset)", anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
                                  info.short_description, info.description))
         data.anomalies[split] = found
+
+
+def _collect_data_gate(facts: _RunFacts, data: ReportData) -> None:
+    from pipeline.results import _read_verdict, data_gate_lines
+
+    artifact = facts.by_type("visionline.DataVerdict")
+    if artifact is not None:
+        data.data_gate = data_gate_lines(_read_verdict(artifact.uri))
 
 
 def _label_feature(facts: _RunFacts, key: str = "label_feature", default: str = "label") -> str:
@@ -1854,7 +1864,28 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 <tr><th>files seen</th><td class="num">{{ d.ingest.get("files_seen", "—") }}</td></tr>
 <tr><th>ingested</th><td class="num">{{ d.ingest.get("ingested", "—") }}</td></tr>
 <tr><th>quarantined</th><td class="num">{{ d.ingest.get("quarantined", "—") }}</td></tr>
+{% if d.ingest.get("leakage") %}
+<tr><th>eval images duplicating a training image (leakage)</th>
+  <td class="num">{{ d.ingest["leakage"].get("eval_files_duplicating_train", "—") }}
+  ({{ d.ingest["leakage"].get("removed", 0) }} removed from eval,
+  data.leakage={{ d.ingest["leakage"].get("mode", "") }})</td></tr>
+{% endif %}
+{% if d.ingest.get("accounting_ok") is not none %}
+<tr><th>files seen = ingested + quarantined, per split and class</th>
+  <td class="{{ 'pass' if d.ingest['accounting_ok'] else 'fail' }}">
+    {{- "yes" if d.ingest["accounting_ok"] else "NO" -}}</td></tr>
+{% endif %}
 </table>
+{% if d.ingest.get("warnings") %}
+<p><b>Ingestion warnings</b></p>
+<ul class="warnings">
+{% for warning in d.ingest["warnings"] %}<li>{{ warning }}</li>
+{% endfor %}</ul>
+{% endif %}
+{% if d.ingest.get("leakage", {}).get("eval_files_duplicating_train") %}
+<p>Leakage report: <a href="{{ d.ingest['leakage']['report']|file_uri }}" class="path">
+  {{ d.ingest["leakage"]["report"] }}</a></p>
+{% endif %}
 {% if d.ingest.get("quarantined_by_reason") %}
 <table><tr><th>reason</th><th class="num">files</th></tr>
 {% for reason, count in d.ingest["quarantined_by_reason"].items() %}
@@ -1877,6 +1908,9 @@ _HTML_TEMPLATE = r"""<!DOCTYPE html>
 
 <section id="anomalies">
 <h2>Data anomalies</h2>
+{% if d.data_gate %}
+<ul class="data-gate">{% for line in d.data_gate %}<li>{{ line }}</li>{% endfor %}</ul>
+{% endif %}
 {% if d.anomalies %}
 <table><tr><th>split</th><th>feature</th><th>severity</th><th>anomaly</th></tr>
 {% for split, found in d.anomalies.items() %}

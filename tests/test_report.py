@@ -496,3 +496,27 @@ def test_top_k_at_or_above_the_class_count_is_flagged(tmp_path):
     data = _collected(run)
     assert data.value("top_3_accuracy") == 1.0
     assert "Top-3 accuracy is 1.0 by construction: the model has only 3 classes (lower eval.top_k)" in data.notes
+
+
+def test_ingestion_section_shows_leakage_accounting_and_warnings():
+    names = ["a", "b", "c"]
+    ingest = {"files_seen": 5, "ingested": 3, "quarantined": 2, "accounting_ok": True,
+              "leakage": {"mode": "remove", "eval_files_duplicating_train": 2, "removed": 2,
+                          "report": "/tmp/x/leakage_report.csv"},
+              "warnings": [f"empty class folder 'train/{HOSTILE}': class gets no images from it"]}
+    soup = BeautifulSoup(report.render_html(_synthetic(names, ingest=ingest)), "html.parser")
+    section = soup.find(id="ingestion")
+    text = section.get_text(" ")
+    assert "2 removed from eval" in text and "data.leakage=remove" in text
+    assert any(a["href"].endswith("leakage_report.csv") for a in section.find_all("a"))
+    assert [li.get_text() for li in section.select("ul.warnings li")] == ingest["warnings"]  # escaped, as text
+    assert not soup.find_all("script")
+    ok = soup.find(string=lambda s: s and "files seen = ingested + quarantined" in s)
+    assert ok is not None and ok.find_parent("tr").find("td").get_text() == "yes"
+
+
+def test_anomalies_section_shows_the_data_gate_verdict():
+    lines = ["data gate: passed (label drift L∞=0.012 ≤ 0.25 vs the previous accepted run)", "  note: <b>x</b>"]
+    soup = BeautifulSoup(report.render_html(_synthetic(["a", "b", "c"], data_gate=lines)), "html.parser")
+    assert [li.get_text() for li in soup.select("#anomalies ul.data-gate li")] == lines
+    assert not soup.select("#anomalies ul.data-gate b")  # escaped, shown as text

@@ -44,7 +44,7 @@ import numpy as np
 
 from components import metric_names as mn
 from pipeline import evaluation as catalogue  # (`evaluation` names TFMA's output artifact below)
-from pipeline.results import change_threshold_text, value_threshold_text
+from pipeline.results import change_threshold_text, data_gate_lines, read_verdict, value_threshold_text
 
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "summary.md"
@@ -1058,11 +1058,9 @@ def _collect_anomalies(facts: _RunFacts, data: ReportData) -> None:
 
 
 def _collect_data_gate(facts: _RunFacts, data: ReportData) -> None:
-    from pipeline.results import _read_verdict, data_gate_lines
-
     artifact = facts.by_type("visionline.DataVerdict")
     if artifact is not None:
-        data.data_gate = data_gate_lines(_read_verdict(artifact.uri))
+        data.data_gate = data_gate_lines(read_verdict(artifact.uri))
 
 
 def _label_feature(facts: _RunFacts, key: str = "label_feature", default: str = "label") -> str:

@@ -97,7 +97,7 @@ def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: s
                 summary.anomalies = _read_anomalies(artifact.uri)
         elif node_id == gate_id:
             for artifact in outputs.get("visionline.DataVerdict", []):
-                summary.data_validation = _read_verdict(artifact.uri)
+                summary.data_validation = read_verdict(artifact.uri)
         elif node_id == evaluator_id:
             for artifact in outputs.get("ModelBlessing", []):
                 summary.blessed = bool(artifact.custom_properties["blessed"].int_value) \
@@ -167,7 +167,9 @@ def _read_anomalies(uri: str) -> dict[str, list[str]]:
     return found
 
 
-def _read_verdict(uri: str) -> dict[str, Any]:
+def read_verdict(uri: str) -> dict[str, Any]:
+    """The ValidationGate's `verdict.json` in a DataVerdict artifact folder (written by components.validation;
+    read here without importing TFDV), or {} when there is none."""
     path = os.path.join(uri, "verdict.json")
     if not os.path.exists(path):
         return {}

@@ -4,7 +4,7 @@
 always runs with `training=False` so its BatchNorm layers stay in inference mode, also while fine-tuning; a
 backbone trained from scratch (`simple_cnn`, or `weights=none`) trains normally. The head is a separate
 `Sequential`, so it can be trained alone on cached backbone features and then serve inside the full model.
-`simple_cnn_features` is the seeds' "own model" baseline: conv blocks → global average pooling.
+`simple_cnn_features` is the seeds' "own model" baseline: conv blocks → global average pooling or flatten.
 """
 
 from __future__ import annotations
@@ -36,8 +36,20 @@ def skip_autograph_for_tf_keras() -> None:
 skip_autograph_for_tf_keras()
 
 
-def simple_cnn_features(input_shape: tuple[int, int, int], conv_filters: Sequence[int] = (32, 64, 128)) -> keras.Model:
-    """Conv blocks (2× conv-BN-ReLU, max-pool) ending in global average pooling: a from-scratch backbone."""
+CNN_POOLING = ("avg", "flatten")
+
+
+def simple_cnn_features(
+    input_shape: tuple[int, int, int],
+    conv_filters: Sequence[int] = (32, 64, 128),
+    pooling: str = "avg",
+    block_dropout: float = 0.0,
+) -> keras.Model:
+    """Conv blocks (2× conv-BN-ReLU, max-pool, optional dropout) ending in global average pooling (`avg`) or in
+    the flattened last feature map (`flatten`, which keeps where in the image a feature was seen): a from-scratch
+    backbone."""
+    if pooling not in CNN_POOLING:
+        raise ValueError(f"pooling must be one of {CNN_POOLING}, got {pooling!r}")
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for index, filters in enumerate(conv_filters):
@@ -47,7 +59,12 @@ def simple_cnn_features(input_shape: tuple[int, int, int], conv_filters: Sequenc
             x = keras.layers.Activation("relu", name=f"block{index}_relu{conv}")(x)
         if x.shape[1] >= 2:
             x = keras.layers.MaxPooling2D(name=f"block{index}_pool")(x)
-    outputs = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+        if block_dropout > 0:
+            x = keras.layers.Dropout(block_dropout, name=f"block{index}_dropout")(x)
+    if pooling == "flatten":
+        outputs = keras.layers.Flatten(name="flatten")(x)
+    else:
+        outputs = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inputs, outputs, name="simple_cnn")
 
 

@@ -138,7 +138,9 @@ def build_model(config: dict[str, Any], num_classes: int, hp: dict[str, Any]) ->
     backbone_spec.check_size(size)
     weights = registry.resolve_weights(backbone_spec, config["weights"])
     if backbone_spec.name == "simple_cnn":
-        backbone = models.simple_cnn_features((size, size, 3), [int(f) for f in config["conv_filters"]])
+        backbone = models.simple_cnn_features((size, size, 3), [int(f) for f in config["conv_filters"]],
+                                              config["cnn_pooling"],
+                                              float(config["cnn_block_dropout"]))
         if weights:
             backbone.load_weights(weights)
     else:

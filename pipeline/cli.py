@@ -88,10 +88,6 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
     """Config file → named flags → `--set` overrides (later wins)."""
     config = PipelineConfig.load(args.config) if args.config else PipelineConfig()
     overrides: list[str] = []
-    if args.demo:
-        overrides.append(f"data.root={demo_data.materialize_digits()}")
-        if not config.data.schema_path and os.path.exists(demo_data.DEMO_SCHEMA):
-            overrides.append(f"data.schema_path={demo_data.DEMO_SCHEMA}")
     for flag, key in (("data", "data.root"), ("work_dir", "work_dir"), ("serving_root", "serving_root"),
                       ("epochs", "train.epochs"), ("min_accuracy", "eval.min_accuracy"),
                       ("min_kappa", "eval.min_kappa")):
@@ -106,7 +102,14 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
         overrides.append(f"beam.runner={args.beam_runner}")
     if args.beam_arg:
         overrides.append(f"beam.extra_args={json.dumps(config.beam.extra_args + args.beam_arg)}")
-    return config.override(overrides + list(args.set))
+    if not args.demo:
+        return config.override(overrides + list(args.set))
+    # --demo: the demo images live under the run's own work dir (flags and --set may still replace data.root)
+    work_dir = config.override(overrides + list(args.set)).work_dir
+    demo = [f"data.root={demo_data.materialize_digits(demo_data.demo_dir(work_dir))}"]
+    if not config.data.schema_path and os.path.exists(demo_data.DEMO_SCHEMA):
+        demo.append(f"data.schema_path={demo_data.DEMO_SCHEMA}")
+    return config.override(demo + overrides + list(args.set))
 
 
 def _write_report(metadata_path: str, quiet: bool) -> int:

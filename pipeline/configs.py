@@ -24,6 +24,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 TUNER_ALGORITHMS = ("random", "hyperband", "bayesian")
 DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
+CNN_POOLING = ("avg", "flatten")
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
@@ -73,6 +74,8 @@ class TrainConfig:
     dropout: float = 0.3
     dense_units: int = 0  # hidden layer in the head (0 = none)
     conv_filters: tuple[int, ...] = (32, 64, 128)  # simple_cnn only
+    cnn_pooling: str = "avg"  # simple_cnn only: avg (global average pooling) | flatten (keeps the spatial layout)
+    cnn_block_dropout: float = 0.0  # simple_cnn only: dropout after each conv block's pooling
     augment_flip: bool = False  # random horizontal flip (training only)
     augment_rotation: float = 0.0  # fraction of a full turn, e.g. 0.05
     augment_zoom: float = 0.0
@@ -282,6 +285,8 @@ class PipelineConfig:
             (self.train.learning_rate > 0, "train.learning_rate", "> 0"),
             (0.0 <= self.train.dropout < 1.0, "train.dropout", "in [0, 1)"),
             (len(self.train.conv_filters) >= 1, "train.conv_filters", "at least one conv block"),
+            (self.train.cnn_pooling in CNN_POOLING, "train.cnn_pooling", f"one of {CNN_POOLING}"),
+            (0.0 <= self.train.cnn_block_dropout < 1.0, "train.cnn_block_dropout", "in [0, 1)"),
             (0.0 < self.train.validation_fraction < 0.5, "train.validation_fraction", "in (0, 0.5)"),
             (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
             (self.train.reduce_lr_patience >= 0, "train.reduce_lr_patience", ">= 0"),

@@ -15,6 +15,14 @@ DEFAULT_DEMO_DIR = ".visionline/data/digits"
 DEMO_SCHEMA = str(Path(__file__).resolve().parents[1] / "schema" / "digits" / "schema.pbtxt")
 
 
+def demo_dir(work_dir: str) -> Path:
+    """Where `--demo` writes the digits: `<work_dir>/data/digits`, or the default folder when the work dir is
+    remote (gs://…), since the images are written with local file I/O."""
+    if "://" in work_dir:
+        return Path(DEFAULT_DEMO_DIR)
+    return Path(work_dir) / "data" / "digits"
+
+
 def materialize_digits(dest: str | Path = DEFAULT_DEMO_DIR, per_class: int | None = None) -> Path:
     """Write `<dest>/<digit>/digit_<index>.png` (8-bit grayscale); idempotent. Returns `dest`.
 

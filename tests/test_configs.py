@@ -33,6 +33,8 @@ def test_empty_data_root_is_a_named_error():
         ("beam.direct_running_mode=threads", "beam.direct_running_mode"),
         ("model_name=../etc", "model_name"),
         ("train.dropout=1.5", "train.dropout"),
+        ("train.cnn_pooling=max", "train.cnn_pooling"),
+        ("train.cnn_block_dropout=1", "train.cnn_block_dropout"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):
@@ -110,6 +112,15 @@ def test_demo_flag_uses_the_curated_schema(capsys):
     assert cli.main(["config", "--demo"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["data"]["schema_path"].endswith("schema/digits/schema.pbtxt")
+
+
+def test_demo_data_lives_under_the_work_dir(tmp_path, capsys):
+    assert cli.main(["config", "--demo", "--work-dir", str(tmp_path / "w")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["data"]["root"] == str(tmp_path / "w" / "data" / "digits")
+    assert sorted(p.name for p in (tmp_path / "w" / "data" / "digits").iterdir()) == [str(i) for i in range(10)]
+    assert cli.main(["config", "--demo", "--work-dir", str(tmp_path / "w"), "--data", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["root"] == str(tmp_path)  # an explicit --data still wins
 
 
 def test_curated_demo_schema_matches_the_demo_classes():

@@ -119,6 +119,27 @@ def test_head_and_unfreezing_counts():
     assert models.unfreeze_top(backbone, 0) == 0
 
 
+def test_simple_cnn_flatten_keeps_the_spatial_layout_and_block_dropout_trains_only():
+    pooled = models.simple_cnn_features((16, 16, 3), (4, 8))
+    flat = models.simple_cnn_features((16, 16, 3), (4, 8), pooling="flatten", block_dropout=0.5)
+    assert pooled.output_shape == (None, 8) and flat.output_shape == (None, 4 * 4 * 8)
+    assert [layer.name for layer in flat.layers if isinstance(layer, keras.layers.Dropout)] == [
+        "block0_dropout", "block1_dropout"]
+    images = np.random.default_rng(0).random((2, 16, 16, 3)).astype(np.float32)
+    assert np.allclose(flat(images, training=False), flat(images, training=False))
+    assert not np.allclose(flat(images, training=True), flat(images, training=False))
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        models.simple_cnn_features((16, 16, 3), (4,), pooling="max")
+
+
+def test_trainer_config_reaches_the_simple_cnn():
+    config = _trainer_config(**{"train.cnn_pooling": "flatten", "train.cnn_block_dropout": 0.25,
+                                "train.conv_filters": [4, 8], "transform.image_size": 16})
+    _, backbone, head, pretrained = training.build_model(config, 3, training.hyperparameters(config, None))
+    assert not pretrained and backbone.output_shape == (None, 4 * 4 * 8) and head.input_shape == (None, 128)
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in backbone.layers) == 2
+
+
 def test_binary_head_serves_two_probabilities():
     head = models.build_head(5, 2, "binary", 0.0, 0)
     out = head(np.zeros((3, 5), dtype=np.float32)).numpy()

@@ -31,11 +31,12 @@ import socket
 import string
 import urllib.parse
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 
 from tests.serving.process import ServerProcess
@@ -48,11 +49,16 @@ GRPC_METHODS = ("/tensorflow.serving.PredictionService/Predict", "/tensorflow.se
 _SKIP_HEADERS = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade", "te", "trailer"}
 
 
-def fuzz_settings(max_examples: int, seed: int | None) -> settings:
-    """Hypothesis settings for a fuzz run: no deadline (shared machine), no example database, fixed seed if
-    given (derandomized) so `make test` sends the same cases every time."""
-    return settings(max_examples=max_examples, deadline=None, database=None, derandomize=seed is None,
-                    suppress_health_check=list(HealthCheck), print_blob=True)
+def fuzz_case(max_examples: int, seed: int | None) -> Callable[[Any], Any]:
+    """Decorator (above `@given`) for a fuzz run: no deadline (shared machine), no example database; the given
+    seed, or derandomized without one, so `make test` sends the same cases every time."""
+
+    def apply(test: Any) -> Any:
+        test = settings(max_examples=max_examples, deadline=None, database=None, derandomize=seed is None,
+                        suppress_health_check=list(HealthCheck), print_blob=True)(test)
+        return test if seed is None else with_seed(seed)(test)
+
+    return apply
 
 
 # ----- strategies ------------------------------------------------------------------------------------------------
@@ -224,7 +230,7 @@ def fuzz_rest(server: ServerProcess, images: Sequence[bytes], max_examples: int,
     # Two thirds of the cases send a body to a real inference endpoint; the rest vary method and path.
     targets = st.one_of(inference, inference, st.tuples(methods, rest_paths()))
 
-    @fuzz_settings(max_examples, seed)
+    @fuzz_case(max_examples, seed)
     @given(target=targets, extra=headers, body=st.one_of(st.none(), rest_bodies(images)))
     def case(target: tuple[str, str], extra: dict[str, str], body: bytes | None) -> None:
         method, path = target
@@ -239,8 +245,6 @@ def fuzz_rest(server: ServerProcess, images: Sequence[bytes], max_examples: int,
         check_rest_response(method, path, status, data)
         assert server.alive(), server.log_tail()
 
-    if seed is not None:
-        case = _seeded(case, seed)
     try:
         case()
     finally:
@@ -262,7 +266,7 @@ def fuzz_raw_http(server: ServerProcess, max_examples: int, seed: int | None = N
                                    + "\r\n", "Expect: 100-continue\r\nContent-Length: 10\r\n"])),
     )
 
-    @fuzz_settings(max_examples, seed)
+    @fuzz_case(max_examples, seed)
     @given(head=heads)
     def case(head: bytes) -> None:
         nonlocal sent
@@ -287,8 +291,6 @@ def fuzz_raw_http(server: ServerProcess, max_examples: int, seed: int | None = N
             assert len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < 500, (head[:200], first)
         assert server.alive(), server.log_tail()
 
-    if seed is not None:
-        case = _seeded(case, seed)
     case()
     return sent
 
@@ -362,7 +364,7 @@ def fuzz_grpc_bytes(server: ServerProcess, images: Sequence[bytes], max_examples
     )
     sent = 0
 
-    @fuzz_settings(max_examples, seed)
+    @fuzz_case(max_examples, seed)
     @given(payload=payloads)
     def case(payload: tuple[str, bytes]) -> None:
         nonlocal sent
@@ -370,8 +372,6 @@ def fuzz_grpc_bytes(server: ServerProcess, images: Sequence[bytes], max_examples
         method, data = payload
         _expect_client_error_or_ok(calls[method], data, f"{method} with {data[:80]!r}", server)
 
-    if seed is not None:
-        case = _seeded(case, seed)
     try:
         case()
     finally:
@@ -497,7 +497,7 @@ def fuzz_grpc_messages(server: ServerProcess, images: Sequence[bytes], max_examp
     )
     sent = 0
 
-    @fuzz_settings(max_examples, seed)
+    @fuzz_case(max_examples, seed)
     @given(call=requests_)
     def case(call: tuple[str, Any, Any]) -> None:
         nonlocal sent
@@ -505,8 +505,6 @@ def fuzz_grpc_messages(server: ServerProcess, images: Sequence[bytes], max_examp
         name, stub_method, request = call
         _expect_client_error_or_ok(stub_method, request, f"{name}({str(request)[:400]})", server)
 
-    if seed is not None:
-        case = _seeded(case, seed)
     try:
         case()
     finally:
@@ -531,9 +529,3 @@ def check_still_serving(server: ServerProcess, image: bytes) -> None:
         request.model_spec.name = server.model
         response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=60)
     assert response.model_version_status
-
-
-def _seeded(test: Any, seed: int) -> Any:
-    from hypothesis import seed as with_seed
-
-    return with_seed(seed)(test)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -170,6 +171,11 @@ def backup_dir(model_run_dir: str, key: dict[str, Any]) -> str:
     return os.path.join(os.path.dirname(os.path.normpath(model_run_dir)), "..", "backup", digest)
 
 
+def cosine_learning_rate(base: float, epoch: int, epochs: int) -> float:
+    """Cosine decay by epoch: `base` at epoch 0, half of it at mid-training, approaching 0 at the last epoch."""
+    return 0.5 * base * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
+
+
 def fit_phase(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -181,16 +187,24 @@ def fit_phase(
     backup: str,
     class_weight: dict[int, float] | None = None,
     reduce_lr_patience: int = 0,
+    lr_schedule: str = "constant",
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
     """`model.fit` with early stopping (best weights restored), TensorBoard and a resumable per-epoch backup;
-    with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better val_loss."""
+    with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better val_loss;
+    `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`)."""
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir=backup),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=log_dir),
         *extra_callbacks,
     ]
+    if lr_schedule == "cosine":
+        base = float(keras.backend.get_value(model.optimizer.learning_rate))
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: cosine_learning_rate(base, epoch, epochs)))
+    elif lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
     if reduce_lr_patience > 0:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=1 / 3,
                                                            patience=reduce_lr_patience, min_lr=1e-6))
@@ -254,6 +268,7 @@ def train_and_export(
     backups = backup_dir(model_run_dir, key)
     patience = int(config["early_stopping_patience"])
     reduce_lr = int(config.get("reduce_lr_patience", 0))
+    schedule = str(config.get("lr_schedule", "constant"))
     phases: list[dict[str, Any]] = []
 
     head_only = pretrained and bool(config["cache_features"]) and not any(
@@ -263,12 +278,14 @@ def train_and_export(
         feature_val = extract_features(backbone, val_ds).batch(batch)
         models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task)
         history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
-                            reduce_lr_patience=reduce_lr, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     else:
         models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task)
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
-                            reduce_lr_patience=reduce_lr, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
 
@@ -277,7 +294,7 @@ def train_and_export(
         unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
         models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]), task)
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
-                            reduce_lr_patience=reduce_lr,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
                             backup=os.path.join(backups, "fine_tune"), class_weight=weights)
         phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})

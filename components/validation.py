@@ -21,6 +21,13 @@ the baseline after its gate passed, so re-running on drifted data compares it wi
 
 `DataValidationError` carries the problems; with `stop_on_anomalies` off they are recorded in the verdict
 (`verdict.json`, `accepted=0`) and the run continues.
+
+A stopped run keeps its reason in ML Metadata: under TFX's portable launcher (LocalDagRunner) the executor
+returns an `ExecutorOutput` whose `execution_result` has code `STOPPED_CODE` and the verdict as JSON in
+`result_message`; the launcher fails the execution and stores that result on it (custom property
+`__execution_result__`), where `visionline last-run` reads it. Where the caller ignores `Do`'s return value
+(Kubeflow's v2 container entrypoint, which gives the executor no output URI) the executor raises
+`DataValidationError` instead, which fails the step just the same.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from tfx import types
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.dsl.components.common import resolver
+from tfx.proto.orchestration import execution_result_pb2
 from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
@@ -44,6 +52,7 @@ VERDICT_FILE = "verdict.json"
 ACCEPTED = "accepted"  # DataVerdict custom property: 1 when the gate let the run continue with no problem
 STATISTICS_ID = "statistics_id"  # DataVerdict custom property: ML Metadata id of the ExampleStatistics checked
 DRIFT_SPLIT = "train"
+STOPPED_CODE = 9  # google.rpc.Code FAILED_PRECONDITION: the data is not in the state training requires
 _SCHEMA_DIFF = "SchemaDiff.pb"
 
 
@@ -105,6 +114,19 @@ class DataValidationError(RuntimeError):
         lines = [f"data validation failed: {len(self.problems)} problem(s), the run stopped before training"]
         lines += [f"  {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
+
+    @classmethod
+    def from_verdict(cls, verdict: dict[str, Any]) -> DataValidationError:
+        """Rebuild the error from a stopped verdict (`Verdict.to_dict()` plus `stopped`), as ML Metadata keeps it."""
+        return cls([Problem(**problem) for problem in verdict.get("problems", [])], verdict.get("notes", []))
+
+
+def stopped_output(verdict: Verdict) -> execution_result_pb2.ExecutorOutput:
+    """The ExecutorOutput that fails the gate's execution and keeps the verdict (JSON) as its result message."""
+    output = execution_result_pb2.ExecutorOutput()
+    output.execution_result.code = STOPPED_CODE
+    output.execution_result.result_message = json.dumps({**verdict.to_dict(), "stopped": True}, ensure_ascii=False)
+    return output
 
 
 # ----- reading statistics -------------------------------------------------------------------------------------
@@ -315,10 +337,11 @@ def _split_anomalies(anomalies_artifact: types.Artifact) -> dict[str, anomalies_
 
 
 class Executor(base_executor.BaseExecutor):
-    """Runs `check` on the gate's inputs; raises `DataValidationError` (execution FAILED) when it must stop."""
+    """Runs `check` on the gate's inputs; when it must stop, fails the execution with the verdict as its result
+    (`stopped_output`), or raises `DataValidationError` where no executor output is read (see the module doc)."""
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+           exec_properties: dict[str, Any]) -> execution_result_pb2.ExecutorOutput | None:
         self._log_startup(input_dict, output_dict, exec_properties)
         stats_artifact = artifact_utils.get_single_instance(input_dict["statistics"])
         anomalies_artifact = artifact_utils.get_single_instance(input_dict["anomalies"])
@@ -336,6 +359,8 @@ class Executor(base_executor.BaseExecutor):
             label_feature=exec_properties["label_feature"], image_feature=exec_properties["image_feature"],
             max_label_drift=float(exec_properties["max_label_drift"]), baseline=baseline, baseline_uri=baseline_uri)
         if verdict.problems and int(exec_properties["stop_on_anomalies"]):
+            if self._context is not None and self._context.executor_output_uri:
+                return stopped_output(verdict)
             raise DataValidationError(verdict.problems, verdict.notes)
         output = artifact_utils.get_single_instance(output_dict["verdict"])
         io_utils.write_string_file(os.path.join(output.uri, VERDICT_FILE), json.dumps(
@@ -344,6 +369,7 @@ class Executor(base_executor.BaseExecutor):
         output.set_int_custom_property(STATISTICS_ID, int(stats_artifact.id))
         if verdict.drift is not None:
             output.set_float_custom_property("label_drift", verdict.drift.distance)
+        return None
 
 
 class ValidationGateSpec(types.ComponentSpec):

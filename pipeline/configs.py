@@ -25,6 +25,7 @@ TUNER_ALGORITHMS = ("random", "hyperband", "bayesian")
 DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
 CNN_POOLING = ("avg", "flatten")
+LR_SCHEDULES = ("constant", "cosine")  # cosine: decays to 0 over each training phase's epochs
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
@@ -84,6 +85,7 @@ class TrainConfig:
     cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
     early_stopping_patience: int = 3
     reduce_lr_patience: int = 0  # > 0: divide the learning rate by 3 after that many epochs without progress
+    lr_schedule: str = "constant"  # constant | cosine (per epoch from the phase's learning rate down to 0)
     validation_fraction: float = 0.1  # carved from train by content hash, used for early stopping
     seed: int = 42
 
@@ -290,6 +292,9 @@ class PipelineConfig:
             (0.0 < self.train.validation_fraction < 0.5, "train.validation_fraction", "in (0, 0.5)"),
             (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
             (self.train.reduce_lr_patience >= 0, "train.reduce_lr_patience", ">= 0"),
+            (self.train.lr_schedule in LR_SCHEDULES, "train.lr_schedule", f"one of {LR_SCHEDULES}"),
+            (not (self.train.lr_schedule == "cosine" and self.train.reduce_lr_patience > 0), "train.lr_schedule",
+             "constant when train.reduce_lr_patience > 0 (a cosine schedule and ReduceLROnPlateau would fight)"),
             (self.eval.max_regression >= 0, "eval.max_regression", ">= 0"),
             (0.0 <= self.validation.max_label_drift <= 1.0, "validation.max_label_drift", "in [0, 1] (0 = off)"),
             (self.validation.min_free_disk_mb >= 0, "validation.min_free_disk_mb", ">= 0"),

@@ -3,7 +3,6 @@ DirectRunner, SQLite ML Metadata."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 
@@ -58,11 +57,16 @@ def run_local(config: PipelineConfig) -> results.RunSummary:
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    except DataValidationError as err:
-        err.summary = results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
+    except Exception as err:  # the gate fails its execution with the verdict kept in ML Metadata
+        try:
+            summary = results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
                                          example_gen_id=EXAMPLE_GEN)
-        err.summary.data_validation = {"accepted": False, "stopped": True, "notes": err.notes,
-                                       "problems": [dataclasses.asdict(p) for p in err.problems]}
-        raise
+        except (FileNotFoundError, LookupError):
+            raise err from None  # failed before any run was recorded: the original error says why
+        if not summary.data_validation.get("stopped"):
+            raise
+        stopped = DataValidationError.from_verdict(summary.data_validation)
+        stopped.summary = summary
+        raise stopped from err
     return results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
                               example_gen_id=EXAMPLE_GEN)

@@ -23,6 +23,8 @@ from components import metric_names
 from pipeline.evaluation import headline_order
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+# Where TFX's launcher keeps a failed execution's ExecutionResult (JSON) — the validation gate's stopped verdict.
+EXECUTION_RESULT = "__execution_result__"
 # Short names in the terminal summary (others print under their TFMA name).
 SUMMARY_LABELS = {metric_names.ACCURACY: "accuracy", metric_names.EXAMPLE_COUNT: "eval examples",
                   metric_names.F1_SCORE: "f1", metric_names.AUC_PR: "auc_pr"}
@@ -98,6 +100,9 @@ def latest_run(metadata_path: str, evaluator_id: str = "Evaluator", pusher_id: s
         elif node_id == gate_id:
             for artifact in outputs.get("visionline.DataVerdict", []):
                 summary.data_validation = read_verdict(artifact.uri)
+            stopped = stopped_verdict(execution)
+            if stopped:
+                summary.data_validation = stopped
         elif node_id == evaluator_id:
             for artifact in outputs.get("ModelBlessing", []):
                 summary.blessed = bool(artifact.custom_properties["blessed"].int_value) \
@@ -165,6 +170,19 @@ def _read_anomalies(uri: str) -> dict[str, list[str]]:
         found[split] = [f"{name}: {info.description or info.short_description}"
                         for name, info in sorted(anomalies.anomaly_info.items())]
     return found
+
+
+def stopped_verdict(execution: metadata_store_pb2.Execution) -> dict[str, Any]:
+    """The verdict a validation gate execution failed with (kept by TFX's launcher in `__execution_result__`,
+    see components.validation), or {} for any other execution."""
+    if EXECUTION_RESULT not in execution.custom_properties:
+        return {}
+    try:
+        result = json.loads(execution.custom_properties[EXECUTION_RESULT].string_value)
+        verdict = json.loads(result.get("resultMessage", ""))
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+    return verdict if isinstance(verdict, dict) and verdict.get("stopped") else {}
 
 
 def read_verdict(uri: str) -> dict[str, Any]:

@@ -35,11 +35,19 @@ def test_empty_data_root_is_a_named_error():
         ("train.dropout=1.5", "train.dropout"),
         ("train.cnn_pooling=max", "train.cnn_pooling"),
         ("train.cnn_block_dropout=1", "train.cnn_block_dropout"),
+        ("train.lr_schedule=step", "train.lr_schedule"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         PipelineConfig().override([f"data.root={tmp_path}", assignment]).validate()
+
+
+def test_cosine_schedule_and_plateau_reduction_are_exclusive(tmp_path):
+    base = PipelineConfig().override([f"data.root={tmp_path}", "train.lr_schedule=cosine"])
+    base.validate()
+    with pytest.raises(ConfigError, match=r"train\.lr_schedule.*reduce_lr_patience"):
+        base.override(["train.reduce_lr_patience=2"]).validate()
 
 
 def test_unknown_fields_and_bad_types_are_rejected():

@@ -82,6 +82,10 @@ def test_gate_stops_unknown_labels_and_drift_and_never_accepts_drift_by_rerunnin
                       r"\(largest change: '0' \d+\.\d% → \d+\.\d%\)$", shown.err, re.M)
     assert drift and float(drift.group(1)) > 0.25, shown.err
     assert re.search(rf"^  {VALIDATION_GATE} +FAILED ", shown.err, re.M)
+    assert cli.main(["last-run", "--work-dir", str(work)]) == 0  # the reason is kept in ML Metadata
+    last = capsys.readouterr().out
+    assert re.search(r"^data gate: STOPPED the run before training, [23] problem\(s\)$", last, re.M), last
+    assert re.search(r"^  data problem \((train|eval)\): label: unexpected string values 'zebra'", last, re.M), last
     assert not os.listdir(_config(bad, work).push_base)  # nothing pushed
 
     with pytest.raises(DataValidationError) as again:  # same data again: still judged against run 1's statistics

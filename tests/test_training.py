@@ -247,6 +247,25 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
     assert not os.path.exists(backup) or not os.listdir(backup)  # removed once training finished
 
 
+def test_cosine_learning_rate_decays_from_base_towards_zero():
+    rates = [training.cosine_learning_rate(1e-3, epoch, 4) for epoch in range(4)]
+    assert rates == pytest.approx([1e-3, 8.5355e-4, 5e-4, 1.4645e-4], rel=1e-4)
+
+
+def test_cosine_schedule_sets_each_epochs_learning_rate(binary_data, tmp_path):
+    tmp, files, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    train = training.make_dataset([files], tft_output, batch_size=8, subset="train")
+    val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
+    model = models.compile_classifier(models.build_simple_cnn(32, 2, conv_filters=(4,)), "adam", 2e-3)
+    history = training.fit_phase(model, train, val, epochs=3, patience=10, log_dir=str(tmp_path / "tb"),
+                                 backup=str(tmp_path / "backup"), lr_schedule="cosine")
+    assert history["lr"] == pytest.approx([training.cosine_learning_rate(2e-3, e, 3) for e in range(3)], rel=1e-5)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        training.fit_phase(model, train, val, epochs=1, patience=1, log_dir=str(tmp_path / "tb"),
+                           backup=str(tmp_path / "b2"), lr_schedule="step")
+
+
 def test_backup_dir_is_stable_across_executions_and_changes_with_config(tmp_path):
     a = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "5"), {"lr": 1})
     b = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 1})

@@ -129,16 +129,17 @@ def _gate_inputs(tmp_path, schema, train_labels, baseline_labels=None):
     return inputs
 
 
-def _run_gate(tmp_path, inputs, **props):
+def _run_gate(tmp_path, inputs, context=None, **props):
     verdict = _artifact(validation.DataVerdict, tmp_path / "verdict")
     os.makedirs(verdict.uri, exist_ok=True)
     properties = {"label_feature": "label", "image_feature": "image", "stop_on_anomalies": 1,
                   "max_label_drift": 0.25, **props}
-    validation.Executor().Do(inputs, {"verdict": [verdict]}, properties)
-    return verdict
+    output = validation.Executor(context).Do(inputs, {"verdict": [verdict]}, properties)
+    return output if context is not None else verdict
 
 
 def test_executor_stops_the_run_on_artifacts_as_tfx_writes_them(tmp_path, digits_schema):
+    # No executor output URI (as in Kubeflow's v2 container entrypoint): the gate raises.
     inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "zebra"], baseline_labels=["0", "1", "2"])
     with pytest.raises(validation.DataValidationError) as stopped:
         _run_gate(tmp_path, inputs)
@@ -147,6 +148,30 @@ def test_executor_stops_the_run_on_artifacts_as_tfx_writes_them(tmp_path, digits
     assert "train: label: unexpected string values 'zebra' (1 example)" in text
     assert "train: label: distribution drift L∞=0.333 > 0.25" in text
     assert {p.kind for p in stopped.value.problems} == {"unknown_label", "label_drift"}
+
+
+def test_stopped_verdict_survives_in_ml_metadata_as_tfx_launcher_stores_it(tmp_path, digits_schema):
+    """Under TFX's launcher (an executor output URI is set) the gate returns a failed ExecutorOutput; the launcher
+    keeps its result on the execution, where `last-run` (results.stopped_verdict) finds the problems again."""
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.dsl.components.base import base_executor
+    from tfx.orchestration.portable.mlmd import execution_lib
+
+    from pipeline import results
+
+    inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "zebra"], baseline_labels=["0", "1", "2"])
+    context = base_executor.BaseExecutor.Context(executor_output_uri=str(tmp_path / "executor_output.pb"))
+    output = _run_gate(tmp_path, inputs, context=context)
+    assert output.execution_result.code == validation.STOPPED_CODE
+    execution = metadata_store_pb2.Execution()
+    execution_lib.set_execution_result(output.execution_result, execution)
+    verdict = results.stopped_verdict(execution)
+    assert verdict["stopped"] is True and verdict["accepted"] is False
+    again = validation.DataValidationError.from_verdict(verdict)
+    assert {p.kind for p in again.problems} == {"unknown_label", "label_drift"}
+    assert "train: label: unexpected string values 'zebra' (1 example)" in str(again)
+    assert results.data_gate_lines(verdict)[0] == "data gate: STOPPED the run before training, 2 problem(s)"
+    assert results.stopped_verdict(metadata_store_pb2.Execution()) == {}  # any other execution
 
 
 def test_executor_records_problems_and_continues_when_told_to(tmp_path, digits_schema):

@@ -30,6 +30,7 @@ from components import model as models
 from components.backbones import registry
 
 _HASH_BUCKETS = 1000
+_SHUFFLE_BUFFER = 10_000
 # Hyper-parameters the Tuner may choose; everything else comes from the config.
 TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune_layers")
 
@@ -68,14 +69,17 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 42,
     task: str = "multiclass",
+    cache: bool = False,
 ) -> tf.data.Dataset:
     """(features, label) batches of transformed data. `subset`: all | train | validation (hash-carved).
 
     Labels are class indices [B], or for `multilabel` float32 multi-hot vectors [B, C] (C = vocabulary size).
+    `cache=True` decodes every image once and keeps the transformed examples in memory (then shuffles those):
+    later epochs skip reading, parsing and the Transform graph.
     """
     dataset = _records(file_patterns, subset, validation_fraction)
-    if shuffle:
-        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    if shuffle and not cache:
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     raw_spec = tft_output.raw_feature_spec()
     tft_layer = tft_output.transform_features_layer()
 
@@ -88,7 +92,13 @@ def make_dataset(
             label = preprocessing.multi_hot(label, num_labels)
         return {features.IMAGE_XF: transformed[features.IMAGE_XF]}, label
 
-    return dataset.batch(batch_size).map(_transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size).map(_transform, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.unbatch().cache()
+        if shuffle:
+            dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def class_names(tft_output: tft.TFTransformOutput) -> list[str]:
@@ -99,15 +109,35 @@ def class_names(tft_output: tft.TFTransformOutput) -> list[str]:
 
 def label_counts(dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
     """Examples per class index in a (features, label) dataset (multi-hot labels: examples carrying each label)."""
-    counts = np.zeros(num_classes, dtype=np.int64)
+    return _scan_labels(dataset, num_classes)[0]
+
+
+def _scan_labels(dataset: tf.data.Dataset, num_classes: int) -> tuple[np.ndarray, int]:
+    counts, examples = np.zeros(num_classes, dtype=np.int64), 0
     for _, labels in dataset.map(lambda x, y: ((), y)):
         values = labels.numpy()
+        examples += int(values.shape[0]) if values.ndim else 1
         if values.ndim == 2:  # multi-hot [B, C]
             counts += values.sum(axis=0).astype(np.int64)[:num_classes]
             continue
         ids = values.reshape(-1)
         counts += np.bincount(ids[ids >= 0], minlength=num_classes)[:num_classes]
-    return counts
+    return counts, examples
+
+
+def fits_in_cache(train_examples: int, validation_fraction: float, example_bytes: int, budget_mb: float) -> bool:
+    """Whether the decoded train and validation examples (the validation part estimated from the train count and
+    the fraction carved off) take at most `budget_mb` MiB; a budget of 0 never caches."""
+    if budget_mb <= 0:
+        return False
+    total = train_examples / max(1e-9, 1.0 - validation_fraction) * example_bytes
+    return total <= budget_mb * 2**20
+
+
+def transformed_example_bytes(tft_output: tft.TFTransformOutput) -> int:
+    """Bytes of one transformed image (`image_xf`) in memory."""
+    spec = tft_output.transformed_feature_spec()[features.IMAGE_XF]
+    return int(np.prod(spec.shape)) * spec.dtype.size
 
 
 def class_weights(counts: np.ndarray, mode: str) -> dict[int, float] | None:
@@ -228,20 +258,24 @@ def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data
 def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, config: dict[str, Any]
                     ) -> dict[str, Any]:
     """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
-    datasets, class names, train label counts and class weights."""
+    datasets (decoded once and kept in memory when they fit in `cache_dataset_mb`), class names, train label
+    counts and class weights."""
     names = class_names(tft_output)
     task = config.get("task", "multiclass")
     common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
                   seed=int(config["seed"]), task=task)
-    counts = label_counts(make_dataset(train_files, tft_output, subset="train", **common), len(names))
+    counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset="train", **common), len(names))
     # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
     weights = None if task == "multilabel" else class_weights(counts, config["class_weights"])
+    cache = fits_in_cache(examples, common["validation_fraction"], transformed_example_bytes(tft_output),
+                          float(config.get("cache_dataset_mb", 0)))
     return {
-        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, **common),
-        "validation": make_dataset(train_files, tft_output, subset="validation", **common),
+        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, **common),
+        "validation": make_dataset(train_files, tft_output, subset="validation", cache=cache, **common),
         "class_names": names,
         "label_counts": counts,
         "class_weight": weights,
+        "cached": cache,
     }
 
 
@@ -306,6 +340,7 @@ def train_and_export(
         "phases": phases,
         "class_names": names,
         "train_label_counts": counts.tolist(),
+        "dataset_cached": inputs["cached"],
         "class_weights": weights,
         "hyperparameters": hp,
         "best_epoch": _best_epoch(phases[-1]["history"]),

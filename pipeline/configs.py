@@ -83,6 +83,7 @@ class TrainConfig:
     augment_translation: float = 0.0
     class_weights: str = "auto"  # auto (on when the largest class is over 3x the smallest) | on | off
     cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
+    cache_dataset_mb: int = 2048  # decoded train/validation images kept in memory when they fit (0 = decode each epoch)
     early_stopping_patience: int = 3
     reduce_lr_patience: int = 0  # > 0: divide the learning rate by 3 after that many epochs without progress
     lr_schedule: str = "constant"  # constant | cosine (per epoch from the phase's learning rate down to 0)
@@ -292,6 +293,7 @@ class PipelineConfig:
             (0.0 < self.train.validation_fraction < 0.5, "train.validation_fraction", "in (0, 0.5)"),
             (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
             (self.train.reduce_lr_patience >= 0, "train.reduce_lr_patience", ">= 0"),
+            (self.train.cache_dataset_mb >= 0, "train.cache_dataset_mb", ">= 0 (0 = off)"),
             (self.train.lr_schedule in LR_SCHEDULES, "train.lr_schedule", f"one of {LR_SCHEDULES}"),
             (not (self.train.lr_schedule == "cosine" and self.train.reduce_lr_patience > 0), "train.lr_schedule",
              "constant when train.reduce_lr_patience > 0 (a cosine schedule and ReduceLROnPlateau would fight)"),

@@ -247,6 +247,46 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
     assert not os.path.exists(backup) or not os.listdir(backup)  # removed once training finished
 
 
+def test_cache_budget_counts_train_and_validation_examples():
+    one_mib_each = 2**20
+    assert training.fits_in_cache(900, 0.1, one_mib_each, 1000)  # 900 train + ~100 validation = 1000 MiB
+    assert not training.fits_in_cache(901, 0.1, one_mib_each, 1000)
+    assert not training.fits_in_cache(1, 0.1, 4, 0)  # 0 = never cache
+
+
+def _epoch(dataset):
+    images, labels = [], []
+    for batch, label in dataset:
+        images.append(batch[training.features.IMAGE_XF].numpy())
+        labels.append(label.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_cached_dataset_holds_the_same_examples_and_reshuffles_each_epoch(binary_data):
+    tmp, files, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    plain = _epoch(training.make_dataset([files], tft_output, batch_size=8, subset="train"))
+    cached = training.make_dataset([files], tft_output, batch_size=8, subset="train", shuffle=True, cache=True)
+    first, second = _epoch(cached), _epoch(cached)
+
+    def key(images, labels):  # order-free fingerprint of (image, label) pairs
+        return sorted(zip(labels.tolist(), images.reshape(len(labels), -1).sum(axis=1).round(3).tolist()))
+
+    assert key(*first) == key(*second) == key(*plain)
+    assert len(plain[1]) > 20
+    assert not np.array_equal(first[1], second[1]) or not np.array_equal(first[0], second[0])  # reshuffled
+    assert training.transformed_example_bytes(tft_output) == 32 * 32 * 3 * 4
+
+
+def test_training_inputs_cache_only_within_the_budget(binary_data):
+    tmp, files, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 64})["cached"] is True
+    assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 0})["cached"] is False
+    tiny = 40 * 32 * 32 * 3 * 4 / 2**20  # below the ~60 decoded examples of this fixture
+    assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": tiny})["cached"] is False
+
+
 def test_cosine_learning_rate_decays_from_base_towards_zero():
     rates = [training.cosine_learning_rate(1e-3, epoch, 4) for epoch in range(4)]
     assert rates == pytest.approx([1e-3, 8.5355e-4, 5e-4, 1.4645e-4], rel=1e-4)

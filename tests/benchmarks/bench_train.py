@@ -64,11 +64,12 @@ def _latest_history(work: Path) -> dict:
     return json.loads(histories[-1].read_text()) if histories else {}
 
 
-def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], runs: int) -> dict:
-    accs, kappas, trainer_s, wall_s, epochs = [], [], [], [], []
-    for run in range(runs):
+def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], seeds: list[int]) -> dict:
+    """One pipeline run per seed (`train.seed`), all in one pipeline root so ingestion/Transform are cached."""
+    accs, kappas, trainer_s, wall_s, epochs, runs = [], [], [], [], [], []
+    for run, seed in enumerate(seeds):
         config = PipelineConfig().override([f"data.root={data}", f"work_dir={work}", "eval.min_accuracy=0",
-                                            "eval.min_kappa=0", "eval.max_regression=1", f"train.seed={42 + run}",
+                                            "eval.min_kappa=0", "eval.max_regression=1", f"train.seed={seed}",
                                             *overrides])
         start = time.perf_counter()
         summary = run_local(config)
@@ -78,10 +79,12 @@ def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], run
         trainer_s.append(next(c.seconds for c in summary.components if c.node_id == "Trainer"))
         history = _latest_history(work)
         epochs.append(len(history.get("history", {}).get("loss", [])))
-        print(f"{label} run {run + 1}: acc {accs[-1]:.4f} kappa {kappas[-1]:.4f} trainer {trainer_s[-1]:.0f} s "
-              f"epochs {epochs[-1]} (best {history.get('best_epoch')}) wall {wall_s[-1]:.0f} s", flush=True)
+        runs.append(f"seed {seed}: accuracy {accs[-1]:.4f}, kappa {kappas[-1]:.4f}, Trainer "
+                    f"{trainer_s[-1] / 60:.1f} min, {epochs[-1]} epochs (best {history.get('best_epoch')}), "
+                    f"whole run {wall_s[-1] / 60:.1f} min")
+        print(f"{label} run {run + 1}: {runs[-1]}", flush=True)
     return {"label": label, "overrides": overrides, "acc": accs, "kappa": kappas, "trainer_s": trainer_s,
-            "wall_s": wall_s, "epochs": epochs}
+            "wall_s": wall_s, "epochs": epochs, "runs": runs}
 
 
 def _fmt(values: list[float], digits: int = 4) -> str:
@@ -96,6 +99,8 @@ def _table(results: list[dict]) -> list[str]:
     for r in results:
         lines.append(f"| {r['label']} | {len(r['acc'])} | {_fmt(r['acc'])} | {_fmt(r['kappa'])} | "
                      f"{', '.join(str(e) for e in r['epochs'])} | {_fmt([s / 60 for s in r['trainer_s']], 1)} min |")
+    lines.append("")
+    lines += [f"- {r['label']}, {run}" for r in results for run in r["runs"]]
     return lines
 
 
@@ -119,17 +124,17 @@ FULL_CONFIGS = {
 }
 
 
-def full(work: Path, runs: int, configs: list[str]) -> list[str]:
+def full(work: Path, seeds: list[int], configs: list[str]) -> list[str]:
     """simple_cnn and stronger configurations on the full 60k/10k split. All configurations share one pipeline
     root, so ingestion, statistics and Transform run once and are cached for the others (same image size)."""
     data = fashion_mnist_folders(work / "fashion-full")
-    results = [_pipeline_runs(data, work / "full", FULL_CONFIGS[name][0], FULL_CONFIGS[name][1], runs)
+    results = [_pipeline_runs(data, work / "full", FULL_CONFIGS[name][0], FULL_CONFIGS[name][1], seeds)
                for name in configs]
     return ["### Full Fashion-MNIST (60,000 train / 10,000 test)", "", *_table(results), "",
             "Published anchors for this test set: 2-conv CNNs 0.916–0.939, ResNet18 0.949, WRN40-4 0.967."]
 
 
-def transfer(work: Path, runs: int) -> list[str]:
+def transfer(work: Path, seeds: list[int]) -> list[str]:
     """The value of ImageNet weights on 1,000 training images."""
     data = fashion_mnist_folders(work / "fashion-1k", train_limit=1000)
     common = ["train.epochs=30", "train.batch_size=32", "train.early_stopping_patience=5"]
@@ -137,11 +142,11 @@ def transfer(work: Path, runs: int) -> list[str]:
         _pipeline_runs(data, work / "tl-lite0", "EfficientNet-Lite0, ImageNet weights, 96 px, head + fine-tune",
                        ["train.model=efficientnet_lite0", "train.weights=imagenet", "transform.image_size=96",
                         "train.fine_tune_epochs=5", "train.fine_tune_layers=0.3",
-                        "train.fine_tune_learning_rate=1e-4", *common], runs),
+                        "train.fine_tune_learning_rate=1e-4", *common], seeds),
         _pipeline_runs(data, work / "tl-scratch", "EfficientNet-Lite0 from scratch, 96 px",
                        ["train.model=efficientnet_lite0", "train.weights=none", "transform.image_size=96",
-                        "train.learning_rate=1e-3", *common, "train.epochs=20"], runs),
-        _pipeline_runs(data, work / "tl-cnn", "simple_cnn, 28 px", ["transform.image_size=28", *common], runs),
+                        "train.learning_rate=1e-3", *common, "train.epochs=20"], seeds),
+        _pipeline_runs(data, work / "tl-cnn", "simple_cnn, 28 px", ["transform.image_size=28", *common], seeds),
     ]
     return ["### Transfer-learning value (1,000 training images, full 10,000-image test set)", "",
             *_table(results)]
@@ -203,18 +208,21 @@ def main() -> None:
     """Run the selected parts and print / write the Markdown."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="throughput,transfer,full")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--full-configs", default="simple,flatten", help=f"of {', '.join(FULL_CONFIGS)}")
+    parser.add_argument("--runs", type=int, default=3, help="runs per configuration, seeds 42, 43, …")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated train.seed values instead of --runs (e.g. to finish a series: 43,44)")
+    parser.add_argument("--full-configs", default="simple,cosine", help=f"of {', '.join(FULL_CONFIGS)}")
     parser.add_argument("--work", default=None, help="scratch folder (default: a new temp dir)")
     parser.add_argument("--out", help="Markdown file to update (docs/benchmarks.md)")
     args = parser.parse_args()
     if not FASHION.exists():
         raise SystemExit(f"{FASHION} missing: install Debian's dataset-fashion-mnist (make bench-train does)")
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [42 + run for run in range(args.runs)]
     configure_logging(verbose=False)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-train-"))
     work.mkdir(parents=True, exist_ok=True)
-    sections = {"throughput": lambda: throughput(work), "transfer": lambda: transfer(work, args.runs),
-                "full": lambda: full(work, args.runs, args.full_configs.split(","))}
+    sections = {"throughput": lambda: throughput(work), "transfer": lambda: transfer(work, seeds),
+                "full": lambda: full(work, seeds, args.full_configs.split(","))}
     body = ["## bench-train: training on Fashion-MNIST", "", machine_line(), ""]
     for part in args.parts.split(","):
         start = time.perf_counter()

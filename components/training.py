@@ -33,8 +33,10 @@ _HASH_BUCKETS = 1000
 _SHUFFLE_BUFFER = 10_000
 # tf.data's autotuning thread sleeps up to 60 s between optimisations, and destroying an iterator waits for it:
 # Keras makes a new iterator each epoch, so a training epoch of a minute or more was followed by a stall of up
-# to a minute with the CPU idle (measured: 6 of 20 epochs on full Fashion-MNIST, ~50 s each). Once the examples
-# are cached in memory there is nothing left worth tuning, so cached datasets run without it.
+# to a minute with the CPU idle (measured: 6 of 20 epochs on full Fashion-MNIST, ~50 s each). The Trainer's
+# datasets therefore run without it: the parallel map then runs as many calls as there are cores and prefetch
+# still buffers ahead. Measured streaming Fashion-MNIST: the same images/s as autotuned, and no wait at epoch
+# ends (docs/benchmarks.md, bench-train-full).
 _NO_AUTOTUNE = tf.data.Options()
 _NO_AUTOTUNE.autotune.enabled = False
 # Hyper-parameters the Tuner may choose; everything else comes from the config.
@@ -103,8 +105,8 @@ def make_dataset(
         dataset = dataset.unbatch().cache()
         if shuffle:
             dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size).with_options(_NO_AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNE)
 
 
 def class_names(tft_output: tft.TFTransformOutput) -> list[str]:

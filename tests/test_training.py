@@ -276,6 +276,9 @@ def test_cached_dataset_holds_the_same_examples_and_reshuffles_each_epoch(binary
     assert len(plain[1]) > 20
     assert not np.array_equal(first[1], second[1]) or not np.array_equal(first[0], second[0])  # reshuffled
     assert training.transformed_example_bytes(tft_output) == 32 * 32 * 3 * 4
+    # Neither pipeline runs tf.data's autotuning thread, whose sleep stalled every iterator teardown.
+    assert cached.options().autotune.enabled is False
+    assert training.make_dataset([files], tft_output, batch_size=8).options().autotune.enabled is False
 
 
 def test_training_inputs_cache_only_within_the_budget(binary_data):
@@ -341,13 +344,19 @@ def test_lite0_backbone_from_the_registry_loads_real_imagenet_weights(tmp_path, 
     assert not np.allclose(first.get_weights()[0], random.get_layer(first.name).get_weights()[0])
 
 
-def test_tuning_switched_off_returns_the_config_values_without_training(tmp_path):
+def test_tuning_switched_off_returns_the_config_values_without_training(tmp_path, capsys):
     config = _trainer_config(**{"train.learning_rate": 0.003, "train.dropout": 0.25, "train.optimizer": "sgd"})
     tuner = tuning.configured_values_tuner(config, str(tmp_path))
-    tuner.search()
+    # The calls TFX's Tuner executor makes, with the fit_kwargs tuner_fn returns when tuning is off.
+    tuner.search_space_summary()
+    tuner.search(verbose=0)
+    tuner.results_summary()
     values = tuning.hyperparameter_values(tuner.get_best_hyperparameters(1)[0].get_config())
     assert values == training.hyperparameters(config, None)
     assert values["learning_rate"] == 0.003 and values["optimizer"] == "sgd"
+    printed = capsys.readouterr().out
+    assert "Tuning is off" in printed and "learning_rate=0.003" in printed and "optimizer=sgd" in printed
+    assert "val_accuracy" not in printed and "Score" not in printed  # no placeholder score shown as a result
 
 
 def test_scratch_backbones_get_faster_batchnorm_statistics():

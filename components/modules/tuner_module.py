@@ -14,7 +14,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     config = fn_args.custom_config
     if not config["tuner"]["enabled"]:
         return tfx.components.TunerFnResult(
-            tuner=tuning.configured_values_tuner(config, fn_args.working_dir), fit_kwargs={})
+            tuner=tuning.configured_values_tuner(config, fn_args.working_dir), fit_kwargs={"verbose": 0})
     inputs = training.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path), config)
     tuner = tuning.make_tuner(config, len(inputs["class_names"]), fn_args.working_dir)
     return tfx.components.TunerFnResult(

@@ -162,6 +162,25 @@ def bench_in_process(version_dir: Path, png: bytes, levels: list[int], requests:
     return cells
 
 
+def batched_ceiling(version_dir: Path, png: bytes, batch: int, requests: int, repeat: int) -> tuple[float, float]:
+    """Images/s of the in-process signature called on whole batches of `batch` images (the best of 1 and 2
+    calling threads, median round) and its p50 ms per batch: what server-side batching could at most reach on
+    this machine, before any request handling."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    images = tf.constant([png] * batch)
+
+    def call() -> None:
+        outputs = fn(images=images)
+        {k: v.numpy() for k, v in outputs.items()}
+
+    calls = max(5, requests // batch)
+    best = max((_combine("in-process", "–", level, [measure(call, level, calls, warmup=3) for _ in range(repeat)])
+                for level in (1, 2)), key=lambda cell: cell.throughput)
+    return best.throughput * batch, best.percentile(50)
+
+
 def bench_server(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
                  repeat: int) -> list[Cell]:
     """REST and gRPC cells; load comes from one asyncio loop (keep-alive HTTP/1.1 connections, grpc.aio), so the
@@ -258,7 +277,7 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(cells: list[Cell]) -> list[str]:
+def verdicts(cells: list[Cell], ceiling: tuple[int, float, float] | None = None) -> list[str]:
     def find(path: str, batching: str, level: int) -> Cell | None:
         return next((c for c in cells if c.path == path and c.batching == batching and c.concurrency == level), None)
 
@@ -277,6 +296,14 @@ def verdicts(cells: list[Cell]) -> list[str]:
             notes.append(f"- {path} at concurrency 32: batching gives {ratio:.2f}× the throughput "
                          f"({on.throughput:.0f} vs {off.throughput:.0f} req/s): target ≥ 2× "
                          f"{'**met**' if ratio >= 2 else '**not met**'}.")
+    unbatched = find("gRPC", "off", 32)
+    if ceiling and unbatched:
+        batch, images_per_s, p50 = ceiling
+        ratio = images_per_s / unbatched.throughput
+        notes.append(f"- Ceiling: the in-process signature on whole batches of {batch} images does "
+                     f"{images_per_s:.0f} images/s ({p50:.1f} ms per batch), {ratio:.2f}× "
+                     f"the unbatched gRPC server at concurrency 32; server-side batching cannot exceed that here, "
+                     f"and request handling and the load generator share the same cores.")
     return notes
 
 
@@ -304,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
 
     cells = bench_in_process(version_dir, png, levels, args.requests, args.repeat)
+    ceiling = (args.max_batch_size,
+               *batched_ceiling(version_dir, png, args.max_batch_size, args.requests * 4, args.repeat))
     batching_label = (f"on (max {args.max_batch_size}, {args.batch_timeout_micros} µs, "
                       f"{args.num_batch_threads} thr)")
     modes = [("off", [])] if not args.skip_unbatched else []
@@ -328,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "the machine, over loopback (server in a subprocess; REST/gRPC load from one asyncio loop with keep-alive "
         "connections / grpc.aio; in-process rows call the signature from N threads)."
     )
-    report = "\n".join([header, "", table(cells), "", *verdicts(cells)])
+    report = "\n".join([header, "", table(cells), "", *verdicts(cells, ceiling)])
     print(report)
     if args.out:
         from tests.benchmarks.markdown import machine_line, write_section

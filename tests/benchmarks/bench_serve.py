@@ -147,34 +147,39 @@ class ServerProcess:
             self.process.wait()
 
 
-def bench_in_process(version_dir: Path, png: bytes, levels: list[int], requests: int, repeat: int) -> list[Cell]:
+def load_signature(version_dir: Path) -> Callable:
+    """The pushed version's `serving_default` signature, loaded once for every in-process measurement."""
     import tensorflow as tf
 
-    fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+
+
+def _signature_call(fn: Callable, pngs: list[bytes]) -> Callable[[], None]:
+    """One in-process call of the signature on these encoded images, outputs fetched to numpy."""
+    import tensorflow as tf
+
+    images = tf.constant(pngs)
 
     def call() -> None:
-        outputs = fn(images=tf.constant([png]))
+        outputs = fn(images=images)
         {k: v.numpy() for k, v in outputs.items()}
 
+    return call
+
+
+def bench_in_process(fn: Callable, png: bytes, levels: list[int], requests: int, repeat: int) -> list[Cell]:
+    call = _signature_call(fn, [png])
     cells = []
     for level in levels:
         cells.append(_combine("in-process", "–", level, [measure(call, level, requests) for _ in range(repeat)]))
     return cells
 
 
-def batched_ceiling(version_dir: Path, png: bytes, batch: int, requests: int, repeat: int) -> tuple[float, float]:
+def batched_ceiling(fn: Callable, png: bytes, batch: int, requests: int, repeat: int) -> tuple[float, float]:
     """Images/s of the in-process signature called on whole batches of `batch` images (the best of 1 and 2
     calling threads, median round) and its p50 ms per batch: what server-side batching could at most reach on
     this machine, before any request handling."""
-    import tensorflow as tf
-
-    fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    images = tf.constant([png] * batch)
-
-    def call() -> None:
-        outputs = fn(images=images)
-        {k: v.numpy() for k, v in outputs.items()}
-
+    call = _signature_call(fn, [png] * batch)
     calls = max(5, requests // batch)
     best = max((_combine("in-process", "–", level, [measure(call, level, calls, warmup=3) for _ in range(repeat)])
                 for level in (1, 2)), key=lambda cell: cell.throughput)
@@ -330,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {version_dir}, image {len(png)} bytes PNG, {args.repeat}×{args.requests} requests per cell",
           file=sys.stderr)
 
-    cells = bench_in_process(version_dir, png, levels, args.requests, args.repeat)
-    ceiling = (args.max_batch_size,
-               *batched_ceiling(version_dir, png, args.max_batch_size, args.requests * 4, args.repeat))
+    signature = load_signature(version_dir)
+    cells = bench_in_process(signature, png, levels, args.requests, args.repeat)
+    # The ceiling is compared with the unbatched server, so it is only measured when that runs.
+    ceiling = None if args.skip_unbatched else (
+        args.max_batch_size, *batched_ceiling(signature, png, args.max_batch_size, args.requests * 4, args.repeat))
     batching_label = (f"on (max {args.max_batch_size}, {args.batch_timeout_micros} µs, "
                       f"{args.num_batch_threads} thr)")
     modes = [("off", [])] if not args.skip_unbatched else []

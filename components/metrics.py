@@ -12,7 +12,9 @@
   labels is learnt from the data, so the eval config can be built before the vocabulary exists.
 
 Beam workers import this module (`MetricConfig(module='components.metrics')`), so it must stay importable without
-side effects. Metric names: `components.metric_names`.
+side effects. Metric names: `components.metric_names`. Every metric class takes a `code_fingerprint` argument and
+ignores it: the pipeline puts a hash of this module's source there so that editing it invalidates the Evaluator's
+cache (see `pipeline.fingerprint`).
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ class CohenKappa(metric_types.Metric):
     """
 
     def __init__(self, name: str | None = None, weighting: str | None = None, label_feature: str = "",
-                 class_order: Sequence[str] = ()) -> None:
+                 class_order: Sequence[str] = (), code_fingerprint: str = "") -> None:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         super().__init__(
@@ -414,7 +416,7 @@ class MultiLabelScore(metric_types.Metric):
     """
 
     def __init__(self, statistic: str, name: str | None = None,
-                 threshold: float = names.MULTILABEL_THRESHOLD) -> None:
+                 threshold: float = names.MULTILABEL_THRESHOLD, code_fingerprint: str = "") -> None:
         if statistic not in names.MULTILABEL_STATISTICS:
             raise ValueError(f"statistic must be one of {names.MULTILABEL_STATISTICS}, got {statistic!r}")
         super().__init__(metric_util.merge_per_key_computations(_multilabel_score_computations),
@@ -455,7 +457,8 @@ class PerLabelMetrics(metric_types.Metric):
     """Precision, recall, F1, support, TP, FP, FN and TN of every label of a multilabel model, as metrics named
     `label_<statistic>` with sub_key class_id = the label's index (see `MultiLabelScore` for the inputs)."""
 
-    def __init__(self, name: str = "per_label", threshold: float = names.MULTILABEL_THRESHOLD) -> None:
+    def __init__(self, name: str = "per_label", threshold: float = names.MULTILABEL_THRESHOLD,
+                 code_fingerprint: str = "") -> None:
         super().__init__(metric_util.merge_per_key_computations(_per_label_computations), name=name,
                          threshold=threshold)
 

@@ -1,8 +1,8 @@
 """Source fingerprints of the code each TFX component runs, for correct caching.
 
 Module paths (`run_fn='components.modules…'`) are cached by name only, so each component that runs project
-code gets a hash of that code in its `custom_config`: edit the code and the component (and everything
-downstream) runs again; leave it and the cache hits.
+code gets a hash of that code in its `custom_config` (the Evaluator: in the config of each custom TFMA metric):
+edit the code and the component (and everything downstream) runs again; leave it and the cache hits.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ _ROOT = Path(components.__file__).resolve().parent
 INGEST_SOURCES = ("features.py", "ingest")
 TRANSFORM_SOURCES = ("features.py", "preprocessing.py", "modules/transform_module.py")
 TRAINER_SOURCES = ("features.py", "model.py", "training.py", "tuning.py", "export.py", "backbones", "modules")
+METRICS_SOURCES = ("metric_names.py", "metrics.py")  # the Evaluator's custom TFMA metrics
 
 
 def source_fingerprint(relative_paths: tuple[str, ...]) -> str:

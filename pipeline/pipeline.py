@@ -95,7 +95,13 @@ def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> 
                 else wanted.max_drop  # (0.0 - x: no "-0.0000" for max_drop=0)
         return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
+    # The Evaluator's cache key holds the eval config but not the code of custom metrics (a module is cached by
+    # name): their config carries a hash of that code, so editing it re-runs the evaluation.
+    metrics_code = fingerprint.source_fingerprint(fingerprint.METRICS_SOURCES)
+
     def metric(class_name: str, name: str, module: str = "", **options: Any) -> tfma.MetricConfig:
+        if module == metrics.__name__:
+            options["code_fingerprint"] = metrics_code
         return tfma.MetricConfig(class_name=class_name, module=module, config=json.dumps({"name": name, **options}),
                                  per_slice_thresholds=gate(name))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
+from components import metrics
 from components.ingest import sources
+from pipeline import fingerprint
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import KAPPA_METRIC, create_pipeline, eval_config, example_gen_configs
 from tests.conftest import encode
@@ -61,6 +64,28 @@ def test_code_changes_invalidate_the_cache_key(digits_root):
     custom = json.loads(trainer.exec_properties["custom_config"])
     assert len(custom["code_fingerprint"]) == 16
     assert custom["epochs"] == config.train.epochs
+
+
+def test_custom_metric_code_changes_invalidate_the_evaluator_cache_key(monkeypatch, tmp_path):
+    for task in ("multiclass", "multilabel"):
+        configs = [m for spec in eval_config(PipelineConfig().override([f"train.task={task}"])).metrics_specs
+                   for m in spec.metrics]
+        ours = [json.loads(m.config) for m in configs if m.module == metrics.__name__]
+        assert ours and all(
+            c["code_fingerprint"] == fingerprint.source_fingerprint(fingerprint.METRICS_SOURCES) for c in ours)
+        assert all("code_fingerprint" not in json.loads(m.config or "{}") for m in configs if not m.module)
+        # TFMA builds each metric from its config's JSON: the fingerprint is accepted and does not reach the
+        # metric's computations
+        for m in configs:
+            if m.module == metrics.__name__:
+                built = getattr(metrics, m.class_name)(**json.loads(m.config))
+                assert "code_fingerprint" not in built.get_config()
+    before = eval_config(PipelineConfig())
+    copy = tmp_path / "components"
+    shutil.copytree(fingerprint._ROOT, copy)
+    (copy / "metrics.py").write_text((copy / "metrics.py").read_text() + "\n# edited\n")
+    monkeypatch.setattr(fingerprint, "_ROOT", copy)
+    assert eval_config(PipelineConfig()) != before
 
 
 def test_hash_split_config_by_source_path():
@@ -117,7 +142,8 @@ def test_multiclass_eval_config_has_top_k_and_the_configured_kappa():
     options = dict(metrics)
     assert options["SparseTopKCategoricalAccuracy"] == {"name": "top_3_accuracy", "k": 3}
     assert options["CohenKappa"] == {"name": "cohen_kappa_quadratic", "weighting": "quadratic",
-                                     "label_feature": "grade", "class_order": ["low", "mid", "high"]}
+                                     "label_feature": "grade", "class_order": ["low", "mid", "high"],
+                                     "code_fingerprint": fingerprint.source_fingerprint(fingerprint.METRICS_SOURCES)}
     assert _gate(evaluation, "cohen_kappa_quadratic")[0].threshold.value_threshold.lower_bound.value == 0.4
     assert _gate(evaluation, "top_3_accuracy") == []  # not gated unless eval.gates says so
 

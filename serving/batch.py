@@ -74,10 +74,12 @@ class Predict(beam.DoFn):
 
 
 def prediction_line(result: FileResult) -> str:
-    """`path,top1,probability,top_k` (top_k as a JSON list of [label, probability])."""
+    """`path,top1,probability,top_k,labels` (top_k as a JSON list of [label, probability]; labels, for a
+    multilabel model, as a JSON list of the predicted label names, else empty)."""
     prediction = result.prediction
     top_k = json.dumps([[label, round(p, 6)] for label, p in prediction.top_k])
-    return csv_line([result.path, prediction.label, f"{prediction.probability:.6f}", top_k])
+    labels = "" if prediction.labels is None else json.dumps(list(prediction.labels))
+    return csv_line([result.path, prediction.label, f"{prediction.probability:.6f}", top_k, labels])
 
 
 def quarantine_line(result: FileResult) -> str:

@@ -97,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                               "a quarantine CSV for unreadable/non-image files.")
     batch.set_defaults(**{_KEY: "predict-batch"})
     batch.add_argument("folder", help="folder of images (searched recursively)")
-    batch.add_argument("--out", default="predictions.csv", help="predictions CSV (path,top1,probability,top_k)")
+    batch.add_argument("--out", default="predictions.csv", help="predictions CSV (path,top1,probability,top_k,labels)")
     batch.add_argument("--quarantine", help="quarantine CSV (default: <out>.quarantine.csv)")
     group = client_args(batch)
     group.add_argument("--model-base", help="predict in-process from a pushed SavedModel (base path or version dir) "

@@ -6,8 +6,9 @@
 * `predict_files` validates each file with `components.ingest.images.inspect_image` (the ingestion gate) and
   predicts the valid ones; `predict_batch` does the same as an Apache Beam job (DirectRunner, pipeline in
   `serving.batch`) over a folder of unlabelled images and writes two CSVs: predictions
-  (`path,top1,probability,top_k`) and quarantine (`path,stage,reason`). Every file ends up in exactly one
-  of them; the counts are checked after the run.
+  (`path,top1,probability,top_k,labels`; `labels` is the predicted label set of a multilabel model, empty for
+  single-label models) and quarantine (`path,stage,reason`). Every file ends up in exactly one of them; the
+  counts are checked after the run.
 
 Failures are split in two: `PredictionError` means the server rejected *this input* (HTTP 400 /
 INVALID_ARGUMENT) – the file is reported or quarantined; `ServiceError` means the service itself failed
@@ -33,7 +34,7 @@ DEFAULT_MODEL = "visionline"
 DEFAULT_TOP_K = 5
 DEFAULT_MAX_PIXELS = 40_000_000  # = pipeline.configs.DataConfig.max_image_pixels
 SIGNATURE = "serving_default"
-PREDICTION_HEADER = ("path", "top1", "probability", "top_k")
+PREDICTION_HEADER = ("path", "top1", "probability", "top_k", "labels")
 QUARANTINE_HEADER = ("path", "stage", "reason")
 
 
@@ -51,9 +52,11 @@ class ServiceError(Exception):
 
 @dataclass(frozen=True)
 class Prediction:
-    """Top-k (class name, probability) pairs, best first."""
+    """Top-k (class name, probability) pairs, best first; for a multilabel model also `labels`, the predicted
+    label set (the model's `predicted_labels` output, most probable first; may be empty)."""
 
     top_k: tuple[tuple[str, float], ...]
+    labels: tuple[str, ...] | None = None
 
     @property
     def label(self) -> str:
@@ -66,17 +69,22 @@ class Prediction:
         return self.top_k[0][1]
 
 
-def top_k_predictions(probabilities: Any, classes: Any, k: int) -> list[Prediction]:
-    """Per row, the `k` most probable (class, probability) pairs; class names default to indices."""
+def top_k_predictions(probabilities: Any, classes: Any, k: int, predicted_labels: Any = None) -> list[Prediction]:
+    """Per row, the `k` most probable (class, probability) pairs; class names default to indices.
+    `predicted_labels` (a multilabel model's multi-hot [batch, classes] output) adds each row's label set."""
     probs = np.asarray(probabilities, dtype=np.float64)
     if probs.ndim != 2:
         raise ServiceError(f"expected probabilities of shape [batch, classes], got {list(probs.shape)}")
+    hot = None if predicted_labels is None else np.asarray(predicted_labels)
+    if hot is not None and hot.shape != probs.shape:
+        raise ServiceError(f"predicted_labels has shape {list(hot.shape)}, probabilities {list(probs.shape)}")
     results = []
     for i, row in enumerate(probs):
         names = classes[i] if classes is not None else range(len(row))
         names = [n.decode("utf-8", errors="replace") if isinstance(n, bytes) else str(n) for n in names]
-        order = np.argsort(-row, kind="stable")[: max(1, k)]
-        results.append(Prediction(tuple((names[j], float(row[j])) for j in order)))
+        order = np.argsort(-row, kind="stable")
+        labels = None if hot is None else tuple(names[j] for j in order if hot[i, j])
+        results.append(Prediction(tuple((names[j], float(row[j])) for j in order[: max(1, k)]), labels))
     return results
 
 
@@ -130,7 +138,8 @@ class RestPredictor:
         rows = payload["predictions"]
         probabilities = [row["probabilities"] for row in rows]
         classes = [row.get("classes") for row in rows]
-        return top_k_predictions(probabilities, None if None in classes else classes, self._top_k)
+        hot = [row["predicted_labels"] for row in rows] if rows and "predicted_labels" in rows[0] else None
+        return top_k_predictions(probabilities, None if None in classes else classes, self._top_k, hot)
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -171,8 +180,7 @@ class GrpcPredictor:
             dtype=types_pb2.DT_STRING, string_val=list(images),
             tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(
                 size=len(images))])))
-        request.output_filter.extend(["probabilities", "classes"])
-        return request
+        return request  # no output_filter: a multilabel model's `predicted_labels` is not known in advance
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """One Predict call for all images."""
@@ -186,9 +194,11 @@ class GrpcPredictor:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise PredictionError(message) from None
             raise ServiceError(f"gRPC {self._target}: {message}") from None
-        probabilities = tf.make_ndarray(response.outputs["probabilities"])
-        classes = tf.make_ndarray(response.outputs["classes"]) if "classes" in response.outputs else None
-        return top_k_predictions(probabilities, classes, self._top_k)
+        outputs = response.outputs
+        probabilities = tf.make_ndarray(outputs["probabilities"])
+        classes = tf.make_ndarray(outputs["classes"]) if "classes" in outputs else None
+        hot = tf.make_ndarray(outputs["predicted_labels"]) if "predicted_labels" in outputs else None
+        return top_k_predictions(probabilities, classes, self._top_k, hot)
 
     def close(self) -> None:
         """Close the channel."""
@@ -233,7 +243,8 @@ class SavedModelPredictor:
 
             raise PredictionError(clean_tf_message(err.message)) from None
         classes = outputs["classes"].numpy() if "classes" in outputs else None
-        return top_k_predictions(outputs["probabilities"].numpy(), classes, self._top_k)
+        hot = outputs["predicted_labels"].numpy() if "predicted_labels" in outputs else None
+        return top_k_predictions(outputs["probabilities"].numpy(), classes, self._top_k, hot)
 
     def close(self) -> None:
         """Drop the model."""
@@ -331,6 +342,8 @@ def format_result(result: FileResult, bar_width: int = 24) -> str:
     for label, probability in result.prediction.top_k:
         bar = "█" * max(0, round(probability * bar_width))
         lines.append(f"  {label:<{width}}  {probability * 100:6.2f}%  {bar}")
+    if result.prediction.labels is not None:
+        lines.append(f"  predicted labels: {', '.join(result.prediction.labels) or '(none)'}")
     return "\n".join(lines)
 
 
@@ -338,8 +351,11 @@ def result_json(result: FileResult) -> dict[str, Any]:
     """JSON-friendly dict for `--json` output."""
     if result.prediction is None:
         return {"path": result.path, "error": result.reason, "stage": result.stage}
-    return {"path": result.path, "top1": result.prediction.label, "probability": result.prediction.probability,
-            "top_k": [list(pair) for pair in result.prediction.top_k]}
+    out = {"path": result.path, "top1": result.prediction.label, "probability": result.prediction.probability,
+           "top_k": [list(pair) for pair in result.prediction.top_k]}
+    if result.prediction.labels is not None:
+        out["labels"] = list(result.prediction.labels)
+    return out
 
 
 # ----- batch prediction (Apache Beam) -------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Pusher and the served SavedModel. The `multiclass` run is the session fixture us
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -86,3 +88,38 @@ def test_multilabel_pipeline_ingests_label_sets_trains_sigmoids_and_pushes(multi
     assert (predicted == truth).mean() >= 0.7  # 1 - Hamming loss on (mostly training) data
     for name in ("subset_accuracy", "hamming_loss", "f1_micro", "f1_macro"):  # the multilabel metric set
         assert any(key.startswith(name) for key in summary.metrics), (name, sorted(summary.metrics))
+
+
+def test_multilabel_label_sets_through_rest_grpc_and_batch_prediction(multilabel_run, tmp_path):
+    from serving.client import PredictorSpec, predict_batch
+    from serving.config import ModelConfig, ServerConfig
+    from serving.server import ServingServer
+
+    config, summary = multilabel_run
+    version = _pushed_model(summary)
+    root = Path(config.data.root).parent
+    paths = [root / line.split(",")[0] for line in Path(config.data.root).read_text().splitlines()[1:9]]
+    images = [p.read_bytes() for p in paths]
+    out = tf.saved_model.load(str(version)).signatures["serving_default"](images=tf.constant(images))
+    names = [c.decode() for c in out["classes"].numpy()[0]]
+    expected = [{names[j] for j in np.flatnonzero(row)} for row in out["predicted_labels"].numpy()]
+    served = ServerConfig(models=(ModelConfig("attributes", str(version.parent)),), rest_port=0, grpc_port=0)
+    with ServingServer(served) as server:
+        for spec in (PredictorSpec("rest", server.rest_url, "attributes", top_k=2),
+                     PredictorSpec("grpc", server.grpc_target, "attributes", top_k=2),
+                     PredictorSpec("saved_model", str(version.parent), top_k=2)):
+            predictor = spec.create()
+            try:
+                predictions = predictor.predict(images)
+            finally:
+                predictor.close()
+            assert [set(p.labels) for p in predictions] == expected, spec.kind
+            assert all(len(p.top_k) == 2 for p in predictions)
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for path in paths:
+        shutil.copy(path, folder / path.name)
+    predict_batch(str(folder), str(tmp_path / "predictions.csv"), PredictorSpec("saved_model", str(version)))
+    with open(tmp_path / "predictions.csv", newline="") as handle:
+        rows = {row["path"]: set(json.loads(row["labels"])) for row in csv.DictReader(handle)}
+    assert rows == {path.name: labels for path, labels in zip(paths, expected)}

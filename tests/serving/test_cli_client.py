@@ -17,12 +17,16 @@ import pytest
 import requests
 
 from serving import cli
+from serving.batch import prediction_line
 from serving.client import (
+    FileResult,
     PredictionError,
     PredictorSpec,
     ServiceError,
+    format_result,
     predict_files,
     predict_with_fallback,
+    result_json,
     top_k_predictions,
 )
 from tests.serving.helpers import MODEL
@@ -147,6 +151,23 @@ def test_fallback_quarantines_only_rejected_inputs():
         ("1", "b"), ("2", "rejected"), ("3", "b")]
 
 
+def test_multilabel_predictions_carry_the_predicted_label_set():
+    probabilities = [[0.9, 0.2, 0.6], [0.1, 0.3, 0.2]]
+    hot = [[1, 0, 1], [0, 0, 0]]
+    first, second = top_k_predictions(probabilities, [["a", "b", "c"]] * 2, 1, hot)
+    assert first.top_k == (("a", 0.9),) and first.labels == ("a", "c")  # most probable first, beyond top-k
+    assert second.labels == ()
+    assert top_k_predictions(probabilities, None, 2)[0].labels is None  # single-label models: no set
+    with pytest.raises(ServiceError, match="predicted_labels has shape"):
+        top_k_predictions(probabilities, None, 2, [[1, 0]])
+    result = FileResult("x.png", first)
+    assert format_result(result).endswith("predicted labels: a, c")
+    assert format_result(FileResult("y.png", second)).endswith("predicted labels: (none)")
+    assert result_json(result)["labels"] == ["a", "c"]
+    assert prediction_line(result).endswith(',"[""a"", ""c""]"')
+    assert "labels" not in result_json(FileResult("z.png", top_k_predictions(probabilities, None, 1)[0]))
+
+
 def test_predict_files_keeps_order_and_reasons(tmp_path, digit_paths, server):
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
@@ -188,6 +209,7 @@ def test_predict_batch_beam_job_quarantines_bad_files(server, digit_paths, tmp_p
         top_k = json.loads(row["top_k"])
         assert len(top_k) == 3 and top_k[0][0] == row["top1"]
         assert abs(float(row["probability"]) - top_k[0][1]) < 1e-5
+        assert row["labels"] == ""  # a single-label model has no label set
     reasons = {r["path"]: (r["stage"], r["reason"]) for r in quarantined}
     assert set(reasons) == {"truncated.png", "readme.txt", "empty.jpg"}
     assert reasons["readme.txt"] == ("validate", "not an image (format not recognised)")

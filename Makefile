@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve soak browser-deps fashion-mnist demo-data schema clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve bench-serve-lite0 soak browser-deps fashion-mnist demo-data schema clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http:/
 
 bench-serve: setup  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)
 	$(BIN)/python tests/benchmarks/bench_serve.py --out docs/benchmarks.md $(ARGS)
+
+LITE0_WORK ?= .visionline-lite0
+bench-serve-lite0: setup  ## the same for EfficientNet-Lite0 at 224×224: trains it on the demo data (own work dir), then benchmarks it
+	$(BIN)/visionline run --demo --work-dir $(LITE0_WORK) --set model_name=efficientnet_lite0_224 \
+		--set train.model=efficientnet_lite0 --set transform.image_size=224 --set train.epochs=3
+	$(BIN)/python tests/benchmarks/bench_serve.py --model-base $(LITE0_WORK)/serving/efficientnet_lite0_224 \
+		--requests 100 --repeat 2 --out docs/benchmarks.md $(ARGS)
 
 soak: setup  ## reliability: 32 clients × 60 s REST+gRPC load with a version push, long API fuzz → docs/reliability.md
 	$(BIN)/python tests/benchmarks/soak.py --out docs/reliability.md $(ARGS)
@@ -92,7 +99,7 @@ demo-data: setup  ## write the demo digits as PNG class folders under .visionlin
 	$(BIN)/visionline demo-data
 
 clean:  ## remove pipeline outputs (keeps .venv)
-	rm -rf .visionline .pytest_cache .hypothesis
+	rm -rf .visionline $(LITE0_WORK) .pytest_cache .hypothesis
 
 distclean: clean  ## also remove the virtualenv
 	rm -rf $(VENV)

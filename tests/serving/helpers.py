@@ -25,7 +25,8 @@ def push_version(source: Path, base: Path, version: int) -> Path:
     return Path(push_atomically(str(source), str(base), str(version), f"test-push:{source}"))
 
 
-def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: int = 8, seed: int = 0) -> Path:
+def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: int = 8, seed: int = 0,
+                     multilabel: bool = False) -> Path:
     """Save a small but real image classifier with visionline's serving contract (see `components/export.py`).
 
     `serving_default`: `images` [None] string (encoded JPEG/PNG/GIF/BMP, decoded with `tf.io.decode_image`) →
@@ -33,6 +34,8 @@ def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: i
     (method `tensorflow/serving/classify`): serialized tf.Examples with bytes feature `image` → `classes`,
     `scores`. The weights are a fixed random linear layer on the resized pixels; the bias favours class 0 so
     that class is the top prediction for ordinary images. Builds in a few seconds without a pipeline run.
+    `multilabel`: one sigmoid per class and a `predicted_labels` [B,C] output (1 where p ≥ 0.5), as a
+    `train.task=multilabel` model exports; the bias makes classes 0 and 1 the predicted set.
     """
     import numpy as np
     import tensorflow as tf
@@ -48,7 +51,8 @@ def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: i
             super().__init__()
             self.names = tf.constant(names, dtype=tf.string)
             self.kernel = tf.Variable(rng.normal(0, 0.01, (features, len(names))).astype(np.float32))
-            self.bias = tf.Variable(np.array([4.0] + [0.0] * (len(names) - 1), dtype=np.float32))
+            bias = [4.0, 3.0] + [-4.0] * (len(names) - 2) if multilabel else [4.0] + [0.0] * (len(names) - 1)
+            self.bias = tf.Variable(np.array(bias[: len(names)], dtype=np.float32))
 
         def _predict(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
             def decode(data: tf.Tensor) -> tf.Tensor:
@@ -57,14 +61,18 @@ def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: i
 
             pixels = tf.map_fn(decode, images, fn_output_signature=tf.TensorSpec([image_size, image_size, 3],
                                                                                    tf.float32))
-            probabilities = tf.nn.softmax(tf.reshape(pixels, [-1, features]) @ self.kernel + self.bias)
+            logits = tf.reshape(pixels, [-1, features]) @ self.kernel + self.bias
+            probabilities = tf.sigmoid(logits) if multilabel else tf.nn.softmax(logits)
             batch = tf.shape(probabilities)[0]
-            return {
+            outputs = {
                 "probabilities": probabilities,
                 "classes": tf.tile(self.names[tf.newaxis, :], [batch, 1]),
                 "predicted_class": tf.gather(self.names, tf.argmax(probabilities, axis=-1)),
                 "confidence": tf.reduce_max(probabilities, axis=-1),
             }
+            if multilabel:
+                outputs["predicted_labels"] = tf.cast(probabilities >= 0.5, tf.int64)
+            return outputs
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
         def serve_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:

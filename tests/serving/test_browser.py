@@ -197,3 +197,51 @@ def test_class_names_with_html_are_shown_as_text(xss_label_server, browser, digi
     screenshot = tmp_path / "escaped-labels.png"
     screenshot.write_bytes(base64.b64decode(browser.call("GET", "/screenshot")))
     assert screenshot.stat().st_size > 1000
+
+
+@pytest.fixture()
+def multilabel_server(tmp_path):
+    """The local server (REST only) over a tiny multilabel model (sigmoid per label, `predicted_labels`) and,
+    as model `single`, a tiny single-label one."""
+    from serving.config import ModelConfig, ServerConfig
+    from serving.server import ServingServer
+    from tests.serving.helpers import MODEL, build_tiny_model
+
+    base = tmp_path / "models" / MODEL
+    build_tiny_model(base / "1", ["smiling", "eyeglasses", "hat", "beard"], multilabel=True)
+    build_tiny_model(tmp_path / "models" / "single" / "1", ["cat", "dog"])
+    config = ServerConfig(models=(ModelConfig(MODEL, str(base)), ModelConfig("single", str(tmp_path / "models" /
+                                                                                          "single"))),
+                          rest_port=0, grpc_port=None, workers=2)
+    with ServingServer(config) as running:
+        yield running
+
+
+def test_page_shows_a_multilabel_models_predicted_label_set(multilabel_server, browser, digit_paths, tmp_path):
+    _label, png_path = sorted(digit_paths.items())[0]
+    browser.call("POST", "/url", {"url": multilabel_server.rest_url + "/"})
+    assert browser.call("POST", "/execute/sync", {
+        "script": "return document.getElementById('labels-box').hidden", "args": []}) is True
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(png_path)})
+    assert browser.wait_text("#top1") == "smiling"
+    assert browser.wait_text("#labels") == "smiling, eyeglasses"  # the p ≥ 0.5 set, most probable first
+    assert browser.call("POST", "/execute/sync", {
+        "script": "return document.getElementById('labels-box').hidden", "args": []}) is False
+    screenshot = tmp_path / "multilabel-page.png"
+    screenshot.write_bytes(base64.b64decode(browser.call("GET", "/screenshot")))
+    assert screenshot.stat().st_size > 1000
+
+    # A single-label model on the same page hides the box again.
+    browser.call("POST", "/execute/sync", {
+        "script": "document.getElementById('model-name').value = 'single'", "args": []})
+    _other, other_path = sorted(digit_paths.items())[1]  # another file: choosing the same one fires no change
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(other_path)})
+    deadline = time.monotonic() + 30
+    while not (status := browser.text(browser.find("#status"))).startswith(other_path.name) or not status.endswith(
+            " ms"):  # "<file> – N ms" once that prediction is shown
+        assert time.monotonic() < deadline, browser.text(browser.find("#error"))
+        time.sleep(0.1)
+    assert browser.text(browser.find("#top1")) == "cat"
+    assert browser.call("POST", "/execute/sync", {
+        "script": "return [document.getElementById('labels-box').hidden, "
+                  "document.getElementById('labels').textContent]", "args": []}) == [True, ""]

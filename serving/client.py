@@ -146,6 +146,24 @@ class RestPredictor:
         self._session.close()
 
 
+def predict_request(images: Sequence[bytes], model: str = DEFAULT_MODEL, version: int | None = None) -> Any:
+    """A gRPC `PredictRequest` of `serving_default` on encoded images (its `images` input; used by the
+    benchmarks too). No output_filter: a multilabel model's `predicted_labels` is not known in advance."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = SIGNATURE
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING, string_val=list(images),
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(
+            size=len(images))])))
+    return request
+
+
 class GrpcPredictor:
     """TF Serving gRPC `PredictionService/Predict` with the official protos."""
 
@@ -167,20 +185,8 @@ class GrpcPredictor:
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def request(self, images: Sequence[bytes]) -> Any:
-        """The PredictRequest for `images` (used by benchmarks too)."""
-        from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-        from tensorflow_serving.apis import predict_pb2
-
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = self._model
-        request.model_spec.signature_name = SIGNATURE
-        if self._version is not None:
-            request.model_spec.version.value = self._version
-        request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_STRING, string_val=list(images),
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(
-                size=len(images))])))
-        return request  # no output_filter: a multilabel model's `predicted_labels` is not known in advance
+        """The PredictRequest for `images`."""
+        return predict_request(images, self._model, self._version)
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """One Predict call for all images."""

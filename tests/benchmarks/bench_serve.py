@@ -200,19 +200,6 @@ def bench_server(server: ServerProcess, label: str, png: bytes, levels: list[int
     return cells
 
 
-def predict_request(png: bytes) -> object:
-    """A `PredictRequest` for one encoded image (the `images` input of `serving_default`)."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING, string_val=[png],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)])))
-    return request
-
-
 def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests: int, repeat: int) -> list[Cell]:
     """Concurrency 1 with the official blocking stubs (how a single client usually calls TF Serving): Predict,
     and GetModelStatus — a round trip through the same server that runs no model, i.e. the transport and
@@ -220,10 +207,12 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
     import grpc
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
+    from serving.client import predict_request
+
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
         status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus
-        request = predict_request(png)
+        request = predict_request([png], MODEL)
         status_request = get_model_status_pb2.GetModelStatusRequest()
         status_request.model_spec.name = MODEL
         calls = [("gRPC, blocking stub", lambda: predict(request, timeout=60)),
@@ -245,10 +234,12 @@ async def _async_round(server: ServerProcess, path: str, png: bytes, concurrency
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+    from serving.client import predict_request
+
     body = f'{{"instances": [{{"b64": "{base64.b64encode(png).decode()}"}}]}}'.encode()
     head = (f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
-    request = predict_request(png)
+    request = predict_request([png], MODEL)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") if path == "gRPC" else None
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel) if channel else None
     latencies: list[float] = []

@@ -7,10 +7,13 @@ Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium ch
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -153,17 +156,28 @@ XSS_LABEL = "<script>alert(1)</script>"
 IMG_LABEL = '<img src=x onerror="alert(2)">'
 
 
-@pytest.fixture()
-def xss_label_server(tmp_path):
-    """The local server (REST only) over a tiny model whose class names are HTML/script payloads."""
+@contextlib.contextmanager
+def tiny_models_server(root: Path, models: dict[str, dict]) -> Iterator[Any]:
+    """The local server (REST only) over tiny models: model name → `build_tiny_model` keyword arguments."""
     from serving.config import ModelConfig, ServerConfig
     from serving.server import ServingServer
-    from tests.serving.helpers import MODEL, build_tiny_model
+    from tests.serving.helpers import build_tiny_model
 
-    base = tmp_path / "models" / MODEL
-    build_tiny_model(base / "1", [XSS_LABEL, IMG_LABEL, "plain & <b>bold</b>"])
-    config = ServerConfig(models=(ModelConfig(MODEL, str(base)),), rest_port=0, grpc_port=None, workers=2)
+    for name, kwargs in models.items():
+        build_tiny_model(root / name / "1", **kwargs)
+    config = ServerConfig(models=tuple(ModelConfig(name, str(root / name)) for name in models), rest_port=0,
+                          grpc_port=None, workers=2)
     with ServingServer(config) as running:
+        yield running
+
+
+@pytest.fixture()
+def xss_label_server(tmp_path):
+    """The local server over a tiny model whose class names are HTML/script payloads."""
+    from tests.serving.helpers import MODEL
+
+    with tiny_models_server(tmp_path / "models", {
+            MODEL: {"class_names": [XSS_LABEL, IMG_LABEL, "plain & <b>bold</b>"]}}) as running:
         yield running
 
 
@@ -201,19 +215,13 @@ def test_class_names_with_html_are_shown_as_text(xss_label_server, browser, digi
 
 @pytest.fixture()
 def multilabel_server(tmp_path):
-    """The local server (REST only) over a tiny multilabel model (sigmoid per label, `predicted_labels`) and,
-    as model `single`, a tiny single-label one."""
-    from serving.config import ModelConfig, ServerConfig
-    from serving.server import ServingServer
-    from tests.serving.helpers import MODEL, build_tiny_model
+    """The local server over a tiny multilabel model (sigmoid per label, `predicted_labels`) and, as model
+    `single`, a tiny single-label one."""
+    from tests.serving.helpers import MODEL
 
-    base = tmp_path / "models" / MODEL
-    build_tiny_model(base / "1", ["smiling", "eyeglasses", "hat", "beard"], multilabel=True)
-    build_tiny_model(tmp_path / "models" / "single" / "1", ["cat", "dog"])
-    config = ServerConfig(models=(ModelConfig(MODEL, str(base)), ModelConfig("single", str(tmp_path / "models" /
-                                                                                          "single"))),
-                          rest_port=0, grpc_port=None, workers=2)
-    with ServingServer(config) as running:
+    with tiny_models_server(tmp_path / "models", {
+            MODEL: {"class_names": ["smiling", "eyeglasses", "hat", "beard"], "multilabel": True},
+            "single": {"class_names": ["cat", "dog"]}}) as running:
         yield running
 
 

@@ -78,12 +78,16 @@ def make_dataset(
     seed: int = 42,
     task: str = "multiclass",
     cache: bool = False,
+    examples: int | None = None,
 ) -> tf.data.Dataset:
     """(features, label) batches of transformed data. `subset`: all | train | validation (hash-carved).
 
     Labels are class indices [B], or for `multilabel` float32 multi-hot vectors [B, C] (C = vocabulary size).
     `cache=True` decodes every image once and keeps the transformed examples in memory (then shuffles those):
-    later epochs skip reading, parsing and the Transform graph.
+    later epochs skip reading, parsing and the Transform graph. `examples`, when the subset's example count is
+    known, declares the number of batches (checked while iterating): Keras then knows an epoch's length; without
+    it Keras takes the length from its step counter, which a fit resumed from a backup restores, and logs every
+    resumed epoch as all steps so far ("1266/1266" for 422-step epochs resumed after two).
     """
     dataset = _records(file_patterns, subset, validation_fraction)
     if shuffle and not cache:
@@ -106,6 +110,8 @@ def make_dataset(
         if shuffle:
             dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size)
+    if examples is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(examples / batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNE)
 
 
@@ -278,7 +284,8 @@ def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutpu
     cache = fits_in_cache(examples, common["validation_fraction"], transformed_example_bytes(tft_output),
                           float(config.get("cache_dataset_mb", 0)))
     return {
-        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, **common),
+        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, examples=examples,
+                              **common),
         "validation": make_dataset(train_files, tft_output, subset="validation", cache=cache, **common),
         "class_names": names,
         "label_counts": counts,

@@ -5,7 +5,9 @@ a tf.Transform graph is built here with tft_beam, then the Trainer's own functio
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -219,10 +221,14 @@ class _Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated kill")
 
 
-def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_path):
+def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_path, capsys):
     tmp, files, transform, config = binary_data
     tft_output = training.tft.TFTransformOutput(transform)
-    train = training.make_dataset([files], tft_output, batch_size=8, subset="train")
+    examples = int(training.label_counts(training.make_dataset([files], tft_output, batch_size=8, subset="train"),
+                                         2).sum())
+    train = training.make_dataset([files], tft_output, batch_size=8, subset="train", examples=examples)
+    steps = math.ceil(examples / 8)
+    assert train.cardinality().numpy() == steps
     val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
     backup = str(tmp_path / "backup")
 
@@ -244,6 +250,8 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
                                  backup=backup, extra_callbacks=[_Record()])
     assert seen == [2, 3]  # epochs 0 and 1 were restored, not re-run
     assert len(history["loss"]) == 2
+    # The resumed epochs log their own steps, not the restored step counter's total.
+    assert re.findall(r"^(\d+)/(\d+) - ", capsys.readouterr().out, re.M)[-2:] == [(str(steps), str(steps))] * 2
     assert not os.path.exists(backup) or not os.listdir(backup)  # removed once training finished
 
 
@@ -284,8 +292,12 @@ def test_cached_dataset_holds_the_same_examples_and_reshuffles_each_epoch(binary
 def test_training_inputs_cache_only_within_the_budget(binary_data):
     tmp, files, transform, config = binary_data
     tft_output = training.tft.TFTransformOutput(transform)
-    assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 64})["cached"] is True
-    assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 0})["cached"] is False
+    cached = training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 64})
+    streamed = training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 0})
+    assert cached["cached"] is True and streamed["cached"] is False
+    for inputs in (cached, streamed):  # both declare their epoch length in batches
+        steps = math.ceil(inputs["label_counts"].sum() / int(config["batch_size"]))
+        assert inputs["train"].cardinality().numpy() == steps == sum(1 for _ in inputs["train"])
     tiny = 40 * 32 * 32 * 3 * 4 / 2**20  # below the ~60 decoded examples of this fixture
     assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": tiny})["cached"] is False
 

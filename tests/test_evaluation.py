@@ -126,6 +126,8 @@ def test_eval_settings_read_back_from_the_compiled_eval_config(overrides):
     again = PipelineConfig.from_dict({**again.to_dict(), "eval": fields})
     assert eval_config(again, "label") == built
     assert evaluation.task_of(built) == config.train.task
+    # Only the configured metrics: TFMA's defaults would reload the Keras model in every combiner for unread values.
+    assert built.options.HasField("include_default_metrics") and not built.options.include_default_metrics.value
 
 
 def test_metric_labels_and_headline_order():

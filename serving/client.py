@@ -184,17 +184,13 @@ class GrpcPredictor:
         ])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def request(self, images: Sequence[bytes]) -> Any:
-        """The PredictRequest for `images`."""
-        return predict_request(images, self._model, self._version)
-
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """One Predict call for all images."""
         import grpc
         import tensorflow as tf
 
         try:
-            response = self._stub.Predict(self.request(images), timeout=self._timeout)
+            response = self._stub.Predict(predict_request(images, self._model, self._version), timeout=self._timeout)
         except grpc.RpcError as err:
             message = f"{err.code().name}: {err.details()}"
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:

@@ -3,7 +3,8 @@
 * `serving_default` – input `images`: a batch of raw encoded image bytes (JPEG/PNG/GIF/BMP); outputs
   `probabilities` [B, C], `classes` [B, C] (class names in index order), `predicted_class` [B], `confidence` [B];
   multilabel models (independent sigmoid per label) also output `predicted_labels` [B, C] (int64 1 where the
-  label's probability ≥ 0.5; `predicted_class` is then the most likely label).
+  label's probability ≥ 0.5; `predicted_class` is then the most likely label). With `tta_flip` every signature's
+  probabilities are the mean over the image and its mirror image (test-time augmentation).
 * `serving_examples` – input `examples`: serialized raw `tf.train.Example`s; same outputs (used by TFMA).
 * `classification` – TF Serving's Classify API: input `inputs` (serialized tf.Examples with the image
   feature), outputs `classes` [B, C] and `scores` [B, C]; its method name is set to
@@ -49,9 +50,12 @@ def _image_key(tft_output: tft.TFTransformOutput) -> str:
 
 
 def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, class_names: Sequence[str],
-                     image_key: str | None = None, task: str = "multiclass",
+                     image_key: str | None = None, task: str = "multiclass", tta_flip: bool = False,
                      ) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """Concrete functions for `model.save(signatures=...)`; attaches the Transform layer to `model`."""
+    """Concrete functions for `model.save(signatures=...)`; attaches the Transform layer to `model`.
+
+    `tta_flip`: average the probabilities of each image and its horizontal mirror (one forward pass over both),
+    which doubles the inference cost; right only when a mirrored image keeps its class."""
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     image_key = image_key or _image_key(tft_output)
@@ -60,7 +64,8 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
 
     def _predict(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw)
-        probabilities = model({features.IMAGE_XF: transformed[features.IMAGE_XF]}, training=False)
+        probabilities = mirror_averaged(model, transformed[features.IMAGE_XF]) if tta_flip else model(
+            {features.IMAGE_XF: transformed[features.IMAGE_XF]}, training=False)
         top = tf.argmax(probabilities, axis=-1)
         batch = tf.shape(probabilities)[0]
         outputs = {
@@ -101,10 +106,20 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
     }
 
 
+def mirror_averaged(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """The mean of `model`'s outputs for `images` [B, H, W, C] and for their horizontal mirror images."""
+    both = model({features.IMAGE_XF: tf.concat([images, tf.image.flip_left_right(images)], axis=0)},
+                 training=False)
+    original, mirrored = tf.split(both, 2, axis=0)
+    return (original + mirrored) / 2.0
+
+
 def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
-                       class_names: Sequence[str], image_key: str | None = None, task: str = "multiclass") -> None:
+                       class_names: Sequence[str], image_key: str | None = None, task: str = "multiclass",
+                       tta_flip: bool = False) -> None:
     """Save `model` as a SavedModel with the signatures above."""
-    signatures = build_signatures(model, tft_output, class_names, image_key=image_key, task=task)
+    signatures = build_signatures(model, tft_output, class_names, image_key=image_key, task=task,
+                                  tta_flip=tta_flip)
     model.save(export_dir, save_format="tf", signatures=signatures)
     set_signature_method_name(export_dir, CLASSIFICATION, CLASSIFY_METHOD_NAME)
 

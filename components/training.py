@@ -349,7 +349,7 @@ def train_and_export(
         phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
 
     export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"),
-                              task=task)
+                              task=task, tta_flip=bool(config.get("tta_flip", False)))
     record = {
         "history": _concatenate([p["history"] for p in phases]),
         "phases": phases,

@@ -81,6 +81,7 @@ class TrainConfig:
     augment_rotation: float = 0.0  # fraction of a full turn, e.g. 0.05
     augment_zoom: float = 0.0
     augment_translation: float = 0.0
+    tta_flip: bool = False  # serving averages each image's and its mirror image's probabilities (2x inference)
     class_weights: str = "auto"  # auto (on when the largest class is over 3x the smallest) | on | off
     cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
     cache_dataset_mb: int = 2048  # decoded train/validation images kept in memory when they fit (0 = decode each epoch)

@@ -185,6 +185,27 @@ def test_binary_task_trains_and_exports(binary_data):
     assert json.load(open(tmp / "run_bin" / "1" / "history.json"))["phases"][0]["name"] == "train"
 
 
+def test_tta_flip_serves_the_mean_over_the_image_and_its_mirror(binary_data, tmp_path):
+    _, _, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    config = {**config, "model": "simple_cnn", "conv_filters": [8, 16]}
+    classifier, *_ = training.build_model(config, 2, training.hyperparameters(config, None))
+    models.compile_classifier(classifier, "adam", 1e-3, "binary")
+    for tta in (False, True):
+        training.export.save_serving_model(classifier, tft_output, str(tmp_path / f"tta_{tta}"), ["photo", "scan"],
+                                           task="binary", tta_flip=tta)
+    plain = tf.saved_model.load(str(tmp_path / "tta_False")).signatures["serving_default"]
+    tta = tf.saved_model.load(str(tmp_path / "tta_True")).signatures["serving_default"]
+    left_bright = np.zeros((12, 12, 3), dtype=np.uint8)
+    left_bright[:, :6] = 220  # not mirror-symmetric: the untrained network scores it and its mirror differently
+    images = tf.constant([encode(left_bright, "PNG"), encode(left_bright[:, ::-1], "PNG")])
+    original, mirrored = plain(images=images)["probabilities"].numpy()
+    assert not np.allclose(original, mirrored, atol=1e-4)
+    averaged = tta(images=images)["probabilities"].numpy()
+    np.testing.assert_allclose(averaged[0], (original + mirrored) / 2, atol=1e-5)
+    np.testing.assert_allclose(averaged[1], averaged[0], atol=1e-5)  # an image and its mirror: same answer
+
+
 def test_pretrained_backbone_uses_cached_features_then_fine_tunes(binary_data, tmp_path):
     tmp, files, _, config = binary_data
     weights = tmp_path / "mobilenet.h5"

@@ -124,6 +124,11 @@ FULL_CONFIGS = {
                ["transform.image_size=28", "train.epochs=36", "train.batch_size=128", "train.cnn_pooling=flatten",
                 "train.cnn_block_dropout=0.2", "train.dense_units=256", "train.dropout=0.4",
                 "train.augment_flip=true", "train.lr_schedule=cosine", "train.early_stopping_patience=36"]),
+    "cosine_tta": ("`cosine`, served with flip test-time augmentation (mean over the image and its mirror)",
+                   ["transform.image_size=28", "train.epochs=36", "train.batch_size=128",
+                    "train.cnn_pooling=flatten", "train.cnn_block_dropout=0.2", "train.dense_units=256",
+                    "train.dropout=0.4", "train.augment_flip=true", "train.lr_schedule=cosine",
+                    "train.early_stopping_patience=36", "train.tta_flip=true"]),
     "shift": ("simple_cnn 28 px (32-64-128, flatten, block dropout 0.2) + dense 256, flip and ±10 % translation, "
               "cosine learning rate over 36 epochs",
               ["transform.image_size=28", "train.epochs=36", "train.batch_size=128", "train.cnn_pooling=flatten",

@@ -64,8 +64,11 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
 
     def _predict(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw)
-        probabilities = mirror_averaged(model, transformed[features.IMAGE_XF]) if tta_flip else model(
-            {features.IMAGE_XF: transformed[features.IMAGE_XF]}, training=False)
+        images = transformed[features.IMAGE_XF]
+        if tta_flip:
+            probabilities = mirror_averaged(model, images)
+        else:
+            probabilities = model({features.IMAGE_XF: images}, training=False)
         top = tf.argmax(probabilities, axis=-1)
         batch = tf.shape(probabilities)[0]
         outputs = {

@@ -236,7 +236,19 @@ def fit_phase(
 ) -> dict[str, list[float]]:
     """`model.fit` with early stopping (best weights restored), TensorBoard and a resumable per-epoch backup;
     with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better val_loss;
-    `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`)."""
+    `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`).
+
+    A finished phase leaves its final weights and history in `backup/finished*`: when the same phase runs again
+    (the Trainer re-executed after a failure later on, e.g. in the export), they are loaded instead of training
+    again. `train_and_export` removes the backups once the model is exported."""
+    finished = os.path.join(backup, "finished")
+    if tf.io.gfile.exists(finished + ".json"):
+        model.load_weights(finished).expect_partial()  # the optimizer's slots are not needed any more
+        with tf.io.gfile.GFile(finished + ".json") as handle:
+            history = json.load(handle)
+        print(f"{backup}: this phase finished in an earlier execution ({len(history.get('loss', []))} epochs); "
+              "loaded its final weights instead of training again", flush=True)
+        return history
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir=backup),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
@@ -252,9 +264,13 @@ def fit_phase(
     if reduce_lr_patience > 0:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=1 / 3,
                                                            patience=reduce_lr_patience, min_lr=1e-6))
-    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
-                        class_weight=class_weight, verbose=2)
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    fitted = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
+                       class_weight=class_weight, verbose=2)
+    history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
+    model.save_weights(finished)  # TF checkpoint format: works on any tf.io.gfile file system
+    with tf.io.gfile.GFile(finished + ".json", "w") as handle:  # written last: marks the weights complete
+        handle.write(json.dumps(history))
+    return history
 
 
 def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -350,6 +366,8 @@ def train_and_export(
 
     export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"),
                               task=task, tta_flip=bool(config.get("tta_flip", False)))
+    if tf.io.gfile.exists(backups):  # exported: a re-execution must train afresh
+        tf.io.gfile.rmtree(backups)
     record = {
         "history": _concatenate([p["history"] for p in phases]),
         "phases": phases,

@@ -273,7 +273,37 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
     assert len(history["loss"]) == 2
     # The resumed epochs log their own steps, not the restored step counter's total.
     assert re.findall(r"^(\d+)/(\d+) - ", capsys.readouterr().out, re.M)[-2:] == [(str(steps), str(steps))] * 2
-    assert not os.path.exists(backup) or not os.listdir(backup)  # removed once training finished
+    # Keras' per-epoch backup is gone; the finished phase's weights and history stay until the export.
+    assert sorted(os.listdir(backup)) == ["checkpoint", "finished.data-00000-of-00001", "finished.index",
+                                          "finished.json"]
+
+    model = fresh()
+    again = training.fit_phase(model, train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
+                               backup=backup, extra_callbacks=[_Record()])
+    assert seen == [2, 3] and again == history  # nothing trained: the finished phase was loaded
+    assert "finished in an earlier execution" in capsys.readouterr().out
+    assert not np.allclose(model.get_weights()[0], fresh().get_weights()[0])  # ...with its trained weights
+
+
+def test_trainer_reexecuted_after_a_failed_export_does_not_train_again(binary_data, tmp_path, capsys):
+    tmp, files, transform, config = binary_data
+    config = {**config, "model": "simple_cnn", "conv_filters": [4], "epochs": 2}
+    blocked = tmp_path / "model"
+    blocked.write_text("a file where the export wants its folder")
+    run_dir = tmp_path / "Trainer" / "model_run" / "1"
+    with pytest.raises(Exception):  # noqa: B017 - whatever the file system raises
+        training.train_and_export([files], transform, str(blocked), str(run_dir), config)
+    first = capsys.readouterr().out
+    assert first.count("Epoch ") == 2
+
+    blocked.unlink()
+    record = training.train_and_export([files], transform, str(blocked), str(tmp_path / "Trainer" / "model_run" / "2"),
+                                       config)
+    second = capsys.readouterr().out
+    assert "Epoch " not in second and "finished in an earlier execution" in second
+    assert len(record["history"]["loss"]) == 2
+    assert tf.saved_model.load(str(blocked)).signatures["serving_default"] is not None
+    assert not os.path.exists(tmp_path / "Trainer" / "backup") or not os.listdir(tmp_path / "Trainer" / "backup")
 
 
 def test_cache_budget_counts_train_and_validation_examples():

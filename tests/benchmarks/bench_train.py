@@ -85,7 +85,8 @@ def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], see
         paired = ""
         if "train.tta_flip=true" in overrides:  # the same weights without test-time augmentation
             models = sorted(work.glob("pipelines/*/Trainer/model/*/Format-Serving"), key=lambda p: p.stat().st_mtime)
-            with_tta, without = accuracy_with_and_without_tta(models[-1], data / "test")
+            eval_files = sorted(str(p) for p in work.glob("pipelines/*/*ExampleGen/examples/*/Split-eval/*"))
+            with_tta, without = accuracy_with_and_without_tta(models[-1], eval_files)
             paired = f" (same weights without flip TTA: {without:.4f}; recomputed with it: {with_tta:.4f})"
         runs.append(f"seed {seed}: accuracy {accs[-1]:.4f}{paired}, kappa {kappas[-1]:.4f}, Trainer "
                     f"{trainer_s[-1] / 60:.1f} min, {epochs[-1]} epochs (best {history.get('best_epoch')}), "
@@ -95,10 +96,10 @@ def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], see
             "wall_s": wall_s, "epochs": epochs, "runs": runs}
 
 
-def accuracy_with_and_without_tta(model_dir: Path, test_folder: Path, batch: int = 500) -> tuple[float, float]:
-    """Test accuracy of one exported model with flip test-time augmentation and without it (same weights): the
-    images go through the model's own `transform_features` signature, then the Keras model runs on them and on
-    their mirror images."""
+def accuracy_with_and_without_tta(model_dir: Path, eval_files: list[str], batch: int = 500) -> tuple[float, float]:
+    """Accuracy of one exported model on the pipeline's eval split with flip test-time augmentation and without it
+    (same weights): the raw examples go through the model's own `transform_features` signature, then the Keras
+    model runs on the images and on their mirror images."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -106,19 +107,15 @@ def accuracy_with_and_without_tta(model_dir: Path, test_folder: Path, batch: int
 
     model = keras.models.load_model(str(model_dir))
     transform = tf.saved_model.load(str(model_dir)).signatures[export.TRANSFORM_FEATURES]
-    files = sorted(test_folder.glob("*/*.png"))
-    plain = tta = 0
-    for start in range(0, len(files), batch):
-        examples = [tf.train.Example(features=tf.train.Features(feature={
-            features.IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.read_bytes()])),
-            features.LABEL: tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.parent.name.encode()])),
-        })).SerializeToString() for path in files[start:start + batch]]
-        transformed = transform(examples=tf.constant(examples))
+    plain = tta = total = 0
+    for examples in tf.data.TFRecordDataset(eval_files, compression_type="GZIP").batch(batch):
+        transformed = transform(examples=examples)
         labels = tf.reshape(transformed[features.LABEL_XF], [-1]).numpy()
         images = transformed[features.IMAGE_XF]
         plain += int((np.argmax(model({features.IMAGE_XF: images}, training=False), -1) == labels).sum())
         tta += int((np.argmax(export.mirror_averaged(model, images), -1) == labels).sum())
-    return tta / len(files), plain / len(files)
+        total += len(labels)
+    return tta / total, plain / total
 
 
 def _fmt(values: list[float], digits: int = 4) -> str:

@@ -83,7 +83,7 @@ def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], see
         history = _latest_history(work)
         epochs.append(len(history.get("history", {}).get("loss", [])))
         paired = ""
-        if "train.tta_flip=true" in overrides:  # the same weights without test-time augmentation
+        if config.train.tta_flip:  # the same weights without test-time augmentation
             models = sorted(work.glob("pipelines/*/Trainer/model/*/Format-Serving"), key=lambda p: p.stat().st_mtime)
             eval_files = sorted(str(p) for p in work.glob("pipelines/*/*ExampleGen/examples/*/Split-eval/*"))
             with_tta, without = accuracy_with_and_without_tta(models[-1], eval_files)
@@ -135,6 +135,9 @@ def _table(results: list[dict]) -> list[str]:
     return lines
 
 
+COSINE = ["transform.image_size=28", "train.epochs=36", "train.batch_size=128", "train.cnn_pooling=flatten",
+          "train.cnn_block_dropout=0.2", "train.dense_units=256", "train.dropout=0.4", "train.augment_flip=true",
+          "train.lr_schedule=cosine", "train.early_stopping_patience=36"]  # the best configuration so far
 FULL_CONFIGS = {
     "simple": ("simple_cnn 28 px (32-64-128, global average pooling), no augmentation, ≤10 epochs",
                ["transform.image_size=28", "train.epochs=10", "train.batch_size=128"]),
@@ -148,21 +151,11 @@ FULL_CONFIGS = {
                  "train.cnn_block_dropout=0.25", "train.dense_units=256", "train.dropout=0.4",
                  "train.augment_flip=true", "train.early_stopping_patience=5", "train.reduce_lr_patience=2"]),
     "cosine": ("simple_cnn 28 px (32-64-128, flatten, block dropout 0.2) + dense 256, flip, cosine learning rate "
-               "over 36 epochs",
-               ["transform.image_size=28", "train.epochs=36", "train.batch_size=128", "train.cnn_pooling=flatten",
-                "train.cnn_block_dropout=0.2", "train.dense_units=256", "train.dropout=0.4",
-                "train.augment_flip=true", "train.lr_schedule=cosine", "train.early_stopping_patience=36"]),
+               "over 36 epochs", COSINE),
     "cosine_tta": ("`cosine`, served with flip test-time augmentation (mean over the image and its mirror)",
-                   ["transform.image_size=28", "train.epochs=36", "train.batch_size=128",
-                    "train.cnn_pooling=flatten", "train.cnn_block_dropout=0.2", "train.dense_units=256",
-                    "train.dropout=0.4", "train.augment_flip=true", "train.lr_schedule=cosine",
-                    "train.early_stopping_patience=36", "train.tta_flip=true"]),
+                   [*COSINE, "train.tta_flip=true"]),
     "shift": ("simple_cnn 28 px (32-64-128, flatten, block dropout 0.2) + dense 256, flip and ±10 % translation, "
-              "cosine learning rate over 36 epochs",
-              ["transform.image_size=28", "train.epochs=36", "train.batch_size=128", "train.cnn_pooling=flatten",
-               "train.cnn_block_dropout=0.2", "train.dense_units=256", "train.dropout=0.4",
-               "train.augment_flip=true", "train.augment_translation=0.1", "train.lr_schedule=cosine",
-               "train.early_stopping_patience=36"]),
+              "cosine learning rate over 36 epochs", [*COSINE, "train.augment_translation=0.1"]),
 }
 
 

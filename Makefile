@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve bench-serve-lite0 soak browser-deps fashion-mnist demo-data schema clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ $(STAMP): requirements.lock requirements-tfx.lock pyproject.toml
 run: setup  ## run the whole pipeline on the embedded demo data and push a model
 	$(BIN)/visionline run --demo $(ARGS)
 
-test: setup lint browser-deps  ## ruff + the test suite (unit tests, one end-to-end pipeline run, a browser test)
+test: setup lint system-deps  ## ruff + the test suite (unit tests, one end-to-end pipeline run, a browser test)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff
@@ -45,11 +45,11 @@ lint: setup  ## ruff
 serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http://127.0.0.1:8501/ (ARGS="--batching")
 	$(BIN)/visionline serve --model-base .visionline/serving/visionline $(ARGS)
 
-bench-serve: setup  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)
+bench-serve: setup system-deps  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)
 	$(BIN)/python tests/benchmarks/bench_serve.py --out docs/benchmarks.md $(ARGS)
 
 LITE0_WORK ?= .visionline-lite0
-bench-serve-lite0: setup  ## the same for EfficientNet-Lite0 at 224×224: trains it on the demo data (own work dir), then benchmarks it
+bench-serve-lite0: setup system-deps  ## the same for EfficientNet-Lite0 at 224×224: trains it on the demo data (own work dir), then benchmarks it
 	$(BIN)/visionline run --demo --work-dir $(LITE0_WORK) --set model_name=efficientnet_lite0_224 \
 		--set train.model=efficientnet_lite0 --set transform.image_size=224 --set train.epochs=3
 	$(BIN)/python tests/benchmarks/bench_serve.py --model-base $(LITE0_WORK)/serving/efficientnet_lite0_224 \
@@ -58,12 +58,17 @@ bench-serve-lite0: setup  ## the same for EfficientNet-Lite0 at 224×224: trains
 soak: setup  ## reliability: 32 clients × 60 s REST+gRPC load with a version push, long API fuzz → docs/reliability.md
 	$(BIN)/python tests/benchmarks/soak.py --out docs/reliability.md $(ARGS)
 
-# Debian chromium + chromedriver for the browser test: installed when root or in CI, else the test skips (says why).
-browser-deps:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
-	elif [ -n "$${CI:-}" ]; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
-	else echo "browser-deps: not root and not CI: skipping chromium (the browser test will skip)"; fi
+# Debian packages for tests and benchmarks: chromium + chromedriver (the browser test) and nghttp2-client (h2load,
+# the C load generator of bench-serve and its test). Installed when root or in CI, else the tests that need them
+# skip (and say why).
+system-deps:
+	@missing=""; \
+	{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || missing="chromium chromium-driver"; \
+	[ -x /usr/bin/h2load ] || missing="$$missing nghttp2-client"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	elif [ -n "$${CI:-}" ]; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system-deps: not root and not CI: not installing$$missing (the tests that need them skip)"; fi
 
 IMAGE ?= visionline:0.1.0
 KFP_HOST ?= http://localhost:8080

@@ -9,6 +9,9 @@ share the machine's cores. The REST/gRPC load comes from one asyncio loop (raw k
 grpc.aio) so the load generator itself needs little CPU; in-process rows call the signature from N threads.
 At concurrency 1 the unbatched server is also called with the official blocking stubs, Predict and
 GetModelStatus (a round trip that runs no model: the transport and dispatch share of the latency).
+Where Debian's h2load is installed (`make system-deps`), every server cell is measured again with that C load
+generator (rows marked "(h2load)", see tests/benchmarks/h2load.py), which leaves more of the two cores to the
+server; the targets are judged for each client.
 Each cell runs `--repeat` rounds (latencies pooled, throughput of the median round) because small shared VMs
 are noisy. Prints a Markdown table; `--out FILE` appends it as a dated section.
 """
@@ -220,6 +223,30 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
         return [_combine(path, label, 1, [measure(call, 1, requests) for _ in range(repeat)]) for path, call in calls]
 
 
+def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
+                 repeat: int) -> list[Cell]:
+    """REST and gRPC cells with h2load as the load generator (after a warm-up run per cell)."""
+    from serving.client import predict_request
+    from tests.benchmarks import h2load
+
+    rest_body = f'{{"instances": [{{"b64": "{base64.b64encode(png).decode()}"}}]}}'.encode()
+    message = predict_request([png], MODEL).SerializeToString()
+    expected = h2load.grpc_response_frame_bytes(f"127.0.0.1:{server.grpc_port}", message)
+    targets = {
+        "REST": (f"http://127.0.0.1:{server.rest_port}/v1/models/{MODEL}:predict", rest_body, False),
+        "gRPC": (f"http://127.0.0.1:{server.grpc_port}{h2load.GRPC_PREDICT_PATH}", h2load.grpc_frame(message), True),
+    }
+    cells = []
+    for path, (url, body, is_grpc) in targets.items():
+        for level in levels:
+            h2load.run(url, body, level, max(20, 2 * level), grpc=is_grpc, expected_response_bytes=expected)
+            rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
+                      for _ in range(repeat)]
+            cells.append(_combine(f"{path} (h2load)", label, level,
+                                  [(r.latencies, r.seconds, r.errors) for r in rounds]))
+    return cells
+
+
 def _combine(path: str, label: str, level: int, rounds: list[tuple[list[float], float, int]]) -> Cell:
     """Pool the rounds' latencies; throughput from the median round."""
     latencies = [x for r in rounds for x in r[0]]
@@ -307,7 +334,8 @@ def verdicts(cells: list[Cell], ceiling: tuple[int, float, float] | None = None)
 
     notes = []
     floor = find("in-process", "–", 1)
-    for path, client in (("gRPC", "grpc.aio client"), ("gRPC, blocking stub", "blocking stub")):
+    for path, client in (("gRPC", "grpc.aio client"), ("gRPC, blocking stub", "blocking stub"),
+                         ("gRPC (h2load)", "h2load client")):
         grpc1 = find(path, "off", 1)
         if floor and grpc1:
             gap = grpc1.percentile(50) - floor.percentile(50)
@@ -318,7 +346,7 @@ def verdicts(cells: list[Cell], ceiling: tuple[int, float, float] | None = None)
     if status:
         notes.append(f"- A gRPC round trip that runs no model (GetModelStatus, blocking stub) takes "
                      f"{status.percentile(50):.2f} ms at p50: that much of the gap is transport and dispatch.")
-    for path in ("REST", "gRPC"):
+    for path in ("REST", "gRPC", "REST (h2load)", "gRPC (h2load)"):
         off, on = find(path, "off", 32), next((c for c in cells if c.path == path and c.batching != "off"
                                                and c.batching != "–" and c.concurrency == 32), None)
         if off and on:
@@ -350,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-timeout-micros", type=int, default=1000)
     parser.add_argument("--num-batch-threads", type=int, default=2)
     parser.add_argument("--skip-unbatched", action="store_true")
+    parser.add_argument("--no-h2load", action="store_true", help="skip the h2load rows even if h2load is installed")
     parser.add_argument("--out", help="append the results as a dated Markdown section to this file")
     args = parser.parse_args(argv)
 
@@ -357,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     version_dir = latest_version_dir(model_base)
     png = demo_png()
     levels = sorted(set(args.concurrency))
+    from tests.benchmarks.h2load import h2load_binary
+
+    use_h2load = not args.no_h2load and h2load_binary() is not None
+    if not args.no_h2load and not use_h2load:
+        print("h2load not found (Debian nghttp2-client, `make system-deps`): no h2load rows", file=sys.stderr)
     print(f"model {version_dir}, image {len(png)} bytes PNG, {args.repeat}×{args.requests} requests per cell",
           file=sys.stderr)
 
@@ -378,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             cells += bench_server(server, label, png, levels, args.requests, args.repeat)
             if label == "off" and 1 in levels:
                 cells += bench_blocking_grpc(server, label, png, args.requests, args.repeat)
+            if use_h2load:
+                cells += bench_h2load(server, label, png, levels, args.requests, args.repeat)
         finally:
             server.stop()
 
@@ -392,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         "connections / grpc.aio, or the blocking stubs where a row says so; in-process rows call the signature from "
         "N threads)."
     )
+    if use_h2load:
+        header += (" Rows marked (h2load): the same requests from nghttp2's C load generator h2load "
+                   "(REST: one HTTP/1.1 keep-alive connection per client; gRPC: one HTTP/2 connection with N "
+                   "concurrent streams; gRPC failures counted from the response bytes).")
     report = "\n".join([header, "", table(cells), "", *verdicts(cells, ceiling)])
     print(report)
     if args.out:

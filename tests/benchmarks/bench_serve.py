@@ -339,7 +339,8 @@ def verdicts(cells: list[Cell], ceiling: tuple[int, float, float] | None = None)
         grpc1 = find(path, "off", 1)
         if floor and grpc1:
             gap = grpc1.percentile(50) - floor.percentile(50)
-            notes.append(f"- gRPC p50 at concurrency 1 ({client}) is {gap:.2f} ms above the in-process call "
+            notes.append(f"- gRPC p50 at concurrency 1 ({client}) is {abs(gap):.2f} ms "
+                         f"{'above' if gap >= 0 else 'below'} the in-process call "
                          f"({grpc1.percentile(50):.2f} vs {floor.percentile(50):.2f} ms): target ≤ 2 ms "
                          f"{'**met**' if gap <= 2 else '**not met**'}.")
     status = find("gRPC GetModelStatus (no model), blocking stub", "off", 1)

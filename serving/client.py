@@ -105,6 +105,13 @@ def model_path(base: str, model: str, version: int | None) -> str:
     return f"/v1/models/{quote(model, safe='')}" + (f"/versions/{int(version)}" if version is not None else "")
 
 
+def predict_body(images: Sequence[bytes]) -> dict:
+    """The REST `:predict` JSON body (row format, `{"b64": …}` instances) of `serving_default` on encoded images
+    (used by the benchmarks too)."""
+    return {"signature_name": SIGNATURE,
+            "instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images]}
+
+
 class RestPredictor:
     """TF Serving REST `:predict` (row format, `{"b64": …}` instances)."""
 
@@ -121,10 +128,8 @@ class RestPredictor:
         """POST the images in one request."""
         import requests
 
-        body = {"signature_name": SIGNATURE,
-                "instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images]}
         try:
-            response = self._session.post(self._url, json=body, timeout=self._timeout)
+            response = self._session.post(self._url, json=predict_body(images), timeout=self._timeout)
         except requests.RequestException as err:
             raise ServiceError(f"cannot reach {self._url}: {err}") from None
         try:

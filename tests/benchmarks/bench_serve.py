@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import io
+import json
 import os
 import platform
 import re
@@ -226,10 +226,10 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
 def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
                  repeat: int) -> list[Cell]:
     """REST and gRPC cells with h2load as the load generator (after a warm-up run per cell)."""
-    from serving.client import predict_request
+    from serving.client import predict_body, predict_request
     from tests.benchmarks import h2load
 
-    rest_body = f'{{"instances": [{{"b64": "{base64.b64encode(png).decode()}"}}]}}'.encode()
+    rest_body = json.dumps(predict_body([png])).encode()
     message = predict_request([png], MODEL).SerializeToString()
     expected = h2load.grpc_response_frame_bytes(f"127.0.0.1:{server.grpc_port}", message)
     targets = {
@@ -261,9 +261,9 @@ async def _async_round(server: ServerProcess, path: str, png: bytes, concurrency
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from serving.client import predict_request
+    from serving.client import predict_body, predict_request
 
-    body = f'{{"instances": [{{"b64": "{base64.b64encode(png).decode()}"}}]}}'.encode()
+    body = json.dumps(predict_body([png])).encode()
     head = (f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     request = predict_request([png], MODEL)

@@ -6,12 +6,12 @@ prove the byte-count check catches it (a benchmark row with silent errors would 
 
 from __future__ import annotations
 
-import base64
+import json
 
 import grpc
 import pytest
 
-from serving.client import predict_request
+from serving.client import predict_body, predict_request
 from tests.benchmarks import h2load
 from tests.serving.helpers import MODEL
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(h2load.h2load_binary() is None,
 
 
 def _rest_body(png: bytes) -> bytes:
-    return f'{{"instances": [{{"b64": "{base64.b64encode(png).decode()}"}}]}}'.encode()
+    return json.dumps(predict_body([png])).encode()
 
 
 def test_h2load_rounds_count_every_rest_and_grpc_request(server, digit_pngs: list[bytes]) -> None:

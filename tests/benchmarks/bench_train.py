@@ -156,6 +156,9 @@ FULL_CONFIGS = {
                    [*COSINE, "train.tta_flip=true"]),
     "shift": ("simple_cnn 28 px (32-64-128, flatten, block dropout 0.2) + dense 256, flip and ±10 % translation, "
               "cosine learning rate over 36 epochs", [*COSINE, "train.augment_translation=0.1"]),
+    "lean_tta": ("`cosine_tta` with less regularisation and more training data: block dropout 0.1, head dropout 0.3, "
+                 "5 % validation split", [*COSINE, "train.cnn_block_dropout=0.1", "train.dropout=0.3",
+                                          "train.validation_fraction=0.05", "train.tta_flip=true"]),
 }
 
 

@@ -8,6 +8,9 @@ request larger than `max_batch_size` runs on its own, and a full queue fails fas
 
 One bad request must not fail its neighbours: if a merged batch fails with INVALID_ARGUMENT (e.g. one
 image that cannot be decoded), its requests are re-run one by one so only the culprit gets the error.
+
+`stats` counts batches, requests and rows; with `ServingMetrics` given, every batch is also recorded there
+(rows per model call, each request's time in the queue, model calls made).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from serving.config import BatchingConfig
 from serving.errors import ServingError
+from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class _Task:
     rows: int
     key: tuple
     future: Future = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -55,8 +60,11 @@ _STOP = object()
 class Batcher:
     """Merges concurrent `submit()`s to one `run` function; see the module docstring."""
 
-    def __init__(self, run: RunFn, config: BatchingConfig, name: str = "batcher") -> None:
+    def __init__(self, run: RunFn, config: BatchingConfig, name: str = "batcher",
+                 metrics: ServingMetrics | None = None) -> None:
         self._run_fn = run
+        self._name = name
+        self._metrics = metrics
         self._config = config
         self._timeout = config.batch_timeout_micros / 1e6
         self._queue: queue.Queue = queue.Queue(maxsize=config.max_enqueued_batches * config.max_batch_size)
@@ -127,6 +135,9 @@ class Batcher:
             self.stats.requests += len(batch)
             self.stats.rows += rows
             self.stats.max_rows = max(self.stats.max_rows, rows)
+        if self._metrics is not None:
+            now = time.monotonic()
+            self._metrics.record_batch(self._name, rows, [now - t.enqueued for t in batch])
         if len(batch) == 1:
             self._run_single(batch[0])
             return

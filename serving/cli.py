@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
                        help="largest image (width × height) a request may contain (400 / INVALID_ARGUMENT beyond)")
     serve.add_argument("--workers", type=int, default=8, help="REST inference threads")
+    serve.add_argument("--monitoring", action="store_true",
+                       help="serve Prometheus metrics at /monitoring/prometheus/metrics on the REST port")
+    serve.add_argument("--monitoring-config-file",
+                       help="TF Serving monitoring config (text MonitoringConfig, e.g. serving/monitoring.config)")
     serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
@@ -137,6 +141,8 @@ def server_config(args: argparse.Namespace) -> Any:
         load_models_config,
         parse_batching_config,
     )
+    from serving.metrics import DEFAULT_PATH as DEFAULT_METRICS_PATH
+    from serving.metrics import parse_monitoring_config
 
     if args.model_config_file:
         models = load_models_config(args.model_config_file)
@@ -156,12 +162,16 @@ def server_config(args: argparse.Namespace) -> Any:
     elif args.batching:
         batching = BatchingConfig(max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
                                   num_batch_threads=args.num_batch_threads)
+    monitoring_path = DEFAULT_METRICS_PATH if args.monitoring else None
+    if args.monitoring_config_file:
+        with open(args.monitoring_config_file, encoding="utf-8") as handle:
+            monitoring_path = parse_monitoring_config(handle.read())
     return ServerConfig(
         models=tuple(models), host=args.host,
         rest_port=None if args.no_rest else args.rest_port, grpc_port=None if args.no_grpc else args.grpc_port,
         poll_interval=args.poll_interval, batching=batching, max_request_bytes=args.max_request_bytes,
         max_batch_rows=args.max_batch_rows, max_image_pixels=args.max_image_pixels,
-        workers=args.workers, cors_origin=args.cors_origin,
+        workers=args.workers, cors_origin=args.cors_origin, monitoring_path=monitoring_path,
     )
 
 
@@ -192,6 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
     for model in config.models:
         versions = server.manager.available_versions(model.name)
         parts.append(f"model {model.name} versions {versions or 'none yet'}")
+    if server.rest_port is not None and config.monitoring_path:
+        parts.append(f"metrics {server.rest_url}{config.monitoring_path}")
     server.serve_forever(ready=lambda: print("visionline serve: " + "  ".join(parts) + "  (Ctrl-C to stop)",
                                              flush=True))
     return 0

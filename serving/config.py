@@ -118,6 +118,7 @@ class ServerConfig:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # decompression-bomb guard per image (400 / INVALID_ARGUMENT)
     workers: int = 8  # threads running un-batched inference for REST, and gRPC handler threads / 4
     cors_origin: str | None = None  # e.g. "*" to let a page on another origin call the REST API
+    monitoring_path: str | None = None  # REST path of the Prometheus metrics page (None = off, as in TF Serving)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -135,6 +136,11 @@ class ServerConfig:
             raise ValueError("poll_interval must be > 0")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if self.monitoring_path is not None and (not self.monitoring_path.startswith("/")
+                                                 or self.monitoring_path == "/"
+                                                 or self.monitoring_path.startswith("/v1/")):
+            raise ValueError(f"monitoring_path {self.monitoring_path!r} must start with '/' and not clash with "
+                             "the API (/v1/) or the page (/)")
 
 
 def load_models_config(path: str | os.PathLike[str], base_path_override: dict[str, str] | None = None,

@@ -17,6 +17,7 @@ GetModelMetadata accepts the metadata field `signature_def` (as TF Serving) and,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,6 +39,7 @@ from serving.config import validate_model_name
 from serving.errors import ServingError, invalid
 from serving.image_guard import check_encoded_sizes, check_image_sizes
 from serving.manager import ModelManager
+from serving.metrics import ServingMetrics
 from serving.tensors import array_to_tensor_proto, check_batch_rows, tensor_proto_to_array
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ PREDICTION_METHODS = {
     "GetModelMetadata": (get_model_metadata_pb2.GetModelMetadataRequest,
                          get_model_metadata_pb2.GetModelMetadataResponse),
 }
+COUNTED_METHODS = ("Predict", "Classify", "Regress")  # as in TF Serving's request_count / request_latency
 MODEL_METHODS = {
     "GetModelStatus": (get_model_status_pb2.GetModelStatusRequest, get_model_status_pb2.GetModelStatusResponse),
     "HandleReloadConfigRequest": (model_management_pb2.ReloadConfigRequest, model_management_pb2.ReloadConfigResponse),
@@ -96,19 +99,30 @@ def _lenient_parser(message_class: Any) -> Callable[[bytes], Any]:
 
 
 def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn `ServingError`s into aborted calls with their status code; unparsable requests → INVALID_ARGUMENT."""
+    """Turn `ServingError`s into aborted calls with their status code; unparsable requests → INVALID_ARGUMENT.
+    Predict, Classify and Regress are recorded in the servicer's `ServingMetrics` (when it has one)."""
+    counted = method.__name__ in COUNTED_METHODS
 
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        if isinstance(request, _Unparsable):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"Could not parse the request as {request.message_name}: {request.error}"[:500])
+        metrics: ServingMetrics | None = getattr(self, "_metrics", None) if counted else None
+        start, status = time.perf_counter(), grpc.StatusCode.OK
         try:
-            return method(self, request, context)
-        except ServingError as err:
-            context.abort(err.code, err.message)
-        except Exception as err:
-            log.exception("gRPC %s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
+            if isinstance(request, _Unparsable):
+                status = grpc.StatusCode.INVALID_ARGUMENT
+                context.abort(status, f"Could not parse the request as {request.message_name}: {request.error}"[:500])
+            try:
+                return method(self, request, context)
+            except ServingError as err:
+                status = err.code
+                context.abort(err.code, err.message)
+            except Exception as err:
+                status = grpc.StatusCode.INTERNAL
+                log.exception("gRPC %s failed", method.__name__)
+                context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
+        finally:
+            if metrics is not None:
+                name = "" if isinstance(request, _Unparsable) else request.model_spec.name
+                metrics.record_request(name, method.__name__, "GRPC", status.name, time.perf_counter() - start)
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
@@ -140,8 +154,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService over the model manager."""
 
     def __init__(self, manager: ModelManager, max_rows: int | None = None, max_elements: int | None = None,
-                 max_pixels: int | None = None) -> None:
+                 max_pixels: int | None = None, metrics: ServingMetrics | None = None) -> None:
         self._manager = manager
+        self._metrics = metrics
         self._max_rows = max_rows
         self._max_elements = max_elements
         self._max_pixels = max_pixels
@@ -243,7 +258,8 @@ def _add_service(server: grpc.Server, servicer: Any, service: str, methods: dict
 
 
 def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int, max_message_bytes: int,
-                      max_rows: int | None = None, max_pixels: int | None = None) -> tuple[grpc.Server, int]:
+                      max_rows: int | None = None, max_pixels: int | None = None,
+                      metrics: ServingMetrics | None = None) -> tuple[grpc.Server, int]:
     """Start a gRPC server with both services; returns it and the bound port (OSError if it cannot bind).
     `max_rows` limits the rows (dimension 0 / examples) of one request, `max_pixels` each encoded image in it; a
     tensor may have at most `max_message_bytes` elements."""
@@ -255,7 +271,7 @@ def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int,
             ("grpc.so_reuseport", 0),
         ],
     )
-    _add_service(server, PredictionServicer(manager, max_rows, max_message_bytes, max_pixels),
+    _add_service(server, PredictionServicer(manager, max_rows, max_message_bytes, max_pixels, metrics),
                  "tensorflow.serving.PredictionService", PREDICTION_METHODS)
     _add_service(server, ModelServicer(manager), "tensorflow.serving.ModelService", MODEL_METHODS)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"

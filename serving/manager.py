@@ -33,6 +33,7 @@ import grpc
 
 from serving.config import VERSION_RE, BatchingConfig, ModelConfig, validate_model_name
 from serving.errors import ServingError, clean_tf_message, not_found
+from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,12 @@ class ModelManager:
     """Keeps the policy's versions of every configured model loaded; see the module docstring."""
 
     def __init__(self, models: tuple[ModelConfig, ...] | list[ModelConfig], *, poll_interval: float = 2.0,
-                 batching: BatchingConfig | None = None, loader: Loader | None = None) -> None:
+                 batching: BatchingConfig | None = None, loader: Loader | None = None,
+                 metrics: ServingMetrics | None = None) -> None:
         self._models = {m.name: _Model(config=m) for m in models}
         self._poll_interval = poll_interval
         self._batching = batching
+        self._metrics = metrics
         self._loader = loader or self._default_loader
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
@@ -113,7 +116,7 @@ class ModelManager:
     def _default_loader(self, name: str, version: int, path: str) -> Any:
         from serving.servable import Servable
 
-        return Servable.load(name, version, path, self._batching)
+        return Servable.load(name, version, path, self._batching, self._metrics)
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -7,6 +7,7 @@ Routes (https://www.tensorflow.org/tfx/serving/api_rest):
 * `POST /v1/models/{name}[/versions/{v}]:predict`    – row (`instances`) or columnar (`inputs`) format
 * `POST /v1/models/{name}[/versions/{v}]:classify`   – `{"examples": […]}` → `{"results": […]}`
 * `GET  /`                                           – the self-contained prediction page (`serving/web/`)
+* `GET  {monitoring_path}`                           – Prometheus metrics, when configured (`serving.metrics`)
 
 Every error is TF Serving's `{"error": "…"}` with its HTTP status (400 malformed, more than `max_batch_rows`
 instances/examples, or an image over `max_image_pixels`; 404 unknown model/version; 413 body over
@@ -25,6 +26,7 @@ import json
 import logging
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from serving.config import ServerConfig, parse_version, validate_model_name
 from serving.errors import ServingError, invalid
 from serving.image_guard import check_encoded_sizes, check_image_sizes
 from serving.manager import ModelManager
+from serving.metrics import CONTENT_TYPE, ServingMetrics
 from serving.tensors import (
     check_inputs,
     decode_json,
@@ -59,8 +62,10 @@ _VERSION = r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
 class RestContext:
     """What the handlers share: the model manager, the thread pool, limits and the page."""
 
-    def __init__(self, manager: ModelManager, config: ServerConfig, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, manager: ModelManager, config: ServerConfig, executor: ThreadPoolExecutor,
+                 metrics: ServingMetrics | None = None) -> None:
         self.manager = manager
+        self.metrics = metrics
         self.config = config
         self.executor = executor
         self.default_model = config.models[0].name
@@ -194,6 +199,22 @@ class InferenceHandler(_JsonHandler):
 
     async def post(self, name: str, version: str | None = None, label: str | None = None,
                    verb: str | None = None) -> None:
+        if self.ctx.metrics is None or verb not in ("predict", "classify", "regress"):
+            await self._post(name, version, label, verb)
+            return
+        start, status = time.perf_counter(), "OK"
+        try:
+            await self._post(name, version, label, verb)
+        except ServingError as err:
+            status = err.code.name
+            raise
+        except Exception:
+            status = "INTERNAL"
+            raise
+        finally:
+            self.ctx.metrics.record_request(name, verb.capitalize(), "REST", status, time.perf_counter() - start)
+
+    async def _post(self, name: str, version: str | None, label: str | None, verb: str | None) -> None:
         if self._too_large:
             raise self._request_too_large(None)
         validate_model_name(name)
@@ -249,6 +270,15 @@ class PageHandler(_JsonHandler):
         self.finish(self.ctx.page_html)
 
 
+class MetricsHandler(_JsonHandler):
+    """GET {monitoring_path} – the Prometheus text page."""
+
+    def get(self) -> None:
+        assert self.ctx.metrics is not None
+        self.set_header("Content-Type", CONTENT_TYPE)
+        self.finish(self.ctx.metrics.page())
+
+
 class NotFoundHandler(_JsonHandler):
     """Anything else: 404 in TF Serving's error shape."""
 
@@ -260,8 +290,12 @@ class NotFoundHandler(_JsonHandler):
 def make_app(ctx: RestContext) -> tornado.web.Application:
     """The tornado application with every route above."""
     args = {"ctx": ctx}
+    monitoring = []
+    if ctx.config.monitoring_path and ctx.metrics is not None:
+        monitoring = [(re.escape(ctx.config.monitoring_path), MetricsHandler, args)]
     return tornado.web.Application(
         [
+            *monitoring,
             (r"/", PageHandler, args),
             (rf"{_MODEL}{_VERSION}/metadata", MetadataHandler, args),
             (rf"{_MODEL}{_VERSION}:(?P<verb>[A-Za-z]+)", InferenceHandler, args),

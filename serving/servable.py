@@ -8,6 +8,7 @@ PNG, which both proves the version actually works before it takes traffic and yi
 
 Model calls convert TensorFlow errors into `ServingError`s with the same status code (an undecodable
 image is INVALID_ARGUMENT → HTTP 400); with batching configured each batchable signature gets a `Batcher`.
+With `ServingMetrics` given, every model call after warm-up is timed into `runtime_latency`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -26,6 +28,7 @@ import components  # noqa: F401  (pins Keras 2 before TensorFlow is imported)
 from serving.batching import Batcher
 from serving.config import BatchingConfig
 from serving.errors import ServingError, from_tf_error, invalid
+from serving.metrics import ServingMetrics
 from serving.tensors import SignatureInfo, TensorInfo, check_inputs, classification_results
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,7 @@ class Servable:
 
     def __init__(self, name: str, version: int, path: str, loaded: Any, signature_defs: Mapping[str, Any],
                  batching: BatchingConfig | None = None) -> None:
+        self.metrics: ServingMetrics | None = None  # set after warm-up, so warm-up calls are not timed
         self.name = name
         self.version = version
         self.path = path
@@ -110,7 +114,8 @@ class Servable:
             )
 
     @classmethod
-    def load(cls, name: str, version: int, path: str, batching: BatchingConfig | None = None) -> Servable:
+    def load(cls, name: str, version: int, path: str, batching: BatchingConfig | None = None,
+             metrics: ServingMetrics | None = None) -> Servable:
         """Load and warm up `<path>` (a version directory); raises on any problem."""
         import tensorflow as tf
 
@@ -118,6 +123,7 @@ class Servable:
         loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         servable = cls(name, version, path, loaded, signature_defs, batching)
         servable.warmup()
+        servable.metrics = metrics
         return servable
 
     # ----- signatures and metadata -------------------------------------------------------------------------
@@ -182,13 +188,18 @@ class Servable:
         """Call the signature now (no batching); TensorFlow errors become `ServingError`s."""
         import tensorflow as tf
 
+        start = time.perf_counter()
         try:
             outputs = signature.fn(**{k: tf.constant(v) for k, v in inputs.items()})
-            return {k: v.numpy() for k, v in outputs.items()}
+            result = {k: v.numpy() for k, v in outputs.items()}
         except tf.errors.OpError as err:
             raise from_tf_error(err) from None
         except (TypeError, ValueError) as err:
             raise invalid(f"signature {signature.name!r} rejected the inputs: {err}") from None
+        if self.metrics is not None:
+            api = "Classify" if signature.method_name == CLASSIFY_METHOD_NAME else "Predict"
+            self.metrics.record_runtime(self.name, api, time.perf_counter() - start)
+        return result
 
     def batcher(self, signature: SignatureInfo) -> Batcher | None:
         """The signature's batcher if batching is on and the signature is batchable, else None."""
@@ -198,7 +209,7 @@ class Servable:
             batcher = self._batchers.get(signature.name)
             if batcher is None:
                 batcher = Batcher(lambda inputs, sig=signature: self.run(sig, inputs), self._batching,
-                                  name=f"batch-{self.name}-{self.version}-{signature.name}")
+                                  name=f"batch-{self.name}-{self.version}-{signature.name}", metrics=self.metrics)
                 self._batchers[signature.name] = batcher
             return batcher
 

@@ -7,7 +7,9 @@
 `start()` returns once the versions on disk are loaded (like TF Serving, requests never see an empty server
 that is merely still starting) and both ports are bound; port 0 picks a free port. Binds 127.0.0.1 unless
 told otherwise. `serve_forever()` blocks until SIGINT/SIGTERM and shuts down gracefully (in-flight gRPC calls
-get a grace period, retired versions are closed after their last request).
+get a grace period, retired versions are closed after their last request). Both APIs and the model calls
+record TF Serving's Prometheus metrics in `server.metrics`; the REST port serves them at
+`config.monitoring_path` when that is set (TF Serving's `--monitoring_config_file`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from serving.config import ServerConfig
 from serving.manager import Loader, ModelManager
+from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,9 @@ class ServingServer:
 
     def __init__(self, config: ServerConfig, loader: Loader | None = None) -> None:
         self.config = config
+        self.metrics = ServingMetrics(m.name for m in config.models)
         self.manager = ModelManager(config.models, poll_interval=config.poll_interval, batching=config.batching,
-                                    loader=loader)
+                                    loader=loader, metrics=self.metrics)
         self._executor: ThreadPoolExecutor | None = None
         self._rest: Any = None
         self._grpc: Any = None
@@ -65,14 +69,14 @@ class ServingServer:
         try:
             self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="inference")
             if self.config.rest_port is not None:
-                self._rest = RestServer(RestContext(self.manager, self.config, self._executor), self.config.host,
-                                        self.config.rest_port)
+                self._rest = RestServer(RestContext(self.manager, self.config, self._executor, self.metrics),
+                                        self.config.host, self.config.rest_port)
                 self.rest_port = self._rest.start()
             if self.config.grpc_port is not None:
                 self._grpc, self.grpc_port = start_grpc_server(self.manager, self.config.host, self.config.grpc_port,
                                                                self.grpc_threads(), self.config.max_request_bytes,
                                                                self.config.max_batch_rows,
-                                                               self.config.max_image_pixels)
+                                                               self.config.max_image_pixels, self.metrics)
         except BaseException:
             self.stop()
             raise

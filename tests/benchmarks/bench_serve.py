@@ -13,7 +13,10 @@ Where Debian's h2load is installed (`make system-deps`), every server cell is me
 generator (rows marked "(h2load)", see tests/benchmarks/h2load.py), which leaves more of the two cores to the
 server; the targets are judged for each client.
 Each cell runs `--repeat` rounds (latencies pooled, throughput of the median round) because small shared VMs
-are noisy. Prints a Markdown table; `--out FILE` appends it as a dated section.
+are noisy. The server runs with `--monitoring`: its Prometheus page, read before and after each cell, gives the
+server's own mean time per request (`request_latency`: from the handler's start to its response, without the
+transport) and, with batching, the mean rows per merged model call (`processed_batch_size`). Prints a Markdown
+table; `--out FILE` appends it as a dated section.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Cell:
     latencies: list[float]
     seconds: float
     errors: int
+    server_ms: float | None = None  # the server's mean request_latency over the cell (its Prometheus page)
+    rows_per_batch: float | None = None  # mean processed_batch_size over the cell (batching on)
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
@@ -131,7 +136,8 @@ class ServerProcess:
     def __init__(self, model_base: Path, batching_args: list[str]) -> None:
         self.rest_port, self.grpc_port = free_port(), free_port()
         command = [sys.executable, "-m", "serving", "serve", "--model-base", str(model_base), "--model-name", MODEL,
-                   "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port), *batching_args]
+                   "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port), "--monitoring",
+                   *batching_args]
         self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         deadline = time.monotonic() + 180
@@ -142,6 +148,19 @@ class ServerProcess:
                 raise SystemExit("the server did not start")
         if not re.search(r"versions \[\d+\]", line):
             raise SystemExit(f"the server has no model: {line.strip()}")
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """The server's Prometheus page: (sample name, sorted labels) → value."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from serving.metrics import DEFAULT_PATH
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.rest_port}{DEFAULT_PATH}", timeout=30) as response:
+            page = response.read().decode()
+        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(page) for sample in family.samples}
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -191,6 +210,33 @@ def batched_ceiling(fn: Callable, png: bytes, batch: int, requests: int, repeat:
     return best.throughput * batch, best.percentile(50)
 
 
+def server_side(before: dict, after: dict, entrypoint: str) -> tuple[float | None, float | None]:
+    """From two reads of the server's Prometheus page: its mean Predict request_latency (ms) for `entrypoint`
+    (REST | GRPC) and the mean rows per batch (None where nothing was recorded)."""
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    latency = ":tensorflow:serving:request_latency"
+    labels = {"model_name": MODEL, "API": "Predict", "entrypoint": entrypoint}
+    count = delta(latency + "_count", **labels)
+    server_ms = delta(latency + "_sum", **labels) / count / 1000 if count else None
+    size = ":tensorflow:serving:batching_session:processed_batch_size"
+    pools = {dict(k[1]).get("thread_pool_name") for k in after if k[0] == size + "_count"}
+    batches = sum(delta(size + "_count", thread_pool_name=pool) for pool in pools)
+    rows = sum(delta(size + "_sum", thread_pool_name=pool) for pool in pools)
+    return server_ms, (rows / batches if batches else None)
+
+
+def _observed(server: ServerProcess, path: str, measure_cell: Callable[[], Cell]) -> Cell:
+    """Run one cell and attach the server's own view of it (mean request time, mean rows per batch)."""
+    before = server.metrics()
+    cell = measure_cell()
+    cell.server_ms, cell.rows_per_batch = server_side(before, server.metrics(),
+                                                      "GRPC" if path.startswith("gRPC") else "REST")
+    return cell
+
+
 def bench_server(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
                  repeat: int) -> list[Cell]:
     """REST and gRPC cells; load comes from one asyncio loop (keep-alive HTTP/1.1 connections, grpc.aio), so the
@@ -198,8 +244,9 @@ def bench_server(server: ServerProcess, label: str, png: bytes, levels: list[int
     cells = []
     for path in ("REST", "gRPC"):
         for level in levels:
-            rounds = [asyncio.run(_async_round(server, path, png, level, requests)) for _ in range(repeat)]
-            cells.append(_combine(path, label, level, rounds))
+            cells.append(_observed(server, path, lambda path=path, level=level: _combine(
+                path, label, level, [asyncio.run(_async_round(server, path, png, level, requests))
+                                     for _ in range(repeat)])))
     return cells
 
 
@@ -220,7 +267,9 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
         status_request.model_spec.name = MODEL
         calls = [("gRPC, blocking stub", lambda: predict(request, timeout=60)),
                  ("gRPC GetModelStatus (no model), blocking stub", lambda: status(status_request, timeout=60))]
-        return [_combine(path, label, 1, [measure(call, 1, requests) for _ in range(repeat)]) for path, call in calls]
+        return [_observed(server, path, lambda path=path, call=call: _combine(
+                    path, label, 1, [measure(call, 1, requests) for _ in range(repeat)]))
+                for path, call in calls]
 
 
 def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
@@ -240,10 +289,14 @@ def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int
     for path, (url, body, is_grpc) in targets.items():
         for level in levels:
             h2load.run(url, body, level, max(20, 2 * level), grpc=is_grpc, expected_response_bytes=expected)
-            rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
-                      for _ in range(repeat)]
-            cells.append(_combine(f"{path} (h2load)", label, level,
-                                  [(r.latencies, r.seconds, r.errors) for r in rounds]))
+
+            def cell(path: str = path, url: str = url, body: bytes = body, is_grpc: bool = is_grpc,
+                     level: int = level) -> Cell:
+                rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
+                          for _ in range(repeat)]
+                return _combine(f"{path} (h2load)", label, level, [(r.latencies, r.seconds, r.errors) for r in rounds])
+
+            cells.append(_observed(server, path, cell))
     return cells
 
 
@@ -319,12 +372,15 @@ async def _async_round(server: ServerProcess, path: str, png: bytes, concurrency
 
 
 def table(cells: list[Cell]) -> str:
-    lines = ["| path | server batching | concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| path | server batching | concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s "
+             "| server mean ms | rows/batch |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in cells:
+        server_ms = f"{c.server_ms:.2f}" if c.server_ms is not None else "–"
+        rows = f"{c.rows_per_batch:.1f}" if c.rows_per_batch is not None else "–"
         lines.append(f"| {c.path} | {c.batching} | {c.concurrency} | {len(c.latencies)} | {c.errors} | "
                      f"{c.percentile(50):.2f} | {c.percentile(95):.2f} | {c.percentile(99):.2f} | "
-                     f"{c.throughput:.0f} |")
+                     f"{c.throughput:.0f} | {server_ms} | {rows} |")
     return "\n".join(lines)
 
 
@@ -352,9 +408,11 @@ def verdicts(cells: list[Cell], ceiling: tuple[int, float, float] | None = None)
                                                and c.batching != "–" and c.concurrency == 32), None)
         if off and on:
             ratio = on.throughput / off.throughput
+            rows = (f"; the server merged {on.rows_per_batch:.1f} requests per model call on average"
+                    if on.rows_per_batch is not None else "")
             notes.append(f"- {path} at concurrency 32: batching gives {ratio:.2f}× the throughput "
                          f"({on.throughput:.0f} vs {off.throughput:.0f} req/s): target ≥ 2× "
-                         f"{'**met**' if ratio >= 2 else '**not met**'}.")
+                         f"{'**met**' if ratio >= 2 else '**not met**'}{rows}.")
     unbatched = find("gRPC", "off", 32)
     if ceiling and unbatched:
         batch, images_per_s, p50 = ceiling
@@ -427,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         "(latencies pooled, req/s of the median round), 20 warm-up requests per round; client and server share "
         "the machine, over loopback (server in a subprocess; REST/gRPC load from one asyncio loop with keep-alive "
         "connections / grpc.aio, or the blocking stubs where a row says so; in-process rows call the signature from "
-        "N threads)."
+        "N threads). Server mean ms and rows/batch come from the server's Prometheus page (`--monitoring`), "
+        "read before and after each row: its mean Predict request_latency (handler start to response, no "
+        "transport) and mean processed_batch_size."
     )
     if use_h2load:
         header += (" Rows marked (h2load): the same requests from nghttp2's C load generator h2load "

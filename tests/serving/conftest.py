@@ -50,11 +50,13 @@ def server(model_base: Path):
 @pytest.fixture(scope="session")
 def server_process(model_base: Path, tmp_path_factory: pytest.TempPathFactory):
     """The server as a separate process (`python -m serving serve`) on the same model, so a crash ends that
-    process rather than the test run; at most 64 rows per request so the limit is cheap to exceed."""
-    from tests.serving.process import ServerProcess
+    process rather than the test run; at most 64 rows per request so the limit is cheap to exceed; Prometheus
+    metrics from the shipped `serving/monitoring.config`."""
+    from tests.serving.process import REPO, ServerProcess
 
     log = tmp_path_factory.mktemp("server-process") / "server.log"
-    with ServerProcess(model_base, log, extra_args=("--max-batch-rows", "64")) as running:
+    extra_args = ("--max-batch-rows", "64", "--monitoring-config-file", str(REPO / "serving" / "monitoring.config"))
+    with ServerProcess(model_base, log, extra_args=extra_args) as running:
         yield running
 
 

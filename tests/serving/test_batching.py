@@ -13,7 +13,9 @@ import pytest
 from serving.batching import Batcher
 from serving.config import BatchingConfig, ModelConfig, ServerConfig
 from serving.errors import ServingError, invalid
+from serving.metrics import DEFAULT_PATH
 from tests.serving.helpers import MODEL
+from tests.serving.test_metrics import samples, value
 
 
 def doubling(calls: list[int], delay: float = 0.0):
@@ -107,7 +109,8 @@ def test_batching_server_merges_concurrent_grpc_and_rest_requests(model_base, di
     from serving.server import ServingServer
 
     config = ServerConfig(models=(ModelConfig(MODEL, str(model_base)),), rest_port=0, grpc_port=0,
-                          batching=BatchingConfig(max_batch_size=16, batch_timeout_micros=50_000))
+                          batching=BatchingConfig(max_batch_size=16, batch_timeout_micros=50_000),
+                          monitoring_path=DEFAULT_PATH)
     expected = in_process("serving_default", images=digit_pngs)
     with ServingServer(config) as server:
         channel = grpc.insecure_channel(server.grpc_target)
@@ -141,3 +144,11 @@ def test_batching_server_merges_concurrent_grpc_and_rest_requests(model_base, di
             stats = servable.batch_stats()["serving_default"]
         assert stats.max_rows > 1, stats  # concurrent requests really were merged
         assert stats.requests >= 2 * len(digit_pngs)
+        # the Prometheus page tells the same story (mean batch size = _sum / _count)
+        page = samples(requests.get(server.rest_url + DEFAULT_PATH, timeout=30).text)
+        pool = {"thread_pool_name": f"batch-{MODEL}-1-serving_default"}
+        size = ":tensorflow:serving:batching_session:processed_batch_size"
+        assert value(page, size + "_count", **pool) == stats.batches
+        assert value(page, size + "_sum", **pool) == stats.rows
+        assert value(page, ":tensorflow:serving:batching_session:queuing_latency_count", **pool) == stats.requests
+        assert value(page, ":tensorflow:serving:batching_session:wrapped_run_count") == stats.batches

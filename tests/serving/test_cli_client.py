@@ -56,6 +56,9 @@ def test_register_adds_the_three_commands_and_dispatch_ignores_others():
     assert config.batching is not None and config.batching.max_batch_size == 4
     assert cli.server_config(p.parse_args(["serve", "--model-base", "/m", "--no-grpc"])).grpc_port is None
     assert cli.server_config(p.parse_args(["serve", "--model-base", "/m"])).batching is None  # off by default
+    assert cli.server_config(p.parse_args(["serve", "--model-base", "/m"])).monitoring_path is None  # off too
+    monitored = cli.server_config(p.parse_args(["serve", "--model-base", "/m", "--monitoring"]))
+    assert monitored.monitoring_path == "/monitoring/prometheus/metrics"
     args = p.parse_args(["predict", "a.png", "b.png", "--grpc", "127.0.0.1:8500", "--model", "m", "--top-k", "3"])
     assert args.images == ["a.png", "b.png"] and args.grpc == "127.0.0.1:8500" and args.top_k == 3
     args = p.parse_args(["predict-batch", "folder", "--out", "p.csv"])
@@ -68,10 +71,16 @@ def test_serve_reads_tf_serving_config_files(tmp_path):
     p = parser()
     args = p.parse_args(["serve", "--model-config-file", str(REPO / "serving" / "models.config"),
                          "--model-base", str(tmp_path), "--batching-parameters-file",
-                         str(REPO / "serving" / "batching.config")])
+                         str(REPO / "serving" / "batching.config"), "--monitoring-config-file",
+                         str(REPO / "serving" / "monitoring.config")])
     config = cli.server_config(args)
     assert config.models[0].name == "visionline" and config.models[0].base_path == str(tmp_path)
     assert config.batching is not None and config.batching.max_batch_size == 32
+    assert config.monitoring_path == "/monitoring/prometheus/metrics"
+    disabled = tmp_path / "monitoring.config"
+    disabled.write_text("prometheus_config { enable: false }\n")
+    args = p.parse_args(["serve", "--model-base", str(tmp_path), "--monitoring-config-file", str(disabled)])
+    assert cli.server_config(args).monitoring_path is None
 
 
 def test_invalid_serve_configuration_is_exit_code_2(capsys):

@@ -9,6 +9,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.config import BatchingConfig, VersionPolicy, load_models_config, parse_batching_config
+from serving.metrics import parse_monitoring_config
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 
@@ -53,6 +54,7 @@ def test_docker_compose_runs_tf_serving_with_both_configs():
     assert command["model_config_file"] in mounts and command["batching_parameters_file"] in mounts
     assert "./models.config" in mounts[command["model_config_file"]]
     assert "./batching.config" in mounts[command["batching_parameters_file"]]
+    assert "./monitoring.config" in mounts[command["monitoring_config_file"]]
     assert any(target == "/models" for target in mounts)  # the push dir, where models.config's base_path points
 
 
@@ -68,6 +70,10 @@ def test_kubernetes_manifests():
     args = flags(container["args"])
     assert args["model_config_file"] == "/config/models.config"
     assert args["batching_parameters_file"] == "/config/batching.config"
+    assert args["monitoring_config_file"] == "/config/monitoring.config"
+    annotations = pod["metadata"]["annotations"]  # Prometheus scrapes the path serving/monitoring.config sets
+    assert annotations["prometheus.io/path"] == parse_monitoring_config((SERVING / "monitoring.config").read_text())
+    assert int(annotations["prometheus.io/port"]) == 8501
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": 8500, "http": 8501}
     assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}

@@ -1,9 +1,12 @@
 """Server-side batching: concurrent requests to one signature are merged into one model call.
 
-A `Batcher` owns a queue and `num_batch_threads` worker threads. A worker takes the oldest request, then
-collects more (same input names, dtypes and per-row shapes) until `max_batch_size` rows are gathered or
-`batch_timeout_micros` has passed since it took the first; it concatenates the inputs along the batch
-dimension, runs the model once and hands every request its own slice of the outputs. As in TF Serving, a
+A `Batcher` owns a queue and `num_batch_threads` worker threads. As in TF Serving's batch scheduler there is
+one open batch at a time: the worker holding the collection lock takes the oldest request, then collects more
+(same input names, dtypes and per-row shapes) until `max_batch_size` rows are gathered or `batch_timeout_micros`
+has passed since that first request arrived; it then hands the lock to the next idle worker, concatenates the
+inputs along the batch dimension, runs the model once and hands every request its own slice of the outputs.
+(Workers that each collected their own batch at the same time would split the arrivals between them and halve
+the batches.) As in TF Serving, a
 request larger than `max_batch_size` runs on its own, and a full queue fails fast with UNAVAILABLE.
 
 One bad request must not fail its neighbours: if a merged batch fails with INVALID_ARGUMENT (e.g. one
@@ -70,6 +73,8 @@ class Batcher:
         self._queue: queue.Queue = queue.Queue(maxsize=config.max_enqueued_batches * config.max_batch_size)
         self._closed = False
         self._lock = threading.Lock()
+        self._collect_lock = threading.Lock()  # one open batch at a time
+        self._carry: _Task | object | None = None  # taken from the queue but not fitting the last batch
         self.stats = BatchStats()
         self._threads = [threading.Thread(target=self._worker, name=f"{name}-{i}", daemon=True)
                          for i in range(config.num_batch_threads)]
@@ -107,14 +112,22 @@ class Batcher:
 
     # ----- worker ------------------------------------------------------------------------------------------
     def _worker(self) -> None:
-        carry = None
         while True:
-            task = carry if carry is not None else self._queue.get()
-            carry = None
-            if task is _STOP:
+            batch = self._collect()
+            if batch is None:
                 return
+            self._process(batch)
+
+    def _collect(self) -> list[_Task] | None:
+        """The next batch (None: stop). Only one worker collects at a time; a request that does not fit is
+        left in `_carry` to open the next batch."""
+        with self._collect_lock:
+            task = self._carry if self._carry is not None else self._queue.get()
+            self._carry = None
+            if task is _STOP:
+                return None
             batch, rows = [task], task.rows
-            deadline = time.monotonic() + self._timeout
+            deadline = task.enqueued + self._timeout
             while rows < self._config.max_batch_size:
                 remaining = deadline - time.monotonic()
                 try:
@@ -122,11 +135,11 @@ class Batcher:
                 except queue.Empty:
                     break
                 if nxt is _STOP or nxt.key != task.key or rows + nxt.rows > self._config.max_batch_size:
-                    carry = nxt
+                    self._carry = nxt
                     break
                 batch.append(nxt)
                 rows += nxt.rows
-            self._process(batch)
+            return batch
 
     def _process(self, batch: list[_Task]) -> None:
         rows = sum(t.rows for t in batch)

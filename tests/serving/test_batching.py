@@ -42,6 +42,32 @@ def test_concurrent_requests_are_merged_and_split_back():
     assert batcher.stats.max_rows == 8 and batcher.stats.batches == 1
 
 
+def test_one_open_batch_at_a_time_even_with_several_batch_threads():
+    # TF Serving's scheduler semantics: idle batch threads do not each open a batch and split the arrivals
+    calls: list[int] = []
+    batcher = Batcher(doubling(calls, delay=0.05),
+                      BatchingConfig(max_batch_size=8, batch_timeout_micros=500_000, num_batch_threads=4))
+    futures = []
+    for i in range(12):  # arrivals spread over ~60 ms, well within the timeout
+        futures.append(batcher.submit({"x": np.array([i])}))
+        time.sleep(0.005)
+    for future in futures:
+        future.result(timeout=10)
+    batcher.close()
+    assert calls[0] == 8 and sum(calls) == 12, calls
+
+
+def test_batch_timeout_counts_from_the_first_request_s_arrival():
+    calls: list[int] = []
+    batcher = Batcher(doubling(calls), BatchingConfig(max_batch_size=8, batch_timeout_micros=300_000,
+                                                      num_batch_threads=1))
+    start = time.monotonic()
+    batcher.submit({"x": np.array([1])}).result(timeout=10)  # alone: waits out the timeout, no longer
+    waited = time.monotonic() - start
+    batcher.close()
+    assert calls == [1] and 0.25 < waited < 5, waited
+
+
 def test_max_batch_size_and_incompatible_shapes_start_new_batches():
     calls: list[int] = []
     batcher = Batcher(doubling(calls), BatchingConfig(max_batch_size=3, batch_timeout_micros=100_000))

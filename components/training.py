@@ -41,6 +41,7 @@ _NO_AUTOTUNE = tf.data.Options()
 _NO_AUTOTUNE.autotune.enabled = False
 # Hyper-parameters the Tuner may choose; everything else comes from the config.
 TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune_layers")
+MONITORS = {"val_loss": "min", "val_accuracy": "max"}  # early-stopping monitor → which way is better
 
 
 def list_files(patterns: Sequence[str] | str) -> list[str]:
@@ -232,10 +233,12 @@ def fit_phase(
     class_weight: dict[int, float] | None = None,
     reduce_lr_patience: int = 0,
     lr_schedule: str = "constant",
+    monitor: str = "val_loss",
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
-    """`model.fit` with early stopping (best weights restored), TensorBoard and a resumable per-epoch backup;
-    with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better val_loss;
+    """`model.fit` with early stopping on `monitor` (val_loss or val_accuracy; at the end the weights of the best
+    epoch by it are restored, even when training ran all its epochs), TensorBoard and a resumable per-epoch backup;
+    with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better `monitor`;
     `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`).
 
     A finished phase leaves its final weights and history in `backup/finished*`: when the same phase runs again
@@ -249,9 +252,12 @@ def fit_phase(
         print(f"{backup}: this phase finished in an earlier execution ({len(history.get('loss', []))} epochs); "
               "loaded its final weights instead of training again", flush=True)
         return history
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {tuple(MONITORS)}, got {monitor!r}")
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir=backup),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=MONITORS[monitor], patience=patience,
+                                      restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=log_dir),
         *extra_callbacks,
     ]
@@ -262,7 +268,7 @@ def fit_phase(
     elif lr_schedule != "constant":
         raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
     if reduce_lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=1 / 3,
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=MONITORS[monitor], factor=1 / 3,
                                                            patience=reduce_lr_patience, min_lr=1e-6))
     fitted = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
                        class_weight=class_weight, verbose=2)
@@ -334,6 +340,7 @@ def train_and_export(
     patience = int(config["early_stopping_patience"])
     reduce_lr = int(config.get("reduce_lr_patience", 0))
     schedule = str(config.get("lr_schedule", "constant"))
+    monitor = str(config.get("early_stopping_monitor", "val_loss"))
     phases: list[dict[str, Any]] = []
 
     head_only = pretrained and bool(config["cache_features"]) and not any(
@@ -343,13 +350,13 @@ def train_and_export(
         feature_val = extract_features(backbone, val_ds).batch(batch)
         models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task)
         history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
-                            reduce_lr_patience=reduce_lr, lr_schedule=schedule,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     else:
         models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task)
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
-                            reduce_lr_patience=reduce_lr, lr_schedule=schedule,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
@@ -359,7 +366,7 @@ def train_and_export(
         unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
         models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]), task)
         history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
-                            reduce_lr_patience=reduce_lr, lr_schedule=schedule,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
                             backup=os.path.join(backups, "fine_tune"), class_weight=weights)
         phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
@@ -376,7 +383,8 @@ def train_and_export(
         "dataset_cached": inputs["cached"],
         "class_weights": weights,
         "hyperparameters": hp,
-        "best_epoch": _best_epoch(phases[-1]["history"]),
+        "best_epoch": _best_epoch(phases[-1]["history"], monitor),
+        "early_stopping_monitor": monitor,
     }
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
@@ -392,6 +400,8 @@ def _concatenate(histories: list[dict[str, list[float]]]) -> dict[str, list[floa
     return out
 
 
-def _best_epoch(history: dict[str, list[float]]) -> int:
-    losses = history.get("val_loss") or history.get("loss") or [0.0]
-    return int(min(range(len(losses)), key=losses.__getitem__)) + 1
+def _best_epoch(history: dict[str, list[float]], monitor: str = "val_loss") -> int:
+    """1-based epoch whose weights `fit_phase` kept: the best by `monitor` (ties: the first, as Keras)."""
+    values = history.get(monitor) or history.get(monitor.removeprefix("val_")) or [0.0]
+    sign = -1.0 if MONITORS.get(monitor) == "max" else 1.0
+    return int(min(range(len(values)), key=lambda i: sign * values[i])) + 1

@@ -26,6 +26,7 @@ DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
 CNN_POOLING = ("avg", "flatten")
 LR_SCHEDULES = ("constant", "cosine")  # cosine: decays to 0 over each training phase's epochs
+EARLY_STOPPING_MONITORS = ("val_loss", "val_accuracy")
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
@@ -86,6 +87,8 @@ class TrainConfig:
     cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
     cache_dataset_mb: int = 2048  # decoded train/validation images kept in memory when they fit (0 = decode each epoch)
     early_stopping_patience: int = 3
+    early_stopping_monitor: str = "val_loss"  # val_loss | val_accuracy: what early stopping (and learning-rate
+    #   reduction) watches, and so which epoch's weights are kept at the end — the best by it, not the last
     reduce_lr_patience: int = 0  # > 0: divide the learning rate by 3 after that many epochs without progress
     lr_schedule: str = "constant"  # constant | cosine (per epoch from the phase's learning rate down to 0)
     validation_fraction: float = 0.1  # carved from train by content hash, used for early stopping
@@ -293,6 +296,8 @@ class PipelineConfig:
             (0.0 <= self.train.cnn_block_dropout < 1.0, "train.cnn_block_dropout", "in [0, 1)"),
             (0.0 < self.train.validation_fraction < 0.5, "train.validation_fraction", "in (0, 0.5)"),
             (self.train.early_stopping_patience >= 0, "train.early_stopping_patience", ">= 0"),
+            (self.train.early_stopping_monitor in EARLY_STOPPING_MONITORS, "train.early_stopping_monitor",
+             f"one of {EARLY_STOPPING_MONITORS}"),
             (self.train.reduce_lr_patience >= 0, "train.reduce_lr_patience", ">= 0"),
             (self.train.cache_dataset_mb >= 0, "train.cache_dataset_mb", ">= 0 (0 = off)"),
             (self.train.lr_schedule in LR_SCHEDULES, "train.lr_schedule", f"one of {LR_SCHEDULES}"),

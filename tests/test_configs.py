@@ -36,6 +36,7 @@ def test_empty_data_root_is_a_named_error():
         ("train.cnn_pooling=max", "train.cnn_pooling"),
         ("train.cnn_block_dropout=1", "train.cnn_block_dropout"),
         ("train.lr_schedule=step", "train.lr_schedule"),
+        ("train.early_stopping_monitor=val_auc", "train.early_stopping_monitor"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):

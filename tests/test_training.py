@@ -372,6 +372,27 @@ def test_cosine_schedule_sets_each_epochs_learning_rate(binary_data, tmp_path):
                            backup=str(tmp_path / "b2"), lr_schedule="step")
 
 
+@pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
+def test_the_best_epoch_by_the_monitor_is_kept_even_after_all_epochs(binary_data, tmp_path, monitor):
+    tmp, files, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    train = training.make_dataset([files], tft_output, batch_size=8, subset="train")
+    val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
+    model = models.compile_classifier(models.build_simple_cnn(32, 2, conv_filters=(4,)), "adam", 5e-3)
+    per_epoch: list[list[np.ndarray]] = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(model.get_weights()))
+    history = training.fit_phase(model, train, val, epochs=5, patience=10, log_dir=str(tmp_path / "tb"),
+                                 backup=str(tmp_path / "backup"), monitor=monitor, extra_callbacks=[recorder])
+    values = history[monitor]
+    best = (values.index(min(values)) if monitor == "val_loss" else values.index(max(values))) + 1
+    assert training._best_epoch(history, monitor) == best
+    for kept, recorded in zip(model.get_weights(), per_epoch[best - 1]):
+        np.testing.assert_array_equal(kept, recorded)
+    with pytest.raises(ValueError, match="monitor"):
+        training.fit_phase(model, train, val, epochs=1, patience=1, log_dir=str(tmp_path / "tb"),
+                           backup=str(tmp_path / "b2"), monitor="val_auc")
+
+
 def test_backup_dir_is_stable_across_executions_and_changes_with_config(tmp_path):
     a = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "5"), {"lr": 1})
     b = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 1})

@@ -159,6 +159,9 @@ FULL_CONFIGS = {
     "lean_tta": ("`cosine_tta` with less regularisation and more training data: block dropout 0.1, head dropout 0.3, "
                  "5 % validation split", [*COSINE, "train.cnn_block_dropout=0.1", "train.dropout=0.3",
                                           "train.validation_fraction=0.05", "train.tta_flip=true"]),
+    "lean_acc": ("`lean_tta`, keeping the epoch with the best validation accuracy (not validation loss)",
+                 [*COSINE, "train.cnn_block_dropout=0.1", "train.dropout=0.3", "train.validation_fraction=0.05",
+                  "train.tta_flip=true", "train.early_stopping_monitor=val_accuracy"]),
 }
 
 

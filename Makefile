@@ -42,7 +42,7 @@ test: setup lint system-deps  ## ruff + the test suite (unit tests, one end-to-e
 lint: setup  ## ruff
 	$(BIN)/ruff check .
 
-serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http://127.0.0.1:8501/ (ARGS="--batching")
+serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http://127.0.0.1:8501/ (ARGS="--batching --monitoring")
 	$(BIN)/visionline serve --model-base .visionline/serving/visionline $(ARGS)
 
 bench-serve: setup system-deps  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)

@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 
+from tests.serving.helpers import classify_request
 from tests.serving.process import ServerProcess
 
 OUTCOMES: Counter = Counter()  # outcome -> count over every fuzz run of this process (for reports)
@@ -297,9 +298,7 @@ def fuzz_raw_http(server: ServerProcess, max_examples: int, seed: int | None = N
 
 # ----- gRPC --------------------------------------------------------------------------------------------------------
 def _valid_requests(model: str, images: Sequence[bytes]) -> list[tuple[str, bytes]]:
-    from tensorflow.core.example import example_pb2
     from tensorflow_serving.apis import (
-        classification_pb2,
         get_model_metadata_pb2,
         get_model_status_pb2,
         predict_pb2,
@@ -310,12 +309,7 @@ def _valid_requests(model: str, images: Sequence[bytes]) -> list[tuple[str, byte
     predict.inputs["images"].dtype = 7
     predict.inputs["images"].tensor_shape.dim.add(size=1)
     predict.inputs["images"].string_val.append(images[0])
-    classify = classification_pb2.ClassificationRequest()
-    classify.model_spec.name = model
-    classify.model_spec.signature_name = "classification"
-    example = example_pb2.Example()
-    example.features.feature["image"].bytes_list.value.append(images[0])
-    classify.input.example_list.examples.append(example)
+    classify = classify_request(images[:1], model)
     metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     metadata.model_spec.name = model
     status = get_model_status_pb2.GetModelStatusRequest()

@@ -1,12 +1,27 @@
-"""Small helpers shared by the serving tests and the soak benchmark: copying/pushing versions, a tiny model."""
+"""Small helpers shared by the serving tests and the soak benchmark: copying/pushing versions, a tiny model, a
+Classify request."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 MODEL = "visionline"
+
+
+def classify_request(images: Sequence[bytes], model: str = MODEL, signature: str = "classification") -> Any:
+    """A gRPC ClassificationRequest for `images`, each a tf.Example with the bytes feature `image` (visionline's
+    classification contract)."""
+    from tensorflow_serving.apis import classification_pb2
+
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for image in images:
+        request.input.example_list.examples.add().features.feature["image"].bytes_list.value.append(image)
+    return request
 
 
 def copy_version(source: Path, base: Path, version: int) -> Path:

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-MODEL = "visionline"
+from tests.serving.helpers import MODEL, classify_request
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +65,7 @@ def test_predict_output_filter_and_version(prediction, digit_pngs):
 
 
 def test_classify(prediction, digit_pngs, in_process):
-    request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = MODEL
-    request.model_spec.signature_name = "classification"
-    request.input.example_list.examples.extend(example(p) for p in digit_pngs[:3])
-    response = prediction.Classify(request, timeout=60)
+    response = prediction.Classify(classify_request(digit_pngs[:3]), timeout=60)
     assert response.model_spec.version.value == 1
     expected = in_process("serving_default", images=digit_pngs[:3])
     assert len(response.result.classifications) == 3

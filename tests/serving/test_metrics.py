@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.batching import Batcher
 from serving.config import BatchingConfig, ModelConfig, ServerConfig
 from serving.metrics import DEFAULT_PATH, ServingMetrics, parse_monitoring_config
-from tests.serving.helpers import MODEL
+from tests.serving.helpers import MODEL, classify_request
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 REQUESTS = ":tensorflow:serving:request_count"
@@ -117,8 +117,7 @@ def test_batcher_records_batch_size_queuing_and_model_calls():
 # ----- the servers --------------------------------------------------------------------------------------------
 def test_rest_and_grpc_requests_are_counted_by_status(server_process, digit_pngs):
     import tensorflow as tf
-    from tensorflow.core.example import example_pb2
-    from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     before = scrape(server_process.rest_url)
     url = f"{server_process.rest_url}/v1/models/{MODEL}:predict"
@@ -137,13 +136,7 @@ def test_rest_and_grpc_requests_are_counted_by_status(server_process, digit_pngs
         with pytest.raises(grpc.RpcError) as missing:
             stub.Predict(request, timeout=60)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-        classify = classification_pb2.ClassificationRequest()
-        classify.model_spec.name = MODEL
-        classify.model_spec.signature_name = "classification"
-        example = example_pb2.Example()
-        example.features.feature["image"].bytes_list.value.append(digit_pngs[1])
-        classify.input.example_list.examples.append(example)
-        stub.Classify(classify, timeout=60)
+        stub.Classify(classify_request(digit_pngs[1:2]), timeout=60)
     after = scrape(server_process.rest_url)
 
     def delta(name: str, **labels: str) -> float:

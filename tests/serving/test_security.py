@@ -40,7 +40,7 @@ from serving.errors import ServingError
 from serving.image_guard import check_encoded_sizes, image_pixels
 from serving.tensors import tensor_proto_to_array
 from tests.serving.fuzz import GRPC_METHODS, check_still_serving
-from tests.serving.helpers import MODEL
+from tests.serving.helpers import MODEL, classify_request
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 TRAVERSAL_NAMES = ["..", "../etc/passwd", "../../visionline", "a/b", "visionline/../visionline", "%2e%2e", "..\\x",
@@ -152,12 +152,7 @@ def test_batch_size_limit_grpc(stubs, digit_pngs):
     prediction, _models, _channel = stubs
     code, details = grpc_code(prediction.Predict, predict_request(strings(digit_pngs[:1] * 65)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "batch size 65 exceeds the limit of 64" in details
-    classify = classification_pb2.ClassificationRequest()
-    classify.model_spec.name = MODEL
-    classify.model_spec.signature_name = "classification"
-    example = example_pb2.Example()
-    example.features.feature["image"].bytes_list.value.append(digit_pngs[0])
-    classify.input.example_list.examples.extend([example] * 65)
+    classify = classify_request(digit_pngs[:1] * 65)
     code, details = grpc_code(prediction.Classify, classify)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "batch size 65" in details
 

@@ -19,10 +19,12 @@ TF Serving's with '/' turned into ':', as its exporter does:
 
 Histogram buckets are TF Serving's (latency: 10 µs × 1.8^i, 33 buckets; queuing: 100 µs × 1.2^i, 52 buckets).
 Model names that are not configured are counted as `model_name=""`, so clients cannot grow the label set.
+`read_page` / `sample_value` read such a page back (benchmarks and tests).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
 
@@ -55,11 +57,6 @@ class _PlainCounter:
             raise ValueError(f"{self._name} takes labels {self._labelnames}, got {labelvalues}")
         with self._lock:
             self._values[labelvalues] = self._values.get(labelvalues, 0) + 1
-
-    def value(self, *labelvalues: str) -> int:
-        """The current value of one series (0 if never incremented)."""
-        with self._lock:
-            return self._values.get(labelvalues, 0)
 
     def text(self) -> str:
         """HELP, TYPE and one line per series in the Prometheus text format."""
@@ -149,27 +146,39 @@ def parse_monitoring_config(text: str) -> str | None:
     return config.prometheus_config.path or DEFAULT_PATH
 
 
-_MONITORING_CLASS: type | None = None
-
-
+@functools.cache
 def _monitoring_config_class() -> type:
     """`tensorflow.serving.MonitoringConfig` (tensorflow_serving/config/monitoring_config.proto) as a message
     class, built once in a private descriptor pool."""
-    global _MONITORING_CLASS
-    if _MONITORING_CLASS is None:
-        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-        field = descriptor_pb2.FieldDescriptorProto
-        proto = descriptor_pb2.FileDescriptorProto(name="visionline/monitoring_config.proto",
-                                                   package="tensorflow.serving", syntax="proto3")
-        prometheus = proto.message_type.add(name="PrometheusConfig")
-        prometheus.field.add(name="enable", number=1, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
-        prometheus.field.add(name="path", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
-        monitoring = proto.message_type.add(name="MonitoringConfig")
-        monitoring.field.add(name="prometheus_config", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                             type_name=".tensorflow.serving.PrometheusConfig")
-        pool = descriptor_pool.DescriptorPool()
-        pool.Add(proto)
-        _MONITORING_CLASS = message_factory.GetMessageClass(
-            pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
-    return _MONITORING_CLASS
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="visionline/monitoring_config.proto",
+                                               package="tensorflow.serving", syntax="proto3")
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
+                         type_name=".tensorflow.serving.PrometheusConfig")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+
+
+Page = dict[tuple[str, frozenset], float]
+
+
+def read_page(text: str) -> Page:
+    """Every sample of a Prometheus text page: (sample name, frozenset of labels) → value; ValueError on a
+    malformed page. prometheus_client's parser names counter samples `<name>_total`; TF Serving's page (and this
+    server's) has no suffix, so it is dropped again here."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name.removesuffix("_total") if family.type == "counter" else s.name, frozenset(s.labels.items())):
+            s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample_value(page: Page, name: str, **labels: str) -> float:
+    """One sample of a `read_page` result (0 when the series does not exist yet)."""
+    return page.get((name, frozenset(labels.items())), 0.0)

@@ -149,18 +149,14 @@ class ServerProcess:
         if not re.search(r"versions \[\d+\]", line):
             raise SystemExit(f"the server has no model: {line.strip()}")
 
-    def metrics(self) -> dict[tuple[str, tuple], float]:
-        """The server's Prometheus page: (sample name, sorted labels) → value."""
+    def metrics(self) -> dict[tuple[str, frozenset], float]:
+        """The server's Prometheus page, read (`serving.metrics.read_page`)."""
         import urllib.request
 
-        from prometheus_client.parser import text_string_to_metric_families
-
-        from serving.metrics import DEFAULT_PATH
+        from serving.metrics import DEFAULT_PATH, read_page
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.rest_port}{DEFAULT_PATH}", timeout=30) as response:
-            page = response.read().decode()
-        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                for family in text_string_to_metric_families(page) for sample in family.samples}
+            return read_page(response.read().decode())
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -213,9 +209,10 @@ def batched_ceiling(fn: Callable, png: bytes, batch: int, requests: int, repeat:
 def server_side(before: dict, after: dict, entrypoint: str) -> tuple[float | None, float | None]:
     """From two reads of the server's Prometheus page: its mean Predict request_latency (ms) for `entrypoint`
     (REST | GRPC) and the mean rows per batch (None where nothing was recorded)."""
+    from serving.metrics import sample_value
+
     def delta(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        return after.get(key, 0.0) - before.get(key, 0.0)
+        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
 
     latency = ":tensorflow:serving:request_latency"
     labels = {"model_name": MODEL, "API": "Predict", "entrypoint": entrypoint}

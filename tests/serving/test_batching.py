@@ -13,9 +13,8 @@ import pytest
 from serving.batching import Batcher
 from serving.config import BatchingConfig, ModelConfig, ServerConfig
 from serving.errors import ServingError, invalid
-from serving.metrics import DEFAULT_PATH
+from serving.metrics import DEFAULT_PATH, read_page, sample_value
 from tests.serving.helpers import MODEL
-from tests.serving.test_metrics import samples, value
 
 
 def doubling(calls: list[int], delay: float = 0.0):
@@ -171,10 +170,11 @@ def test_batching_server_merges_concurrent_grpc_and_rest_requests(model_base, di
         assert stats.max_rows > 1, stats  # concurrent requests really were merged
         assert stats.requests >= 2 * len(digit_pngs)
         # the Prometheus page tells the same story (mean batch size = _sum / _count)
-        page = samples(requests.get(server.rest_url + DEFAULT_PATH, timeout=30).text)
+        page = read_page(requests.get(server.rest_url + DEFAULT_PATH, timeout=30).text)
         pool = {"thread_pool_name": f"batch-{MODEL}-1-serving_default"}
         size = ":tensorflow:serving:batching_session:processed_batch_size"
-        assert value(page, size + "_count", **pool) == stats.batches
-        assert value(page, size + "_sum", **pool) == stats.rows
-        assert value(page, ":tensorflow:serving:batching_session:queuing_latency_count", **pool) == stats.requests
-        assert value(page, ":tensorflow:serving:batching_session:wrapped_run_count") == stats.batches
+        assert sample_value(page, size + "_count", **pool) == stats.batches
+        assert sample_value(page, size + "_sum", **pool) == stats.rows
+        queuing = ":tensorflow:serving:batching_session:queuing_latency_count"
+        assert sample_value(page, queuing, **pool) == stats.requests
+        assert sample_value(page, ":tensorflow:serving:batching_session:wrapped_run_count") == stats.batches

@@ -10,11 +10,10 @@ import grpc
 import numpy as np
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from serving.batching import Batcher
 from serving.config import BatchingConfig, ModelConfig, ServerConfig
-from serving.metrics import DEFAULT_PATH, ServingMetrics, parse_monitoring_config
+from serving.metrics import DEFAULT_PATH, ServingMetrics, parse_monitoring_config, read_page, sample_value
 from tests.serving.helpers import MODEL, classify_request
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
@@ -23,23 +22,11 @@ LATENCY = ":tensorflow:serving:request_latency"
 RUNTIME = ":tensorflow:serving:runtime_latency"
 
 
-def samples(page: str) -> dict[tuple[str, frozenset], float]:
-    """Every sample of a Prometheus text page: (sample name, labels) → value; fails on a malformed page.
-    prometheus_client's parser names counter samples `<name>_total`; the page itself has no suffix (asserted
-    separately), so it is dropped again here."""
-    return {(s.name.removesuffix("_total") if family.type == "counter" else s.name, frozenset(s.labels.items())):
-            s.value for family in text_string_to_metric_families(page) for s in family.samples}
-
-
-def value(page: dict, name: str, **labels: str) -> float:
-    return page.get((name, frozenset(labels.items())), 0.0)
-
-
 def scrape(rest_url: str) -> dict[tuple[str, frozenset], float]:
     response = requests.get(rest_url + DEFAULT_PATH, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("text/plain")
-    return samples(response.text)
+    return read_page(response.text)
 
 
 # ----- monitoring config ------------------------------------------------------------------------------------------
@@ -77,15 +64,16 @@ def test_page_uses_tf_serving_names_and_keeps_unknown_models_out_of_the_labels()
     page = metrics.page().decode()
     assert "# TYPE :tensorflow:serving:request_count counter" in page
     assert "_total" not in page and "_created" not in page  # as TF Serving's page
-    parsed = samples(page)
-    assert value(parsed, REQUESTS, model_name=MODEL, status="OK") == 1
-    assert value(parsed, REQUESTS, model_name=MODEL, status="INVALID_ARGUMENT") == 1
-    assert value(parsed, REQUESTS, model_name="", status="NOT_FOUND") == 1
+    parsed = read_page(page)
+    assert sample_value(parsed, REQUESTS, model_name=MODEL, status="OK") == 1
+    assert sample_value(parsed, REQUESTS, model_name=MODEL, status="INVALID_ARGUMENT") == 1
+    assert sample_value(parsed, REQUESTS, model_name="", status="NOT_FOUND") == 1
     assert not any("no-such-model" in str(key) for key in parsed)
     # latency only for the successful request, in microseconds
-    assert value(parsed, LATENCY + "_count", model_name=MODEL, API="Predict", entrypoint="REST") == 1
-    assert value(parsed, LATENCY + "_sum", model_name=MODEL, API="Predict", entrypoint="REST") == pytest.approx(4000)
-    assert value(parsed, LATENCY + "_count", model_name=MODEL, API="Predict", entrypoint="GRPC") == 0
+    assert sample_value(parsed, LATENCY + "_count", model_name=MODEL, API="Predict", entrypoint="REST") == 1
+    rest_sum = sample_value(parsed, LATENCY + "_sum", model_name=MODEL, API="Predict", entrypoint="REST")
+    assert rest_sum == pytest.approx(4000)
+    assert sample_value(parsed, LATENCY + "_count", model_name=MODEL, API="Predict", entrypoint="GRPC") == 0
 
 
 def test_batcher_records_batch_size_queuing_and_model_calls():
@@ -103,15 +91,15 @@ def test_batcher_records_batch_size_queuing_and_model_calls():
     for future in futures:
         future.result(timeout=10)
     batcher.close()
-    parsed = samples(metrics.page().decode())
-    assert value(parsed, ":tensorflow:serving:batching_session:wrapped_run_count") == batcher.stats.batches == 1
+    parsed = read_page(metrics.page().decode())
+    assert sample_value(parsed, ":tensorflow:serving:batching_session:wrapped_run_count") == batcher.stats.batches == 1
     size = ":tensorflow:serving:batching_session:processed_batch_size"
-    assert value(parsed, size + "_count", thread_pool_name="pool") == 1
-    assert value(parsed, size + "_sum", thread_pool_name="pool") == 8
-    assert value(parsed, size + "_bucket", thread_pool_name="pool", le="4.0") == 0
-    assert value(parsed, size + "_bucket", thread_pool_name="pool", le="8.0") == 1
+    assert sample_value(parsed, size + "_count", thread_pool_name="pool") == 1
+    assert sample_value(parsed, size + "_sum", thread_pool_name="pool") == 8
+    assert sample_value(parsed, size + "_bucket", thread_pool_name="pool", le="4.0") == 0
+    assert sample_value(parsed, size + "_bucket", thread_pool_name="pool", le="8.0") == 1
     queuing = ":tensorflow:serving:batching_session:queuing_latency"
-    assert value(parsed, queuing + "_count", thread_pool_name="pool") == 4
+    assert sample_value(parsed, queuing + "_count", thread_pool_name="pool") == 4
 
 
 # ----- the servers --------------------------------------------------------------------------------------------
@@ -140,7 +128,7 @@ def test_rest_and_grpc_requests_are_counted_by_status(server_process, digit_pngs
     after = scrape(server_process.rest_url)
 
     def delta(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
 
     assert delta(REQUESTS, model_name=MODEL, status="OK") == 3
     assert delta(REQUESTS, model_name=MODEL, status="INVALID_ARGUMENT") == 1
@@ -152,7 +140,7 @@ def test_rest_and_grpc_requests_are_counted_by_status(server_process, digit_pngs
     assert delta(RUNTIME + "_count", model_name=MODEL, API="Predict", runtime="TF2") == 2
     assert delta(RUNTIME + "_count", model_name=MODEL, API="Classify", runtime="TF2") == 1
     # no batching configured: nothing recorded there
-    assert value(after, ":tensorflow:serving:batching_session:wrapped_run_count") == 0
+    assert sample_value(after, ":tensorflow:serving:batching_session:wrapped_run_count") == 0
 
 
 def test_metrics_page_is_off_unless_configured(server):

@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
                        help="largest image (width × height) a request may contain (400 / INVALID_ARGUMENT beyond)")
     serve.add_argument("--workers", type=int, default=8, help="REST inference threads")
+    serve.add_argument("--tensorflow-intra-op-parallelism", type=int, default=0, metavar="N",
+                       help="threads one TensorFlow op may use (0: one per core; TF Serving's flag of that name)")
+    serve.add_argument("--tensorflow-inter-op-parallelism", type=int, default=0, metavar="N",
+                       help="TensorFlow ops run concurrently (0: one per core; TF Serving's flag of that name)")
     serve.add_argument("--monitoring", action="store_true",
                        help="serve Prometheus metrics at /monitoring/prometheus/metrics on the REST port")
     serve.add_argument("--monitoring-config-file",
@@ -172,6 +176,7 @@ def server_config(args: argparse.Namespace) -> Any:
         poll_interval=args.poll_interval, batching=batching, max_request_bytes=args.max_request_bytes,
         max_batch_rows=args.max_batch_rows, max_image_pixels=args.max_image_pixels,
         workers=args.workers, cors_origin=args.cors_origin, monitoring_path=monitoring_path,
+        intra_op_threads=args.tensorflow_intra_op_parallelism, inter_op_threads=args.tensorflow_inter_op_parallelism,
     )
 
 

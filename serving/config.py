@@ -119,6 +119,9 @@ class ServerConfig:
     workers: int = 8  # threads running un-batched inference for REST, and gRPC handler threads / 4
     cors_origin: str | None = None  # e.g. "*" to let a page on another origin call the REST API
     monitoring_path: str | None = None  # REST path of the Prometheus metrics page (None = off, as in TF Serving)
+    # TensorFlow's thread pools (TF Serving's --tensorflow_intra_op_parallelism / _inter_op_): 0 = TensorFlow's choice
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -136,6 +139,8 @@ class ServerConfig:
             raise ValueError("poll_interval must be > 0")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise ValueError("intra_op_threads and inter_op_threads must be >= 0 (0: TensorFlow's default)")
         if self.monitoring_path is not None and (not self.monitoring_path.startswith("/")
                                                  or self.monitoring_path == "/"
                                                  or self.monitoring_path.startswith("/v1/")):

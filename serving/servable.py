@@ -39,6 +39,27 @@ REGRESS_METHOD_NAME = "tensorflow/serving/regress"
 SERVE_TAG = "serve"
 
 
+def configure_tf_threads(intra_op: int, inter_op: int) -> None:
+    """Size TensorFlow's intra-op and inter-op thread pools (0 leaves TensorFlow's default, one thread per core),
+    like TF Serving's `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`. Must run before
+    TensorFlow executes anything in this process; afterwards a different setting is a RuntimeError that says so."""
+    import tensorflow as tf
+
+    threading_config = tf.config.threading
+    for kind, wanted, getter, setter in (
+            ("intra-op", intra_op, threading_config.get_intra_op_parallelism_threads,
+             threading_config.set_intra_op_parallelism_threads),
+            ("inter-op", inter_op, threading_config.get_inter_op_parallelism_threads,
+             threading_config.set_inter_op_parallelism_threads)):
+        if wanted == 0 or getter() == wanted:
+            continue
+        try:
+            setter(wanted)
+        except RuntimeError as err:
+            raise RuntimeError(f"cannot set TensorFlow's {kind} threads to {wanted}: TensorFlow is already "
+                               f"running in this process with {getter() or 'default'} ({err})") from None
+
+
 def saved_model_file(version_dir: str) -> str | None:
     """`saved_model.pb` (or `.pbtxt`) inside `version_dir`, if present."""
     for name in ("saved_model.pb", "saved_model.pbtxt"):

@@ -64,7 +64,9 @@ class ServingServer:
         """Load models, bind and start both APIs."""
         from serving.grpc_api import start_grpc_server
         from serving.rest import RestContext, RestServer
+        from serving.servable import configure_tf_threads
 
+        configure_tf_threads(self.config.intra_op_threads, self.config.inter_op_threads)
         self.manager.start()
         try:
             self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="inference")

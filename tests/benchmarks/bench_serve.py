@@ -435,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-batch-threads", type=int, default=2)
     parser.add_argument("--skip-unbatched", action="store_true")
     parser.add_argument("--no-h2load", action="store_true", help="skip the h2load rows even if h2load is installed")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
+                        help="extra `visionline serve` flag for every server row, e.g. "
+                             "--server-arg=--tensorflow-intra-op-parallelism=1 (repeatable; with --out, written to "
+                             "a section of its own named after the flags)")
     parser.add_argument("--out", help="append the results as a dated Markdown section to this file")
     args = parser.parse_args(argv)
 
@@ -463,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "--num-batch-threads", str(args.num_batch_threads)]))
     for label, extra in modes:
         print(f"server, batching {label} …", file=sys.stderr)
-        server = ServerProcess(model_base, extra)
+        server = ServerProcess(model_base, [*extra, *args.server_arg])
         try:
             cells += bench_server(server, label, png, levels, args.requests, args.repeat)
             if label == "off" and 1 in levels:
@@ -486,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         "read before and after each row: its mean Predict request_latency (handler start to response, no "
         "transport) and mean processed_batch_size."
     )
+    if args.server_arg:
+        header += f" Every server row ran with `{' '.join(args.server_arg)}`."
     if use_h2load:
         header += (" Rows marked (h2load): the same requests from nghttp2's C load generator h2load "
                    "(REST: one HTTP/1.1 keep-alive connection per client; gRPC: one HTTP/2 connection with N "
@@ -497,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
 
         name = f"bench-serve-{version_dir.parent.name}"
         title = f"## bench-serve: `{version_dir.parent.name}` model"
+        if args.server_arg:  # a section of its own beside the default server's
+            name += "-" + re.sub(r"[^a-z0-9]+", "-", " ".join(args.server_arg).lower()).strip("-")
+            title += f", server `{' '.join(args.server_arg)}`"
         write_section(args.out, name, f"{title}\n\n{machine_line()}\n\n{report}")
         print(f"wrote section {name} of {args.out}", file=sys.stderr)
     return 0

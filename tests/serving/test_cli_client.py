@@ -59,6 +59,10 @@ def test_register_adds_the_three_commands_and_dispatch_ignores_others():
     assert cli.server_config(p.parse_args(["serve", "--model-base", "/m"])).monitoring_path is None  # off too
     monitored = cli.server_config(p.parse_args(["serve", "--model-base", "/m", "--monitoring"]))
     assert monitored.monitoring_path == "/monitoring/prometheus/metrics"
+    assert (monitored.intra_op_threads, monitored.inter_op_threads) == (0, 0)  # TensorFlow's default
+    threads = cli.server_config(p.parse_args(["serve", "--model-base", "/m", "--tensorflow-intra-op-parallelism", "1",
+                                              "--tensorflow-inter-op-parallelism", "3"]))
+    assert (threads.intra_op_threads, threads.inter_op_threads) == (1, 3)
     args = p.parse_args(["predict", "a.png", "b.png", "--grpc", "127.0.0.1:8500", "--model", "m", "--top-k", "3"])
     assert args.images == ["a.png", "b.png"] and args.grpc == "127.0.0.1:8500" and args.top_k == 3
     args = p.parse_args(["predict-batch", "folder", "--out", "p.csv"])

@@ -1,6 +1,13 @@
-"""Unit tests of configuration parsing, name validation and the JSON/TensorProto codecs (no model needed)."""
+"""Unit tests of configuration parsing (including TensorFlow's thread pools), name validation and the
+JSON/TensorProto codecs (no model needed)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +34,8 @@ from serving.tensors import (
     predict_outputs_to_json,
     tensor_proto_to_array,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["visionline", "model-2", "a.b_c", "X"])
@@ -69,6 +78,31 @@ def test_server_config_validation(tmp_path):
     with pytest.raises(ServingError):
         ModelConfig("../x", str(tmp_path))
     assert ServerConfig(models=(model,)).host == "127.0.0.1"  # loopback unless told otherwise
+    with pytest.raises(ValueError, match="intra_op_threads"):
+        ServerConfig(models=(model,), intra_op_threads=-1)
+
+
+def test_tf_thread_pools_are_set_before_tensorflow_runs_and_refused_after():
+    # A fresh interpreter: in this one TensorFlow is already running.
+    script = textwrap.dedent("""
+        import tensorflow as tf
+        from serving.servable import configure_tf_threads
+        configure_tf_threads(1, 2)
+        threading = tf.config.threading
+        print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+        tf.constant(1.0) + 1.0  # TensorFlow is running now
+        configure_tf_threads(1, 2)  # the same setting again: fine
+        configure_tf_threads(0, 0)  # TensorFlow's default: leaves the setting alone
+        try:
+            configure_tf_threads(2, 2)
+        except RuntimeError as err:
+            print(err)
+    """)
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True,
+                         cwd=REPO).stdout.splitlines()
+    assert out[0] == "1 2"
+    assert out[1].startswith("cannot set TensorFlow's intra-op threads to 2: TensorFlow is already running")
 
 
 def test_batching_config_parser():

@@ -182,3 +182,16 @@ def test_clean_tf_message():
            "call last):\n<stack traces unavailable>\nUnknown image file format. One of JPEG, PNG, GIF, BMP required."
            "\n\t [[{{node map/while/decode_image/DecodeImage}}]] [Op:__inference_signature_wrapper_1522]")
     assert clean_tf_message(raw) == "Unknown image file format. One of JPEG, PNG, GIF, BMP required."
+
+
+def test_server_start_applies_the_thread_pool_setting(tmp_path):
+    import tensorflow as tf
+
+    from serving.server import ServingServer
+
+    tf.constant(1.0) + 1.0  # TensorFlow runs in this process: a new pool size can only be refused
+    wanted = tf.config.threading.get_intra_op_parallelism_threads() + 3
+    server = ServingServer(ServerConfig(models=(ModelConfig("m", str(tmp_path)),), rest_port=None, grpc_port=None,
+                                        intra_op_threads=wanted))
+    with pytest.raises(RuntimeError, match=f"intra-op threads to {wanted}"):
+        server.start()

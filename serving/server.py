@@ -7,10 +7,11 @@
 `start()` first sizes TensorFlow's thread pools when the config asks (TF Serving's
 `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`), then returns once the versions on
 disk are loaded (like TF Serving, requests never see an empty server that is merely still starting) and both
-ports are bound; port 0 picks a free port. Binds 127.0.0.1 unless told otherwise. `serve_forever()` blocks until SIGINT/SIGTERM and shuts down gracefully (in-flight gRPC calls
-get a grace period, retired versions are closed after their last request). Both APIs and the model calls
-record TF Serving's Prometheus metrics in `server.metrics`; the REST port serves them at
-`config.monitoring_path` when that is set (TF Serving's `--monitoring_config_file`).
+ports are bound; port 0 picks a free port. Binds 127.0.0.1 unless told otherwise. `serve_forever()` blocks until
+SIGINT/SIGTERM and shuts down gracefully (in-flight gRPC calls get a grace period, retired versions are closed
+after their last request). Both APIs and the model calls record TF Serving's Prometheus metrics in
+`server.metrics`; the REST port serves them at `config.monitoring_path` when that is set (TF Serving's
+`--monitoring_config_file`).
 """
 
 from __future__ import annotations

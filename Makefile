@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve bench-serve-ab bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http:/
 
 bench-serve: setup system-deps  ## serving latency/throughput: in-process vs REST vs gRPC, batching off/on → docs/benchmarks.md (needs `make run`)
 	$(BIN)/python tests/benchmarks/bench_serve.py --out docs/benchmarks.md $(ARGS)
+
+bench-serve-ab: setup system-deps  ## A/B of `visionline serve` flags, servers measured in alternation (ARGS="--b-arg=--flag=value"; needs `make run`)
+	$(BIN)/python tests/benchmarks/bench_serve_ab.py $(or $(ARGS),--b-arg=--tensorflow-intra-op-parallelism=1)
 
 LITE0_WORK ?= .visionline-lite0
 bench-serve-lite0: setup system-deps  ## the same for EfficientNet-Lite0 at 224×224: trains it on the demo data (own work dir), then benchmarks it

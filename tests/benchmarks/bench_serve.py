@@ -11,7 +11,9 @@ At concurrency 1 the unbatched server is also called with the official blocking 
 GetModelStatus (a round trip that runs no model: the transport and dispatch share of the latency).
 Where Debian's h2load is installed (`make system-deps`), every server cell is measured again with that C load
 generator (rows marked "(h2load)", see tests/benchmarks/h2load.py), which leaves more of the two cores to the
-server; the targets are judged for each client.
+server; the targets are judged for each client. The unbatched server is also loaded by h2load with requests that
+run no model (REST: GET the model status; gRPC: GetModelStatus) at the highest concurrency: with the model's
+own batched throughput, that bounds what server-side batching can reach on this machine (a verdict line).
 Each cell runs `--repeat` rounds (latencies pooled, throughput of the median round) because small shared VMs
 are noisy. The server runs with `--monitoring`: its Prometheus page, read before and after each cell, gives the
 server's own mean time per request (`request_latency`: from the handler's start to its response, without the
@@ -294,6 +296,37 @@ def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int
                 return _combine(f"{path} (h2load)", label, level, [(r.latencies, r.seconds, r.errors) for r in rounds])
 
             cells.append(_observed(server, path, cell))
+    if label == "off":
+        cells += bench_no_model_h2load(server, max(levels), max(requests, 2000), repeat)
+    return cells
+
+
+NO_MODEL_PATHS = {"REST": "REST GET model status (no model) (h2load)",
+                  "gRPC": "gRPC GetModelStatus (no model) (h2load)"}
+
+
+def bench_no_model_h2load(server: ServerProcess, level: int, requests: int, repeat: int) -> list[Cell]:
+    """The most requests per second each API answers when no model runs (REST: GET the model's status; gRPC:
+    GetModelStatus), from h2load at `level` concurrent clients: the server's per-request cost for transport and
+    dispatch alone, which bounds what batching can reach (see `verdicts`)."""
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    from tests.benchmarks import h2load
+
+    status = get_model_status_pb2.GetModelStatusRequest()
+    status.model_spec.name = MODEL
+    message = status.SerializeToString()
+    grpc_path = "/tensorflow.serving.ModelService/GetModelStatus"
+    expected = h2load.grpc_response_frame_bytes(f"127.0.0.1:{server.grpc_port}", message, grpc_path)
+    targets = {"REST": (f"http://127.0.0.1:{server.rest_port}/v1/models/{MODEL}", None, False),
+               "gRPC": (f"http://127.0.0.1:{server.grpc_port}{grpc_path}", h2load.grpc_frame(message), True)}
+    cells = []
+    for path, (url, body, is_grpc) in targets.items():
+        h2load.run(url, body, level, max(20, 2 * level), grpc=is_grpc, expected_response_bytes=expected)
+        rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
+                  for _ in range(repeat)]
+        cells.append(_combine(NO_MODEL_PATHS[path], "off", level, [(r.latencies, r.seconds, r.errors)
+                                                                    for r in rounds]))
     return cells
 
 
@@ -410,6 +443,19 @@ def verdicts(cells: list[Cell], ceiling: tuple[int, float, float] | None = None)
             notes.append(f"- {path} at concurrency 32: batching gives {ratio:.2f}× the throughput "
                          f"({on.throughput:.0f} vs {off.throughput:.0f} req/s): target ≥ 2× "
                          f"{'**met**' if ratio >= 2 else '**not met**'}{rows}.")
+    if ceiling:
+        images_per_s = ceiling[1]
+        for path, no_model_path in NO_MODEL_PATHS.items():
+            off, no_model = find(f"{path} (h2load)", "off", 32), find(no_model_path, "off", 32)
+            if off and no_model:
+                bound = 1 / (1 / no_model.throughput + 1 / images_per_s)
+                ratio = bound / off.throughput
+                notes.append(f"- Bound for {path} (h2load) at concurrency 32: the server answers at most "
+                             f"{no_model.throughput:.0f} no-model requests/s and the model on whole batches runs "
+                             f"{images_per_s:.0f} images/s on the same cores, so even with free request handling "
+                             f"and full batches Predict stays under ~{bound:.0f} req/s: {ratio:.2f}× the unbatched "
+                             f"{off.throughput:.0f} req/s "
+                             f"({'2× is out of reach here' if ratio < 2 else 'room for 2×'}).")
     unbatched = find("gRPC", "off", 32)
     if ceiling and unbatched:
         batch, images_per_s, p50 = ceiling

@@ -73,25 +73,29 @@ def parse_log(text: str) -> tuple[list[float], float]:
     return latencies, seconds
 
 
-def run(url: str, body: bytes, concurrency: int, requests: int, *, grpc: bool,
+def run(url: str, body: bytes | None, concurrency: int, requests: int, *, grpc: bool,
         expected_response_bytes: int | None = None, timeout: float = 600.0) -> H2loadRound:
-    """Send `requests` POSTs of `body` to `url` from `concurrency` concurrent clients (REST: HTTP/1.1
-    connections; gRPC: streams on one HTTP/2 connection). For gRPC, `expected_response_bytes` is the DATA
-    payload of one successful response (its frame, prefix included)."""
+    """Send `requests` POSTs of `body` (REST: GETs when `body` is None) to `url` from `concurrency` concurrent
+    clients (REST: HTTP/1.1 connections; gRPC: streams on one HTTP/2 connection). For gRPC,
+    `expected_response_bytes` is the DATA payload of one successful response (its frame, prefix included)."""
     binary = h2load_binary()
     if binary is None:
         raise FileNotFoundError("h2load not found: install Debian's nghttp2-client (`make system-deps`)")
-    if grpc and not expected_response_bytes:
-        raise ValueError("gRPC rounds need expected_response_bytes to count failed calls")
+    if grpc and (not expected_response_bytes or body is None):
+        raise ValueError("gRPC rounds need a body and expected_response_bytes to count failed calls")
     with tempfile.TemporaryDirectory(prefix="h2load-") as tmp:
         body_path, log_path = Path(tmp) / "body", Path(tmp) / "requests.log"
-        body_path.write_bytes(body)
-        command = [binary, "-n", str(requests), "-d", str(body_path), "--log-file", str(log_path)]
+        command = [binary, "-n", str(requests), "--log-file", str(log_path)]
+        if body is not None:
+            body_path.write_bytes(body)
+            command += ["-d", str(body_path)]
         if grpc:
             command += ["-c", "1", "-m", str(concurrency), "-H", "content-type: application/grpc",
                         "-H", "te: trailers"]
         else:
-            command += ["--h1", "-c", str(concurrency), "-m", "1", "-H", "content-type: application/json"]
+            command += ["--h1", "-c", str(concurrency), "-m", "1"]
+            if body is not None:
+                command += ["-H", "content-type: application/json"]
         result = subprocess.run([*command, url], capture_output=True, text=True, timeout=timeout, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"h2load exited with {result.returncode}: {result.stderr or result.stdout}")

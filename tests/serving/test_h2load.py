@@ -50,3 +50,15 @@ def test_h2load_counts_failed_calls(server, digit_pngs: list[bytes]) -> None:
     rpc = h2load.run(f"http://{server.grpc_target}{h2load.GRPC_PREDICT_PATH}", h2load.grpc_frame(bad), 2, 6,
                      grpc=True, expected_response_bytes=expected)
     assert (rpc.succeeded, rpc.errors, rpc.data_bytes) == (0, 6, 0)
+
+
+def test_h2load_rest_gets_without_a_body(server) -> None:
+    # bench-serve's no-model REST row: GET the model status, the cheapest request the REST API answers.
+    status = h2load.run(f"{server.rest_url}/v1/models/{MODEL}", None, 2, 8, grpc=False)
+    assert (status.succeeded, status.errors, len(status.latencies)) == (8, 0, 8)
+    assert status.data_bytes > 0
+    missing = h2load.run(f"{server.rest_url}/v1/models/no_such_model", None, 2, 4, grpc=False)
+    assert (missing.succeeded, missing.errors) == (0, 4)
+    with pytest.raises(ValueError, match="gRPC rounds need a body"):
+        h2load.run(f"http://{server.grpc_target}{h2load.GRPC_PREDICT_PATH}", None, 1, 1, grpc=True,
+                   expected_response_bytes=10)

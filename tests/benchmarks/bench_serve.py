@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -254,7 +255,7 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
     and GetModelStatus — a round trip through the same server that runs no model, i.e. the transport and
     dispatch part of the Predict latency."""
     import grpc
-    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
     from serving.client import predict_request
 
@@ -262,13 +263,38 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
         status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus
         request = predict_request([png], MODEL)
-        status_request = get_model_status_pb2.GetModelStatusRequest()
-        status_request.model_spec.name = MODEL
+        status_request = _status_request()
         calls = [("gRPC, blocking stub", lambda: predict(request, timeout=60)),
                  ("gRPC GetModelStatus (no model), blocking stub", lambda: status(status_request, timeout=60))]
         return [_observed(server, path, lambda path=path, call=call: _combine(
                     path, label, 1, [measure(call, 1, requests) for _ in range(repeat)]))
                 for path, call in calls]
+
+
+def _status_request() -> Any:
+    """GetModelStatus for the benchmarked model: the gRPC request that runs no model."""
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = MODEL
+    return request
+
+
+def _h2load_warm_up(url: str, body: bytes | None, is_grpc: bool, expected: int, level: int) -> None:
+    """A short unmeasured h2load run before a cell (outside the server-metrics window of `_observed`)."""
+    from tests.benchmarks import h2load
+
+    h2load.run(url, body, level, max(20, 2 * level), grpc=is_grpc, expected_response_bytes=expected)
+
+
+def _h2load_cell(path: str, label: str, url: str, body: bytes | None, is_grpc: bool, expected: int, level: int,
+                 requests: int, repeat: int) -> Cell:
+    """`repeat` measured h2load rounds pooled into a cell."""
+    from tests.benchmarks import h2load
+
+    rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
+              for _ in range(repeat)]
+    return _combine(path, label, level, [(r.latencies, r.seconds, r.errors) for r in rounds])
 
 
 def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
@@ -287,17 +313,10 @@ def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int
     cells = []
     for path, (url, body, is_grpc) in targets.items():
         for level in levels:
-            h2load.run(url, body, level, max(20, 2 * level), grpc=is_grpc, expected_response_bytes=expected)
-
-            def cell(path: str = path, url: str = url, body: bytes = body, is_grpc: bool = is_grpc,
-                     level: int = level) -> Cell:
-                rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
-                          for _ in range(repeat)]
-                return _combine(f"{path} (h2load)", label, level, [(r.latencies, r.seconds, r.errors) for r in rounds])
-
-            cells.append(_observed(server, path, cell))
-    if label == "off":
-        cells += bench_no_model_h2load(server, max(levels), max(requests, 2000), repeat)
+            _h2load_warm_up(url, body, is_grpc, expected, level)
+            cells.append(_observed(server, path, lambda path=path, url=url, body=body, is_grpc=is_grpc, level=level:
+                                   _h2load_cell(f"{path} (h2load)", label, url, body, is_grpc, expected, level,
+                                                requests, repeat)))
     return cells
 
 
@@ -309,24 +328,17 @@ def bench_no_model_h2load(server: ServerProcess, level: int, requests: int, repe
     """The most requests per second each API answers when no model runs (REST: GET the model's status; gRPC:
     GetModelStatus), from h2load at `level` concurrent clients: the server's per-request cost for transport and
     dispatch alone, which bounds what batching can reach (see `verdicts`)."""
-    from tensorflow_serving.apis import get_model_status_pb2
-
     from tests.benchmarks import h2load
 
-    status = get_model_status_pb2.GetModelStatusRequest()
-    status.model_spec.name = MODEL
-    message = status.SerializeToString()
-    grpc_path = "/tensorflow.serving.ModelService/GetModelStatus"
-    expected = h2load.grpc_response_frame_bytes(f"127.0.0.1:{server.grpc_port}", message, grpc_path)
+    message = _status_request().SerializeToString()
+    status_path = h2load.GRPC_MODEL_STATUS_PATH
+    expected = h2load.grpc_response_frame_bytes(f"127.0.0.1:{server.grpc_port}", message, status_path)
     targets = {"REST": (f"http://127.0.0.1:{server.rest_port}/v1/models/{MODEL}", None, False),
-               "gRPC": (f"http://127.0.0.1:{server.grpc_port}{grpc_path}", h2load.grpc_frame(message), True)}
+               "gRPC": (f"http://127.0.0.1:{server.grpc_port}{status_path}", h2load.grpc_frame(message), True)}
     cells = []
     for path, (url, body, is_grpc) in targets.items():
-        h2load.run(url, body, level, max(20, 2 * level), grpc=is_grpc, expected_response_bytes=expected)
-        rounds = [h2load.run(url, body, level, requests, grpc=is_grpc, expected_response_bytes=expected)
-                  for _ in range(repeat)]
-        cells.append(_combine(NO_MODEL_PATHS[path], "off", level, [(r.latencies, r.seconds, r.errors)
-                                                                    for r in rounds]))
+        _h2load_warm_up(url, body, is_grpc, expected, level)
+        cells.append(_h2load_cell(NO_MODEL_PATHS[path], "off", url, body, is_grpc, expected, level, requests, repeat))
     return cells
 
 
@@ -520,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
                 cells += bench_blocking_grpc(server, label, png, args.requests, args.repeat)
             if use_h2load:
                 cells += bench_h2load(server, label, png, levels, args.requests, args.repeat)
+                if label == "off":
+                    cells += bench_no_model_h2load(server, max(levels), max(args.requests, 2000), args.repeat)
         finally:
             server.stop()
 

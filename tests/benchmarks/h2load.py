@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GRPC_PREDICT_PATH = "/tensorflow.serving.PredictionService/Predict"
+GRPC_MODEL_STATUS_PATH = "/tensorflow.serving.ModelService/GetModelStatus"
 
 
 def h2load_binary() -> str | None:

@@ -1,14 +1,12 @@
-"""visionline components: ingestion (custom ExampleGen), preprocessing, model, training, export and metrics.
+"""visionline components: the TFX components and the TFX-free code they run.
 
-Importing this package pins Keras 2 (`TF_USE_LEGACY_KERAS=1`), which tf.Transform requires; it must happen
-before TensorFlow is first imported, so every entry point imports `components` (or `pipeline`) first.
+* `example_gen` – ImageExampleGen: image folders / CSV manifests → tf.Examples, quarantining bad files;
+* `validation_gate` – the data gate between ExampleValidator and Transform;
+* `transform` – tf.Transform preprocessing (decode, resize, normalise, label vocabulary);
+* `trainer` – model assembly, training phases, KerasTuner search, SavedModel export, backbones;
+* `evaluator` – metric keys, what each task computes and gates, custom TFMA metrics;
+* `pusher` – atomic pushes into TF Serving's model directory;
+* `modules` – the module files TFX's Transform, Tuner and Trainer call.
+
+Importing this package has no side effects: entry points import `components.environment` first (Keras 2).
 """
-
-import os
-import warnings
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# Google client libraries pulled in by TFX warn about future Python/grpcio support on every import.
-warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")

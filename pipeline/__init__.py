@@ -1,6 +1,5 @@
 """visionline pipeline package: configuration, the TFX DAG, its runners, the CLI and run summaries.
 
-Importing it pins Keras 2 (`TF_USE_LEGACY_KERAS=1`) before TensorFlow loads, as tf.Transform requires.
+Importing it has no side effects: the entry points (`visionline`, `python -m pipeline`) import
+`components.environment` first, which pins Keras 2 before TensorFlow loads.
 """
-
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any TensorFlow import)

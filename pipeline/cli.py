@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-import components  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
 from pipeline import demo_data, kfp_cli, report_cli
 from pipeline.configs import ConfigError, PipelineConfig, dumps
 from serving import cli as serving_cli
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(demo_data.materialize_digits(args.dest or demo_data.DEFAULT_DEMO_DIR, per_class=args.per_class))
             return 0
         if args.command == "weights":
-            from components.backbones.registry import cached_lite0_weights
+            from components.trainer.backbones.registry import cached_lite0_weights
 
             print(cached_lite0_weights())
             return 0
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "last-run":
             summary = results.latest_run(config.metadata_path)
         else:
-            from components.validation import DataValidationError
+            from components.validation_gate.component import DataValidationError
             from pipeline.local_runner import configure_logging, run_local
 
             config.validate()

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from components.example_gen.images import MAX_IMAGE_PIXELS
+
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
 NORMALIZATIONS = ("auto", "zero_one", "minus_one_one", "lite", "raw", "caffe")  # auto: the backbone's own
 TASKS = ("multiclass", "binary", "multilabel")
@@ -43,7 +45,7 @@ class DataConfig:
     train_fraction: float = 0.8  # hash split when the data has no train/test sub-trees
     image_feature: str = "image"  # tfrecord passthrough: feature holding encoded image bytes
     label_feature: str = "label"  # tfrecord passthrough: bytes or int64 label feature
-    max_image_pixels: int = 40_000_000  # decompression-bomb guard: larger images are quarantined
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # decompression-bomb guard: larger images are quarantined
     # Eval images byte-identical (sha256) to a train image, i.e. train/eval leakage: "remove" (quarantined with
     # their train twin named) or "report" (kept); both list them in the Examples' leakage_report.csv.
     leakage: str = "remove"
@@ -62,7 +64,7 @@ class TransformConfig:
 class TrainConfig:
     """Model and optimisation settings for the Trainer."""
 
-    model: str = "simple_cnn"  # backbone name, see components/backbones/registry.py
+    model: str = "simple_cnn"  # backbone name, see components/trainer/backbones/registry.py
     weights: str = "auto"  # auto (imagenet if the backbone has weights) | imagenet | none | /path/to/weights.h5
     task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit) | multilabel (a sigmoid per label;
     #                          CSV manifest labels separated by "|")
@@ -108,7 +110,7 @@ class TunerConfig:
 @dataclass
 class EvalConfig:
     """Evaluator metrics and gates (absolute bounds, allowed drop against the last blessed model); the metrics per
-    task and the `gates` syntax are described in pipeline/evaluation.py."""
+    task and the `gates` syntax are described in components/evaluator/catalogue.py."""
 
     min_accuracy: float = 0.5  # the task's accuracy (multilabel: subset accuracy)
     min_kappa: float = 0.4  # Cohen's kappa as weighted by kappa_weighting (multiclass, binary)
@@ -210,7 +212,7 @@ class PipelineConfig:
         """The pixel normalisation: as configured, or the backbone's own for `auto`."""
         if self.transform.normalization != "auto":
             return self.transform.normalization
-        from components.backbones.registry import get_backbone
+        from components.trainer.backbones.registry import get_backbone
 
         return get_backbone(self.train.model).normalization
 
@@ -218,7 +220,7 @@ class PipelineConfig:
         """`auto` → `imagenet` for backbones that have published weights, else `none`."""
         if self.train.weights != "auto":
             return self.train.weights
-        from components.backbones.registry import get_backbone
+        from components.trainer.backbones.registry import get_backbone
 
         return "imagenet" if get_backbone(self.train.model).pretrainable else "none"
 
@@ -316,7 +318,7 @@ class PipelineConfig:
         for ok, name, expected in checks:
             if not ok:
                 raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
-        from pipeline.evaluation import GateError, validate_eval
+        from components.evaluator.catalogue import GateError, validate_eval
 
         try:
             validate_eval(self.train.task, self.eval.min_accuracy, self.eval.min_kappa, self.eval.max_regression,
@@ -325,7 +327,7 @@ class PipelineConfig:
             raise ConfigError(f"config field {err}") from None
         if not self.data.root:
             raise ConfigError("config field data.root is empty: point it at your images (or use --demo)")
-        from components.backbones.registry import get_backbone, resolve_weights
+        from components.trainer.backbones.registry import get_backbone, resolve_weights
 
         try:
             backbone = get_backbone(self.train.model)

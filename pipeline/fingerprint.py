@@ -14,10 +14,11 @@ import components
 
 _ROOT = Path(components.__file__).resolve().parent
 
-INGEST_SOURCES = ("features.py", "ingest")
-TRANSFORM_SOURCES = ("features.py", "preprocessing.py", "modules/transform_module.py")
-TRAINER_SOURCES = ("features.py", "model.py", "training.py", "tuning.py", "export.py", "backbones", "modules")
-METRICS_SOURCES = ("metric_names.py", "metrics.py")  # the Evaluator's custom TFMA metrics
+INGEST_SOURCES = ("features.py", "example_gen")
+TRANSFORM_SOURCES = ("features.py", "transform", "modules/transform_module.py")
+TRAINER_SOURCES = ("features.py", "transform", "trainer", "modules")
+METRICS_SOURCES = ("evaluator/metric_keys.py", "evaluator/custom_metrics.py")  # the Evaluator's custom TFMA metrics
+VALIDATION_SOURCES = ("validation_gate",)
 
 
 def source_fingerprint(relative_paths: tuple[str, ...]) -> str:

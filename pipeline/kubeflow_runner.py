@@ -77,7 +77,7 @@ def cluster_layout(config: PipelineConfig, splits: Sequence[str] | None = None) 
       eval sub-folders. Needed when the compiling machine cannot read the cluster's storage.
     * otherwise detected exactly as local runs do (the data root is read: a local path, or a URI readable here).
     """
-    from components.ingest import sources
+    from components.example_gen import sources
 
     root = config.data.root.rstrip("/") or "/"
     data_format = config.data.format
@@ -125,7 +125,8 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
     from tfx.orchestration import data_types
     from tfx.utils import json_utils, proto_utils
 
-    from pipeline.pipeline import EXAMPLE_GEN, create_pipeline
+    from pipeline.component_ids import EXAMPLE_GEN
+    from pipeline.pipeline import create_pipeline
 
     if target not in TARGETS:
         raise ConfigError(f"--target must be one of {TARGETS}, got {target!r}")
@@ -333,7 +334,7 @@ def config_from_defaults(defaults: dict[str, Any]) -> PipelineConfig:
     Resolved values that equal what `auto` resolves to become `auto` again, so a new backbone brings its own
     normalisation and weights.
     """
-    from components.backbones.registry import get_backbone
+    from components.trainer.backbones.registry import get_backbone
 
     missing = [name for name in PARAMETERS if name not in defaults]
     if missing:
@@ -389,11 +390,12 @@ def _derived_values(defaults: dict[str, Any], dotted: list[str]) -> dict[str, st
 
 def _thresholds(evaluation_json: str) -> dict[str, Any]:
     """The eval.* settings (bounds, max_regression, gates, kappa weighting, top-k) of an EvalConfig JSON made by
-    `pipeline.eval_config`, such that `eval_config` builds the same EvalConfig again (pipeline/evaluation.py)."""
+    `pipeline.eval_config`, such that `eval_config` builds the same EvalConfig again
+    (components/evaluator/catalogue.py)."""
     import tensorflow_model_analysis as tfma
     from tfx.utils import proto_utils
 
-    from pipeline import evaluation as eval_settings
+    from components.evaluator import catalogue as eval_settings
 
     evaluation = proto_utils.json_to_proto(evaluation_json, tfma.EvalConfig())
     task = eval_settings.task_of(evaluation)

@@ -10,8 +10,9 @@ from absl import logging as absl_logging
 from tfx import v1 as tfx
 
 from pipeline import preflight, results
+from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, PUSHER
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import EVALUATOR, EXAMPLE_GEN, PUSHER, create_pipeline
+from pipeline.pipeline import create_pipeline
 
 
 class _ComponentProgress(logging.Filter):
@@ -50,7 +51,7 @@ def run_local(config: PipelineConfig) -> results.RunSummary:
     The output locations are checked first (`preflight`: writable, enough free disk; `PreflightError`). When the
     validation gate stops the run, its `DataValidationError` is raised with the run's summary attached.
     """
-    from components.validation import DataValidationError
+    from components.validation_gate.component import DataValidationError
 
     preflight.check_outputs(config)
     pipeline = create_pipeline(config)

@@ -21,11 +21,25 @@ from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components import features, metric_names, metrics, validation
-from components import pusher as atomic_pusher
-from components.ingest import sources
-from components.ingest.example_gen import ImageExampleGen
-from pipeline import evaluation, fingerprint
+from components import features
+from components.evaluator import catalogue as evaluation
+from components.evaluator import custom_metrics as metrics
+from components.evaluator import metric_keys as metric_names
+from components.example_gen import sources
+from components.example_gen.component import ImageExampleGen
+from components.pusher import executor as atomic_pusher
+from components.validation_gate import component as validation
+from pipeline import fingerprint
+from pipeline.component_ids import (
+    EVALUATOR,
+    EXAMPLE_GEN,
+    MODEL_BASELINE,
+    PUSHER,
+    STATISTICS_BASELINE,
+    TRAINER,
+    TUNER,
+    VALIDATION_GATE,
+)
 from pipeline.configs import PipelineConfig, absolute
 
 ACCURACY_METRIC = metric_names.ACCURACY  # multiclass and binary; multilabel gates subset accuracy
@@ -34,15 +48,6 @@ TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
 TRAINER_FN = "components.modules.trainer_module.run_fn"
 TUNER_FN = "components.modules.tuner_module.tuner_fn"
 
-# Component ids, used to find their outputs in ML Metadata.
-EXAMPLE_GEN = "ImageExampleGen"
-EVALUATOR = "Evaluator"
-PUSHER = "Pusher"
-TRAINER = "Trainer"
-TUNER = "Tuner"
-STATISTICS_GEN = "StatisticsGen"
-VALIDATION_GATE = "ValidationGate"
-STATISTICS_BASELINE = "accepted_statistics_resolver"
 
 
 def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[example_gen_pb2.Input,
@@ -67,12 +72,12 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
 
 
 def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> tfma.EvalConfig:
-    """TFMA config for `config.train.task` (metrics per task and the gate syntax: pipeline/evaluation.py).
+    """TFMA config for `config.train.task` (metrics per task and the gate syntax: components/evaluator/catalogue.py).
 
     Every gate — `eval.min_accuracy`, `eval.min_kappa` with `eval.max_regression`, and each `eval.gates` entry — is
     a value bound and/or a change threshold against the baseline model on the overall slice. Binary metrics are
     TFMA's own, binarized on class id 1 (the positive class: the model outputs [1 - p, p]); multilabel metrics are
-    `components.metrics` ones, since the number of labels is unknown when this config is built.
+    `components.evaluator.custom_metrics` ones, since the number of labels is unknown when this config is built.
     """
     task, settings = config.train.task, config.eval
     bounds = evaluation.resolve_gates(task, settings.min_accuracy, settings.min_kappa, settings.max_regression,
@@ -231,7 +236,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         image_feature=names["image_feature"],
         stop_on_anomalies=config.validation.stop_on_anomalies,
         max_label_drift=config.validation.max_label_drift,
-        code_fingerprint=fingerprint.source_fingerprint(("validation.py",)),
+        code_fingerprint=fingerprint.source_fingerprint(fingerprint.VALIDATION_SOURCES),
     ).with_id(VALIDATION_GATE)
 
     transform_config = param("transform_config", {
@@ -275,7 +280,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    ).with_id(MODEL_BASELINE)
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],

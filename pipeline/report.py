@@ -9,8 +9,8 @@ This module owns three steps, kept apart so each can be used and tested alone:
   and read them into a plain `ReportData` (metrics and gates from TFMA; the confusion matrix from TFMA's
   multi-class confusion-matrix plot, plus for binary models the counts at threshold 0.5 of the positive class
   (vocabulary index 1), and for multilabel models the per-label metrics and 2×2 counts of
-  `components.metrics.PerLabelMetrics`; training curves from the Trainer's history.json, class counts from
-  StatisticsGen, sample predictions by running the candidate model's `serving_default` signature on the eval
+  `components.evaluator.custom_metrics.PerLabelMetrics`; training curves from the Trainer's history.json, class
+  counts from StatisticsGen, sample predictions by running the candidate model's `serving_default` signature on the eval
   split). The task (`train.task`) comes from the Trainer's custom_config and the Evaluator's eval_config;
 * rendering (`render_html`, `render_markdown`): plain Python data in, text out — no ML Metadata, no TensorFlow.
   Every string goes through Jinja2 autoescaping (HTML) or `_md` (Markdown); charts are drawn with matplotlib's
@@ -42,8 +42,8 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from components import metric_names as mn
-from pipeline import evaluation as catalogue  # (`evaluation` names TFMA's output artifact below)
+from components.evaluator import catalogue  # (`evaluation` names TFMA's output artifact below)
+from components.evaluator import metric_keys as mn
 from pipeline.results import change_threshold_text, data_gate_lines, read_verdict, value_threshold_text
 
 HTML_NAME = "report.html"
@@ -94,7 +94,7 @@ def sections(task: str = "multiclass") -> tuple[tuple[str, str], ...]:
 
 
 def metric_label(name: str) -> str:
-    """Display name of a metric (pipeline.evaluation's catalogue)."""
+    """Display name of a metric (components.evaluator.catalogue's catalogue)."""
     return catalogue.metric_label(name)
 
 # Landis & Koch (1977): upper bound of each band → reading (kappa < 0 is "poor").

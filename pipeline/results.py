@@ -1,6 +1,6 @@
 """Read what a pipeline run produced from ML Metadata: ingestion counts, metrics (the task's headline metrics of
-pipeline/evaluation.py), failed gates with their value and threshold, blessing, pushed model, and per-component
-timings.
+components/evaluator/catalogue.py), failed gates with their value and threshold, blessing, pushed model, and
+per-component timings.
 
 The latest `pipeline_run` context is the run; cached components appear in it as CACHED executions linked to
 the artifacts they reused, so a fully cached run still reports the metrics of the model it reused.
@@ -19,8 +19,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components import metric_names
-from pipeline.evaluation import headline_order
+from components.evaluator import metric_keys as metric_names
+from components.evaluator.catalogue import headline_order
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 # Where TFX's launcher keeps a failed execution's ExecutionResult (JSON) — the validation gate's stopped verdict.
@@ -174,7 +174,7 @@ def _read_anomalies(uri: str) -> dict[str, list[str]]:
 
 def stopped_verdict(execution: metadata_store_pb2.Execution) -> dict[str, Any]:
     """The verdict a validation gate execution failed with (kept by TFX's launcher in `__execution_result__`,
-    see components.validation), or {} for any other execution."""
+    see components.validation_gate.component), or {} for any other execution."""
     if EXECUTION_RESULT not in execution.custom_properties:
         return {}
     try:
@@ -186,8 +186,8 @@ def stopped_verdict(execution: metadata_store_pb2.Execution) -> dict[str, Any]:
 
 
 def read_verdict(uri: str) -> dict[str, Any]:
-    """The ValidationGate's `verdict.json` in a DataVerdict artifact folder (written by components.validation;
-    read here without importing TFDV), or {} when there is none."""
+    """The ValidationGate's `verdict.json` in a DataVerdict artifact folder (written by
+    components.validation_gate; read here without importing TFDV), or {} when there is none."""
     path = os.path.join(uri, "verdict.json")
     if not os.path.exists(path):
         return {}

@@ -53,9 +53,10 @@ def split_statistics(config: PipelineConfig) -> tuple[Statistics, dict[str, str]
     from tfx.orchestration.pipeline import RunOptions
     from tfx.types import artifact_utils, standard_artifacts
 
-    from components.ingest import sources
+    from components.example_gen import sources
+    from pipeline.component_ids import STATISTICS_GEN
     from pipeline.configs import absolute
-    from pipeline.pipeline import STATISTICS_GEN, create_pipeline
+    from pipeline.pipeline import create_pipeline
 
     schema_config = config.override([f"pipeline_name={config.pipeline_name}-schema", "data.schema_path="])
     schema_config.validate()
@@ -82,8 +83,8 @@ def curate(statistics: Statistics, *, image_feature: str, label_feature: str, fo
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from components import validation
-    from components.ingest import images
+    from components.example_gen import images
+    from components.validation_gate import component as validation
 
     formats = tuple(sorted(formats or images.DECODABLE_FORMATS))
     train = statistics.get("train") or next(iter(statistics.values()))
@@ -156,7 +157,7 @@ def regenerate(config: PipelineConfig, out: str) -> SchemaResult:
     statistics, names = split_statistics(config)
     schema = curate(statistics, image_feature=names["image"], label_feature=names["label"],
                     format_feature=names["format"])
-    from components import validation
+    from components.validation_gate import component as validation
 
     examples = {split: int(validation.dataset_stats(s).num_examples) for split, s in statistics.items()}
     domain = next((d for d in schema.string_domain if d.name == _LABEL_DOMAIN), None)

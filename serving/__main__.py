@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
 from serving import cli
 
 

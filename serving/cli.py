@@ -35,8 +35,13 @@ def _default_model_base() -> str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the serving sub-commands to `subparsers`."""
-    from serving.client import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL
-    from serving.config import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_REQUEST_BYTES, POLICIES
+    from serving.clients.predict import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL
+    from serving.server.config import (
+        DEFAULT_MAX_BATCH_ROWS,
+        DEFAULT_MAX_IMAGE_PIXELS,
+        DEFAULT_MAX_REQUEST_BYTES,
+        POLICIES,
+    )
 
     serve = subparsers.add_parser(
         "serve", help="serve pushed models over TF Serving's REST and gRPC APIs (local server)",
@@ -120,7 +125,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
     command = getattr(args, _KEY, None)
     if command not in COMMANDS:
         return None
-    from serving.client import ServiceError
+    from serving.clients.predict import ServiceError
     from serving.errors import ServingError
 
     try:
@@ -137,7 +142,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
 # ----- serve --------------------------------------------------------------------------------------------------
 def server_config(args: argparse.Namespace) -> Any:
     """The `ServerConfig` described by `serve`'s flags."""
-    from serving.config import (
+    from serving.server.config import (
         BatchingConfig,
         ModelConfig,
         ServerConfig,
@@ -145,8 +150,8 @@ def server_config(args: argparse.Namespace) -> Any:
         load_models_config,
         parse_batching_config,
     )
-    from serving.metrics import DEFAULT_PATH as DEFAULT_METRICS_PATH
-    from serving.metrics import parse_monitoring_config
+    from serving.server.prometheus import DEFAULT_PATH as DEFAULT_METRICS_PATH
+    from serving.server.prometheus import parse_monitoring_config
 
     if args.model_config_file:
         models = load_models_config(args.model_config_file)
@@ -190,7 +195,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from serving.server import ServingServer
+    from serving.server.model_server import ServingServer
 
     config = server_config(args)
     logging.basicConfig(level=logging.INFO, format="visionline serve: %(message)s")
@@ -216,7 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 # ----- predict ------------------------------------------------------------------------------------------------
 def _predictor_spec(args: argparse.Namespace) -> Any:
-    from serving.client import DEFAULT_URL, PredictorSpec
+    from serving.clients.predict import DEFAULT_URL, PredictorSpec
 
     if args.top_k < 1:
         raise ValueError("--top-k must be >= 1")
@@ -231,7 +236,7 @@ def _predictor_spec(args: argparse.Namespace) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from serving.client import format_result, predict_files, result_json
+    from serving.clients.predict import format_result, predict_files, result_json
 
     predictor = _predictor_spec(args).create()
     try:
@@ -244,7 +249,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_batch(args: argparse.Namespace) -> int:
-    from serving.client import predict_batch
+    from serving.clients.predict import predict_batch
 
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")

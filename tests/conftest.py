@@ -18,7 +18,7 @@ from PIL import Image
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import components  # noqa: E402,F401
+import components.environment  # noqa: E402,F401
 
 
 def encode(array: np.ndarray, fmt: str, **save_args: object) -> bytes:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from components import training, tuning
+import components.environment  # noqa: F401  (a TFX entry point: Keras 2 before TensorFlow loads)
+from components.trainer import training, tuning
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point: see `components.training.train_and_export` (uses the Tuner's best
+    """TFX Trainer entry point: see `components.trainer.training.train_and_export` (uses the Tuner's best
     hyper-parameters when the pipeline ran a Tuner)."""
     training.train_and_export(
         train_files=fn_args.train_files,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from components import training, tuning
+import components.environment  # noqa: F401  (a TFX entry point: Keras 2 before TensorFlow loads)
+from components.trainer import training, tuning
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    """TFX Tuner entry point: a KerasTuner search over `components.tuning.search_space`, or — with
+    """TFX Tuner entry point: a KerasTuner search over `components.trainer.tuning.search_space`, or — with
     `tuner.enabled` false — the config's own values without any training."""
     config = fn_args.custom_config
     if not config["tuner"]["enabled"]:

@@ -103,7 +103,8 @@ def accuracy_with_and_without_tta(model_dir: Path, eval_files: list[str], batch:
     import tensorflow as tf
     import tf_keras as keras
 
-    from components import export, features
+    from components import features
+    from components.trainer import export
 
     model = keras.models.load_model(str(model_dir))
     transform = tf.saved_model.load(str(model_dir)).signatures[export.TRANSFORM_FEATURES]
@@ -197,9 +198,9 @@ def throughput(work: Path) -> list[str]:
     """Trainer fit vs plain model.fit on the same data, and cached-feature head training vs full forward."""
     import tensorflow as tf
 
-    from components import model as models
-    from components import training
-    from components.backbones import registry
+    from components.trainer import model as models
+    from components.trainer import training
+    from components.trainer.backbones import registry
 
     rng = np.random.default_rng(0)
     images = _idx(FASHION / "train-images-idx3-ubyte.gz")[:8192]

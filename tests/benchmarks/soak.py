@@ -93,7 +93,7 @@ def rss_summary(samples: list[tuple[float, int]], push_at: float | None, seconds
 def run_soak(args: argparse.Namespace, source: Path, model_label: str, pngs: list[bytes],
              work: Path) -> tuple[str, bool]:
     """The load run; returns (Markdown section, passed)."""
-    import components.pusher  # noqa: F401  (imports TFX: done before the clock starts, not during the push)
+    import components.pusher.executor  # noqa: F401  (imports TFX: done before the clock starts, not during the push)
     from tests.serving.helpers import MODEL, copy_version, push_version
     from tests.serving.load import run_load
     from tests.serving.process import ServerProcess
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="context added under the figures (e.g. other load on the box)")
     args = parser.parse_args(argv)
 
-    import components  # noqa: F401  (pins Keras 2 before TensorFlow is imported)
+    import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
     from tests.benchmarks.markdown import machine_line, write_section
     from tests.serving.helpers import build_tiny_model
 

@@ -38,8 +38,8 @@ def model_base(pushed_version_dir: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def server(model_base: Path):
     """The local server (REST + gRPC on free loopback ports, no batching, 256 KiB request limit)."""
-    from serving.config import ModelConfig, ServerConfig
-    from serving.server import ServingServer
+    from serving.server.config import ModelConfig, ServerConfig
+    from serving.server.model_server import ServingServer
 
     config = ServerConfig(models=(ModelConfig(MODEL, str(model_base)),), rest_port=0, grpc_port=0,
                           poll_interval=0.5, max_request_bytes=256 * 1024, workers=4)

@@ -33,8 +33,8 @@ def copy_version(source: Path, base: Path, version: int) -> Path:
 
 def push_version(source: Path, base: Path, version: int) -> Path:
     """Push `source` as `<base>/<version>` exactly as the pipeline's Pusher does: staged in a hidden
-    `.<version>.partial` folder, then renamed (`components.pusher.push_atomically`)."""
-    from components.pusher import push_atomically
+    `.<version>.partial` folder, then renamed (`components.pusher.executor.push_atomically`)."""
+    from components.pusher.executor import push_atomically
 
     base.mkdir(parents=True, exist_ok=True)
     return Path(push_atomically(str(source), str(base), str(version), f"test-push:{source}"))
@@ -42,7 +42,7 @@ def push_version(source: Path, base: Path, version: int) -> Path:
 
 def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: int = 8, seed: int = 0,
                      multilabel: bool = False) -> Path:
-    """Save a small but real image classifier with visionline's serving contract (see `components/export.py`).
+    """Save a small but real image classifier with visionline's serving contract (see `components/trainer/export.py`).
 
     `serving_default`: `images` [None] string (encoded JPEG/PNG/GIF/BMP, decoded with `tf.io.decode_image`) →
     `probabilities` [B,C], `classes` [B,C], `predicted_class` [B], `confidence` [B]; `classification`
@@ -55,7 +55,12 @@ def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: i
     import numpy as np
     import tensorflow as tf
 
-    from components.export import CLASSIFICATION, CLASSIFY_METHOD_NAME, SERVING_DEFAULT, set_signature_method_name
+    from components.trainer.export import (
+        CLASSIFICATION,
+        CLASSIFY_METHOD_NAME,
+        SERVING_DEFAULT,
+        set_signature_method_name,
+    )
 
     names = list(class_names)
     rng = np.random.default_rng(seed)

@@ -10,10 +10,10 @@ import grpc
 import numpy as np
 import pytest
 
-from serving.batching import Batcher
-from serving.config import BatchingConfig, ModelConfig, ServerConfig
 from serving.errors import ServingError, invalid
-from serving.metrics import DEFAULT_PATH, read_page, sample_value
+from serving.server.config import BatchingConfig, ModelConfig, ServerConfig
+from serving.server.prometheus import DEFAULT_PATH, read_page, sample_value
+from serving.server.request_batching import Batcher
 from tests.serving.helpers import MODEL
 
 
@@ -131,7 +131,7 @@ def test_batching_server_merges_concurrent_grpc_and_rest_requests(model_base, di
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving.server import ServingServer
+    from serving.server.model_server import ServingServer
 
     config = ServerConfig(models=(ModelConfig(MODEL, str(model_base)),), rest_port=0, grpc_port=0,
                           batching=BatchingConfig(max_batch_size=16, batch_timeout_micros=50_000),

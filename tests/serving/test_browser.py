@@ -159,8 +159,8 @@ IMG_LABEL = '<img src=x onerror="alert(2)">'
 @contextlib.contextmanager
 def tiny_models_server(root: Path, models: dict[str, dict]) -> Iterator[Any]:
     """The local server (REST only) over tiny models: model name → `build_tiny_model` keyword arguments."""
-    from serving.config import ModelConfig, ServerConfig
-    from serving.server import ServingServer
+    from serving.server.config import ModelConfig, ServerConfig
+    from serving.server.model_server import ServingServer
     from tests.serving.helpers import build_tiny_model
 
     for name, kwargs in models.items():

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from serving import cli
-from serving.batch import prediction_line
-from serving.client import (
+from serving.clients.batch_prediction import prediction_line
+from serving.clients.predict import (
     FileResult,
     PredictionError,
     PredictorSpec,
@@ -231,7 +231,7 @@ def test_predict_batch_beam_job_quarantines_bad_files(server, digit_paths, tmp_p
 
 
 def test_predict_batch_in_process_from_the_model_base(model_base, digit_paths, tmp_path):
-    from serving.client import predict_batch
+    from serving.clients.predict import predict_batch
 
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.config import (
+from serving.errors import ServingError, clean_tf_message
+from serving.server.config import (
     BatchingConfig,
     ModelConfig,
     ServerConfig,
@@ -21,8 +22,7 @@ from serving.config import (
     parse_version,
     validate_model_name,
 )
-from serving.errors import ServingError, clean_tf_message
-from serving.tensors import (
+from serving.server.tensors import (
     DT_STRING,
     SignatureInfo,
     TensorInfo,
@@ -86,7 +86,7 @@ def test_tf_thread_pools_are_set_before_tensorflow_runs_and_refused_after():
     # A fresh interpreter: in this one TensorFlow is already running.
     script = textwrap.dedent("""
         import tensorflow as tf
-        from serving.servable import configure_tf_threads
+        from serving.server.servable import configure_tf_threads
         configure_tf_threads(1, 2)
         threading = tf.config.threading
         print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
@@ -187,7 +187,7 @@ def test_clean_tf_message():
 def test_server_start_applies_the_thread_pool_setting(tmp_path):
     import tensorflow as tf
 
-    from serving.server import ServingServer
+    from serving.server.model_server import ServingServer
 
     tf.constant(1.0) + 1.0  # TensorFlow runs in this process: a new pool size can only be refused
     wanted = tf.config.threading.get_intra_op_parallelism_threads() + 3

@@ -8,8 +8,8 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.config import BatchingConfig, VersionPolicy, load_models_config, parse_batching_config
-from serving.metrics import parse_monitoring_config
+from serving.server.config import BatchingConfig, VersionPolicy, load_models_config, parse_batching_config
+from serving.server.prometheus import parse_monitoring_config
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 

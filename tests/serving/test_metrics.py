@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import requests
 
-from serving.batching import Batcher
-from serving.config import BatchingConfig, ModelConfig, ServerConfig
-from serving.metrics import DEFAULT_PATH, ServingMetrics, parse_monitoring_config, read_page, sample_value
+from serving.server.config import BatchingConfig, ModelConfig, ServerConfig
+from serving.server.prometheus import DEFAULT_PATH, ServingMetrics, parse_monitoring_config, read_page, sample_value
+from serving.server.request_batching import Batcher
 from tests.serving.helpers import MODEL, classify_request
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"

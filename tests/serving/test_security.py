@@ -37,8 +37,8 @@ from tensorflow_serving.apis import (
 )
 
 from serving.errors import ServingError
-from serving.image_guard import check_encoded_sizes, image_pixels
-from serving.tensors import tensor_proto_to_array
+from serving.server.image_guard import check_encoded_sizes, image_pixels
+from serving.server.tensors import tensor_proto_to_array
 from tests.serving.fuzz import GRPC_METHODS, check_still_serving
 from tests.serving.helpers import MODEL, classify_request
 

@@ -13,8 +13,8 @@ import grpc
 import pytest
 import requests
 
-from serving.config import ModelConfig, ServerConfig, VersionPolicy
-from serving.manager import AVAILABLE, END, UNLOADING, ModelManager
+from serving.server.config import ModelConfig, ServerConfig, VersionPolicy
+from serving.server.manager import AVAILABLE, END, UNLOADING, ModelManager
 from tests.serving.helpers import MODEL, copy_version
 
 
@@ -107,7 +107,7 @@ def test_in_flight_request_keeps_a_retired_version_alive(tmp_path):
 
 
 def test_incomplete_and_broken_versions_are_skipped_with_a_reason(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="serving.manager")
+    caplog.set_level(logging.INFO, logger="serving.server.manager")
     make_version(tmp_path, 1)
     (tmp_path / "2").mkdir()  # half-written: nothing yet
     (tmp_path / "3" / "variables").mkdir(parents=True)  # half-written: no saved_model.pb
@@ -136,7 +136,7 @@ def test_incomplete_and_broken_versions_are_skipped_with_a_reason(tmp_path, capl
 
 
 def test_missing_base_path_is_watched_not_fatal(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="serving.manager")
+    caplog.set_level(logging.WARNING, logger="serving.server.manager")
     base = tmp_path / "not-yet"
     manager = manager_for(base)
     manager.start()
@@ -162,9 +162,9 @@ def test_deleted_version_is_unloaded(tmp_path):
 
 def test_real_broken_savedmodel_does_not_crash_the_server(tmp_path, pushed_version_dir, caplog):
     """A real version dir with a corrupt saved_model.pb next to a good version."""
-    from serving.server import ServingServer
+    from serving.server.model_server import ServingServer
 
-    caplog.set_level(logging.WARNING, logger="serving.manager")
+    caplog.set_level(logging.WARNING, logger="serving.server.manager")
     copy_version(pushed_version_dir, tmp_path, 1)
     broken = copy_version(pushed_version_dir, tmp_path, 2)
     (broken / "saved_model.pb").write_bytes(b"\x00garbage, not a protobuf")
@@ -182,7 +182,7 @@ def test_hot_reload_under_load_drops_nothing(tmp_path, pushed_version_dir, digit
     """Clients loop on REST and gRPC while version 2 is copied in; every request must succeed."""
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving.server import ServingServer
+    from serving.server.model_server import ServingServer
 
     copy_version(pushed_version_dir, tmp_path, 1)
     config = ServerConfig(models=(ModelConfig(MODEL, str(tmp_path)),), rest_port=0, grpc_port=0, poll_interval=0.2)

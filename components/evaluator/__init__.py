@@ -1,0 +1,1 @@
+"""The Evaluator: metric keys, what each task computes and gates, custom TFMA metrics."""

@@ -1,0 +1,1 @@
+"""The Pusher's executor: atomic pushes into TF Serving's model directory."""

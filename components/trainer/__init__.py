@@ -1,0 +1,1 @@
+"""Trainer code: model assembly, training phases, KerasTuner search, SavedModel export, backbones."""

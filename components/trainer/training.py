@@ -1,0 +1,409 @@
+"""Training: input pipeline, class weights, the two training phases, resumable fits, export.
+
+Data: Transform runs with `materialize=False` (decoded float pixels would be ~50× the encoded bytes), so the
+Trainer applies the Transform graph inside `tf.data`. A deterministic slice of the training split (by content
+hash of the serialized example) is the validation data for early stopping; the `eval` split stays untouched for
+the Evaluator.
+
+Phases: (1) the new head with the backbone frozen when it is pretrained — on features computed once when
+nothing random happens before the backbone (no augmentation), Model Maker style; (2) optionally unfreeze the
+top of the backbone at a lower learning rate. Each phase restores its best weights (early stopping) and keeps a
+per-epoch backup keyed by its inputs, so a Trainer killed mid-fit resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from components import features
+from components.trainer import export
+from components.trainer import model as models
+from components.trainer.backbones import registry
+from components.transform import preprocessing
+
+_HASH_BUCKETS = 1000
+_SHUFFLE_BUFFER = 10_000
+# tf.data's autotuning thread sleeps up to 60 s between optimisations, and destroying an iterator waits for it:
+# Keras makes a new iterator each epoch, so a training epoch of a minute or more was followed by a stall of up
+# to a minute with the CPU idle (measured: 6 of 20 epochs on full Fashion-MNIST, ~50 s each). The Trainer's
+# datasets therefore run without it: the parallel map then runs as many calls as there are cores and prefetch
+# still buffers ahead. Measured streaming Fashion-MNIST: the same images/s as autotuned, and no wait at epoch
+# ends (docs/benchmarks.md, bench-train-full).
+_NO_AUTOTUNE = tf.data.Options()
+_NO_AUTOTUNE.autotune.enabled = False
+# Hyper-parameters the Tuner may choose; everything else comes from the config.
+TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune_layers")
+MONITORS = {"val_loss": "min", "val_accuracy": "max"}  # early-stopping monitor → which way is better
+
+
+def list_files(patterns: Sequence[str] | str) -> list[str]:
+    """Expand TFX file patterns (e.g. `.../Split-train/*`) to a sorted list; error if nothing matches."""
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise FileNotFoundError(f"no training data files match {patterns}")
+    return files
+
+
+def _records(file_patterns: Sequence[str] | str, subset: str, validation_fraction: float) -> tf.data.Dataset:
+    if subset not in ("all", "train", "validation"):
+        raise ValueError(f"subset must be all, train or validation; got {subset!r}")
+    dataset = tf.data.TFRecordDataset(list_files(file_patterns), compression_type="GZIP")
+    if subset == "all":
+        return dataset
+    cut = int(round(validation_fraction * _HASH_BUCKETS))
+
+    def _keep(serialized: tf.Tensor) -> tf.Tensor:
+        bucket = tf.strings.to_hash_bucket_fast(serialized, _HASH_BUCKETS)
+        return bucket < cut if subset == "validation" else bucket >= cut
+
+    return dataset.filter(_keep)
+
+
+def make_dataset(
+    file_patterns: Sequence[str] | str,
+    tft_output: tft.TFTransformOutput,
+    *,
+    batch_size: int,
+    subset: str = "all",
+    validation_fraction: float = 0.1,
+    shuffle: bool = False,
+    seed: int = 42,
+    task: str = "multiclass",
+    cache: bool = False,
+    examples: int | None = None,
+) -> tf.data.Dataset:
+    """(features, label) batches of transformed data. `subset`: all | train | validation (hash-carved).
+
+    Labels are class indices [B], or for `multilabel` float32 multi-hot vectors [B, C] (C = vocabulary size).
+    `cache=True` decodes every image once and keeps the transformed examples in memory (then shuffles those):
+    later epochs skip reading, parsing and the Transform graph. `examples`, when the subset's example count is
+    known, declares the number of batches (checked while iterating): Keras then knows an epoch's length; without
+    it Keras takes the length from its step counter, which a fit resumed from a backup restores, and logs every
+    resumed epoch as all steps so far ("1266/1266" for 422-step epochs resumed after two).
+    """
+    dataset = _records(file_patterns, subset, validation_fraction)
+    if shuffle and not cache:
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    raw_spec = tft_output.raw_feature_spec()
+    tft_layer = tft_output.transform_features_layer()
+
+    num_labels = tft_output.vocabulary_size_by_name(features.LABEL_VOCABULARY) if task == "multilabel" else 0
+
+    def _transform(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        transformed = tft_layer(tf.io.parse_example(serialized, raw_spec))
+        label = transformed[features.LABEL_XF]
+        if task == "multilabel":
+            label = preprocessing.multi_hot(label, num_labels)
+        return {features.IMAGE_XF: transformed[features.IMAGE_XF]}, label
+
+    dataset = dataset.batch(batch_size).map(_transform, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.unbatch().cache()
+        if shuffle:
+            dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    if examples is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(examples / batch_size)))
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_NO_AUTOTUNE)
+
+
+def class_names(tft_output: tft.TFTransformOutput) -> list[str]:
+    """Class names in label-index order, from the Transform label vocabulary."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            for v in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
+
+
+def label_counts(dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Examples per class index in a (features, label) dataset (multi-hot labels: examples carrying each label)."""
+    return _scan_labels(dataset, num_classes)[0]
+
+
+def _scan_labels(dataset: tf.data.Dataset, num_classes: int) -> tuple[np.ndarray, int]:
+    counts, examples = np.zeros(num_classes, dtype=np.int64), 0
+    for _, labels in dataset.map(lambda x, y: ((), y)):
+        values = labels.numpy()
+        examples += int(values.shape[0]) if values.ndim else 1
+        if values.ndim == 2:  # multi-hot [B, C]
+            counts += values.sum(axis=0).astype(np.int64)[:num_classes]
+            continue
+        ids = values.reshape(-1)
+        counts += np.bincount(ids[ids >= 0], minlength=num_classes)[:num_classes]
+    return counts, examples
+
+
+def fits_in_cache(train_examples: int, validation_fraction: float, example_bytes: int, budget_mb: float) -> bool:
+    """Whether the decoded train and validation examples (the validation part estimated from the train count and
+    the fraction carved off) take at most `budget_mb` MiB; a budget of 0 never caches."""
+    if budget_mb <= 0:
+        return False
+    total = train_examples / max(1e-9, 1.0 - validation_fraction) * example_bytes
+    return total <= budget_mb * 2**20
+
+
+def transformed_example_bytes(tft_output: tft.TFTransformOutput) -> int:
+    """Bytes of one transformed image (`image_xf`) in memory."""
+    spec = tft_output.transformed_feature_spec()[features.IMAGE_XF]
+    return int(np.prod(spec.shape)) * spec.dtype.size
+
+
+def class_weights(counts: np.ndarray, mode: str) -> dict[int, float] | None:
+    """'balanced' weights total / (C × count_c); `auto` applies them when the largest class is > 3× the smallest."""
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"class_weights must be auto, on or off; got {mode!r}")
+    present = counts[counts > 0]
+    if mode == "off" or present.size == 0:
+        return None
+    if mode == "auto" and present.max() <= 3 * present.min():
+        return None
+    total, classes = counts.sum(), len(counts)
+    return {i: float(total / (classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def hyperparameters(config: dict[str, Any], tuned: dict[str, Any] | None) -> dict[str, Any]:
+    """Config values for the tunable hyper-parameters, overridden by the Tuner's best values when given."""
+    values = {key: config[key] for key in TUNABLE}
+    if tuned:
+        values.update({k: v for k, v in tuned.items() if k in TUNABLE})
+    return values
+
+
+def build_model(config: dict[str, Any], num_classes: int, hp: dict[str, Any]) -> tuple[keras.Model, keras.Model,
+                                                                                        keras.Model, bool]:
+    """(classifier, backbone, head, pretrained) for the configured backbone, weights and task."""
+    backbone_spec = registry.get_backbone(config["model"])
+    size = int(config["image_size"])
+    backbone_spec.check_size(size)
+    weights = registry.resolve_weights(backbone_spec, config["weights"])
+    if backbone_spec.name == "simple_cnn":
+        backbone = models.simple_cnn_features((size, size, 3), [int(f) for f in config["conv_filters"]],
+                                              config["cnn_pooling"],
+                                              float(config["cnn_block_dropout"]))
+        if weights:
+            backbone.load_weights(weights)
+    else:
+        backbone = backbone_spec.build((size, size, 3), weights)
+    pretrained = weights is not None
+    if not pretrained:
+        models.adapt_batchnorm_for_scratch(backbone)
+    head = models.build_head(backbone.output_shape[-1], num_classes, config["task"], float(hp["dropout"]),
+                             int(hp["dense_units"]))
+    augmentation = models.Augmentation(
+        flip=bool(config["augment_flip"]), rotation=float(config["augment_rotation"]),
+        zoom=float(config["augment_zoom"]), translation=float(config["augment_translation"]),
+    )
+    classifier = models.build_classifier(backbone, head, size, pretrained, augmentation, int(config["seed"]))
+    if pretrained:
+        backbone.trainable = False
+    return classifier, backbone, head, pretrained
+
+
+def backup_dir(model_run_dir: str, key: dict[str, Any]) -> str:
+    """A backup folder that survives a re-execution of the Trainer with the same inputs and config.
+
+    TFX gives every execution a fresh `model_run_dir` (`<root>/Trainer/model_run/<id>`), so the backup lives
+    beside those, named by a hash of what determines the training.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return os.path.join(os.path.dirname(os.path.normpath(model_run_dir)), "..", "backup", digest)
+
+
+def cosine_learning_rate(base: float, epoch: int, epochs: int) -> float:
+    """Cosine decay by epoch: `base` at epoch 0, half of it at mid-training, approaching 0 at the last epoch."""
+    return 0.5 * base * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
+
+
+def fit_phase(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    *,
+    epochs: int,
+    patience: int,
+    log_dir: str,
+    backup: str,
+    class_weight: dict[int, float] | None = None,
+    reduce_lr_patience: int = 0,
+    lr_schedule: str = "constant",
+    monitor: str = "val_loss",
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, list[float]]:
+    """`model.fit` with early stopping on `monitor` (val_loss or val_accuracy; at the end the weights of the best
+    epoch by it are restored, even when training ran all its epochs), TensorBoard and a resumable per-epoch backup;
+    with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better `monitor`;
+    `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`).
+
+    A finished phase leaves its final weights and history in `backup/finished*`: when the same phase runs again
+    (the Trainer re-executed after a failure later on, e.g. in the export), they are loaded instead of training
+    again. `train_and_export` removes the backups once the model is exported."""
+    finished = os.path.join(backup, "finished")
+    if tf.io.gfile.exists(finished + ".json"):
+        model.load_weights(finished).expect_partial()  # the optimizer's slots are not needed any more
+        with tf.io.gfile.GFile(finished + ".json") as handle:
+            history = json.load(handle)
+        print(f"{backup}: this phase finished in an earlier execution ({len(history.get('loss', []))} epochs); "
+              "loaded its final weights instead of training again", flush=True)
+        return history
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {tuple(MONITORS)}, got {monitor!r}")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir=backup),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=MONITORS[monitor], patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.TensorBoard(log_dir=log_dir),
+        *extra_callbacks,
+    ]
+    if lr_schedule == "cosine":
+        base = float(keras.backend.get_value(model.optimizer.learning_rate))
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: cosine_learning_rate(base, epoch, epochs)))
+    elif lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
+    if reduce_lr_patience > 0:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=MONITORS[monitor], factor=1 / 3,
+                                                           patience=reduce_lr_patience, min_lr=1e-6))
+    fitted = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
+                       class_weight=class_weight, verbose=2)
+    history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
+    model.save_weights(finished)  # TF checkpoint format: works on any tf.io.gfile file system
+    with tf.io.gfile.GFile(finished + ".json", "w") as handle:  # written last: marks the weights complete
+        handle.write(json.dumps(history))
+    return history
+
+
+def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Run the frozen backbone once over a (features, label) dataset → an in-memory (feature vector, label) one."""
+    forward = tf.function(lambda images: backbone(images, training=False))
+    vectors, labels = [], []
+    for batch, label in dataset:
+        vectors.append(forward(batch[features.IMAGE_XF]).numpy())
+        labels.append(label.numpy())
+    if not vectors:
+        raise ValueError("no examples to extract features from")
+    return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), np.concatenate(labels)))
+
+
+def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, config: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
+    datasets (decoded once and kept in memory when they fit in `cache_dataset_mb`), class names, train label
+    counts and class weights."""
+    names = class_names(tft_output)
+    task = config.get("task", "multiclass")
+    common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
+                  seed=int(config["seed"]), task=task)
+    counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset="train", **common), len(names))
+    # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
+    weights = None if task == "multilabel" else class_weights(counts, config["class_weights"])
+    cache = fits_in_cache(examples, common["validation_fraction"], transformed_example_bytes(tft_output),
+                          float(config.get("cache_dataset_mb", 0)))
+    return {
+        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, examples=examples,
+                              **common),
+        "validation": make_dataset(train_files, tft_output, subset="validation", cache=cache, **common),
+        "class_names": names,
+        "label_counts": counts,
+        "class_weight": weights,
+        "cached": cache,
+    }
+
+
+def train_and_export(
+    train_files: Sequence[str],
+    transform_output: str,
+    serving_model_dir: str,
+    model_run_dir: str,
+    config: dict[str, Any],
+    tuned_hyperparameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train the configured model in one or two phases, export it with its signatures, return the record."""
+    seed = int(config["seed"])
+    task = config.get("task", "multiclass")
+    keras.utils.set_random_seed(seed)
+    tft_output = tft.TFTransformOutput(transform_output)
+    inputs = training_inputs(train_files, tft_output, config)
+    names, counts, weights = inputs["class_names"], inputs["label_counts"], inputs["class_weight"]
+    train_ds, val_ds = inputs["train"], inputs["validation"]
+    hp = hyperparameters(config, tuned_hyperparameters)
+    batch = int(config["batch_size"])
+    classifier, backbone, head, pretrained = build_model(config, len(names), hp)
+    key = {"files": list(train_files), "transform": transform_output, "config": config, "hp": hp}
+    backups = backup_dir(model_run_dir, key)
+    patience = int(config["early_stopping_patience"])
+    reduce_lr = int(config.get("reduce_lr_patience", 0))
+    schedule = str(config.get("lr_schedule", "constant"))
+    monitor = str(config.get("early_stopping_monitor", "val_loss"))
+    phases: list[dict[str, Any]] = []
+
+    head_only = pretrained and bool(config["cache_features"]) and not any(
+        config[k] for k in ("augment_flip", "augment_rotation", "augment_zoom", "augment_translation"))
+    if head_only:  # Model Maker style: backbone features once, then the head trains on vectors
+        feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(batch)
+        feature_val = extract_features(backbone, val_ds).batch(batch)
+        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task)
+        history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            backup=os.path.join(backups, "head"), class_weight=weights)
+    else:
+        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task)
+        history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            backup=os.path.join(backups, "head"), class_weight=weights)
+    phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
+
+    fine_tune_layers = float(hp["fine_tune_layers"])
+    if pretrained and int(config["fine_tune_epochs"]) > 0 and fine_tune_layers > 0:
+        unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
+        models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]), task)
+        history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
+                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
+                            backup=os.path.join(backups, "fine_tune"), class_weight=weights)
+        phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
+
+    export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"),
+                              task=task, tta_flip=bool(config.get("tta_flip", False)))
+    if tf.io.gfile.exists(backups):  # exported: a re-execution must train afresh
+        tf.io.gfile.rmtree(backups)
+    record = {
+        "history": _concatenate([p["history"] for p in phases]),
+        "phases": phases,
+        "class_names": names,
+        "train_label_counts": counts.tolist(),
+        "dataset_cached": inputs["cached"],
+        "class_weights": weights,
+        "hyperparameters": hp,
+        "best_epoch": _best_epoch(phases[-1]["history"], monitor),
+        "early_stopping_monitor": monitor,
+    }
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
+        handle.write(json.dumps(record, indent=2))
+    return record
+
+
+def _concatenate(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for history in histories:
+        for key, values in history.items():
+            out.setdefault(key, []).extend(values)
+    return out
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: str = "val_loss") -> int:
+    """1-based epoch whose weights `fit_phase` kept: the best by `monitor` (ties: the first, as Keras)."""
+    values = history.get(monitor) or history.get(monitor.removeprefix("val_")) or [0.0]
+    sign = -1.0 if MONITORS.get(monitor) == "max" else 1.0
+    return int(min(range(len(values)), key=lambda i: sign * values[i])) + 1

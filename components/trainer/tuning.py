@@ -1,0 +1,99 @@
+"""Hyper-parameter search with KerasTuner (1.3.5: the last release that accepts tf_keras models).
+
+The search space is the seeds': learning rate 1e-4..1e-2 (log), dropout 0.1..0.7, head units 32..512,
+optimiser, and — for pretrained backbones — how many top layers are fine-tuned during the trial. The TFX
+Tuner component calls `tuner_fn`; the Trainer reads the winning values back with `hyperparameter_values`.
+
+The Tuner stays in the DAG whether or not a run tunes: with `tuner.enabled` false it runs `ConfiguredValues`,
+a zero-cost "search" whose single trial is the config's own values (nothing is trained), so tuning can be
+switched per run (e.g. as a Kubeflow run parameter) without changing the pipeline's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner as kt
+
+from components.trainer import model as models
+from components.trainer import training
+
+FINE_TUNE_CHOICES = (0, 10, 20, 40)
+
+
+def search_space(hp: kt.HyperParameters, pretrained: bool) -> dict[str, Any]:
+    """Register the search space on `hp` and return the sampled values."""
+    values: dict[str, Any] = {
+        "learning_rate": hp.Float("learning_rate", 1e-4, 1e-2, sampling="log"),
+        "dropout": hp.Float("dropout", 0.1, 0.7, step=0.1),
+        "dense_units": hp.Int("dense_units", 32, 512, step=32),
+        "optimizer": hp.Choice("optimizer", ["adam", "sgd", "rmsprop"]),
+        "fine_tune_layers": hp.Choice("fine_tune_layers", list(FINE_TUNE_CHOICES)) if pretrained else 0,
+    }
+    return values
+
+
+class ConfiguredValues(kt.RandomSearch):
+    """One trial holding fixed values; `run_trial` trains nothing (tuning switched off for this run).
+
+    Its summaries say so in one line each instead of KerasTuner's trial report, whose placeholder score
+    (val_accuracy 0.0, nothing was measured) read like a failed model."""
+
+    def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any) -> dict[str, float]:
+        return {"val_accuracy": 0.0}
+
+    def search_space_summary(self, extended: bool = False) -> None:
+        print("Tuning is off for this run (tuner.enabled=false): no search, nothing is trained here.")
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        values = self.oracle.get_space().values
+        print("best_hyperparameters are the configured values: "
+              + ", ".join(f"{key}={value}" for key, value in values.items()))
+
+
+def configured_values_tuner(config: dict[str, Any], directory: str, project_name: str = "visionline"
+                            ) -> ConfiguredValues:
+    """The no-search tuner whose best hyper-parameters are exactly the config's (see `training.TUNABLE`)."""
+    hp = kt.HyperParameters()
+    for key, value in training.hyperparameters(config, None).items():
+        hp.Fixed(key, value)
+    return ConfiguredValues(hypermodel=lambda _: None, hyperparameters=hp, tune_new_entries=False, max_trials=1,
+                            objective=kt.Objective("val_accuracy", "max"), directory=directory,
+                            project_name=project_name, overwrite=True)
+
+
+def make_tuner(config: dict[str, Any], num_classes: int, directory: str, project_name: str = "visionline"
+               ) -> kt.Tuner:
+    """A KerasTuner tuner over `search_space` for the configured backbone (RandomSearch/Hyperband/Bayesian)."""
+    from components.trainer.backbones import registry
+
+    pretrained = registry.resolve_weights(registry.get_backbone(config["model"]), config["weights"]) is not None
+    tuner_config = config.get("tuner", {})
+
+    def build(hp: kt.HyperParameters) -> Any:
+        values = search_space(hp, pretrained)
+        classifier, backbone, _, is_pretrained = training.build_model(config, num_classes, values)
+        if is_pretrained and values["fine_tune_layers"]:
+            models.unfreeze_top(backbone, float(values["fine_tune_layers"]))
+        return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]),
+                                         config.get("task", "multiclass"))
+
+    common = dict(objective="val_accuracy", directory=directory, project_name=project_name,
+                  seed=int(config["seed"]), overwrite=False)
+    algorithm = tuner_config.get("algorithm", "random")
+    trials = int(tuner_config.get("max_trials", 4))
+    if algorithm == "random":
+        return kt.RandomSearch(build, max_trials=trials, **common)
+    if algorithm == "bayesian":
+        return kt.BayesianOptimization(build, max_trials=trials, **common)
+    if algorithm == "hyperband":
+        return kt.Hyperband(build, max_epochs=max(2, int(tuner_config.get("epochs_per_trial", 2))), factor=3,
+                            **common)
+    raise ValueError(f"tuner.algorithm must be random, hyperband or bayesian; got {algorithm!r}")
+
+
+def hyperparameter_values(hyperparameters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The chosen values from a serialized `kt.HyperParameters` config (TFX's `best_hyperparameters`)."""
+    if not hyperparameters:
+        return None
+    return dict(kt.HyperParameters.from_config(hyperparameters).values)

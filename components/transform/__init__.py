@@ -1,0 +1,1 @@
+"""tf.Transform preprocessing: decode, resize, normalise, label vocabulary."""

@@ -1,0 +1,1 @@
+"""The data validation gate: a custom TFX component between ExampleValidator and Transform."""

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(last)
     last.add_argument("--json", action="store_true")
     report_cli.register(sub)
-    serving_cli.register(sub)
+    serving_cli.register(sub, default_model_base=PipelineConfig().push_base)
     kfp_cli.register(sub)
     return parser
 

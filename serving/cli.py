@@ -2,7 +2,7 @@
 
     parser = argparse.ArgumentParser(prog="visionline")
     sub = parser.add_subparsers(dest="command", required=True)
-    serving.cli.register(sub)                    # adds serve / predict / predict-batch
+    serving.cli.register(sub, default_model_base=".visionline/serving/visionline")  # serve / predict / predict-batch
     code = serving.cli.dispatch(parser.parse_args())   # exit code for these commands, None for others
 
     visionline serve [--model-base PATH] [--model-name NAME] [--rest-port 8501] [--grpc-port 8500] [--batching …]
@@ -27,14 +27,12 @@ COMMANDS = ("serve", "predict", "predict-batch")
 _KEY = "serving_command"
 
 
-def _default_model_base() -> str:
-    from pipeline.configs import PipelineConfig
+def register(subparsers: argparse._SubParsersAction, *, default_model_base: str | None = None) -> None:
+    """Add the serving sub-commands to `subparsers`.
 
-    return PipelineConfig().push_base
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the serving sub-commands to `subparsers`."""
+    `default_model_base` is the caller's default for `serve --model-base` (`visionline` passes its push
+    directory); without one, `serve` needs `--model-base` or `--model-config-file`.
+    """
     from serving.clients.predict import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL
     from serving.server.config import (
         DEFAULT_MAX_BATCH_ROWS,
@@ -46,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
         "serve", help="serve pushed models over TF Serving's REST and gRPC APIs (local server)",
         description="Local TF Serving-compatible server over the push directory; watches it for new versions.")
-    serve.set_defaults(**{_KEY: "serve"})
-    serve.add_argument("--model-base", help="TF Serving model base path <serving_root>/<model_name> (default: "
-                                            "the push dir of `visionline run`, .visionline/serving/visionline)")
+    serve.set_defaults(**{_KEY: "serve", "default_model_base": default_model_base})
+    serve.add_argument("--model-base", help="TF Serving model base path <serving_root>/<model_name>"
+                       + (f" (default: {default_model_base})" if default_model_base else ""))
     serve.add_argument("--model-name", help="model name in URLs (default: the base path's last component)")
     serve.add_argument("--model-config-file", help="TF Serving models.config (text ModelServerConfig) instead of "
                                                    "--model-base/--model-name; with --model-base, that path replaces "
@@ -160,7 +158,10 @@ def server_config(args: argparse.Namespace) -> Any:
                 raise ValueError("--model-base with --model-config-file needs exactly one model in the file")
             models = (ModelConfig(models[0].name, os.path.abspath(args.model_base), models[0].policy),)
     else:
-        base = os.path.abspath(args.model_base or _default_model_base())
+        base = args.model_base or getattr(args, "default_model_base", None)
+        if not base:
+            raise ValueError("serve needs --model-base (or --model-config-file)")
+        base = os.path.abspath(base)
         name = args.model_name or os.path.basename(base.rstrip(os.sep))
         policy = VersionPolicy(args.version_policy, num_versions=args.num_versions, versions=tuple(args.versions))
         models = (ModelConfig(name, base, policy),)

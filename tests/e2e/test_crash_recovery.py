@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 EPOCHS = 24
 KILL_AFTER = EPOCHS // 2  # epochs backed up when the run is killed: the re-run trains the rest
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _command(data: Path, work: Path) -> list[str]:

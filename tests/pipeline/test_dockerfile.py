@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import kubeflow_runner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

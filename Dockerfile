@@ -41,6 +41,7 @@ RUN python -m venv /opt/venv \
 COPY pyproject.toml README.md ./
 COPY components/ components/
 COPY pipeline/ pipeline/
+COPY serving/ serving/
 COPY schema/ schema/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
     && pip check

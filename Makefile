@@ -39,8 +39,9 @@ run: setup  ## run the whole pipeline on the embedded demo data and push a model
 test: setup lint system-deps  ## ruff + the test suite (unit tests, one end-to-end pipeline run, a browser test)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff
+lint: setup  ## ruff, and the import contracts of pyproject.toml (layering, no cycles) with import-linter
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 serve: setup  ## serve pushed models: REST :8501, gRPC :8500, web page at http://127.0.0.1:8501/ (ARGS="--batching --monitoring")
 	$(BIN)/visionline serve --model-base .visionline/serving/visionline $(ARGS)

@@ -227,9 +227,10 @@ def test_copies_exist_and_cover_what_the_pipeline_runs(final, ignore_patterns):
                 copied.append(source.rstrip("/"))
             if "requirements.lock" in words:
                 lock_copy = n
-    # module paths (components.modules.*), the package (pipeline), curated schemas, install metadata (readme too)
-    assert set(copied) >= {"components", "pipeline", "schema", "pyproject.toml", "README.md", "requirements.lock",
-                           "requirements-tfx.lock"}
+    # module paths (components.modules.*), the packages (pipeline, and serving, which its CLI imports), curated
+    # schemas, install metadata (readme too)
+    assert set(copied) >= {"components", "pipeline", "serving", "schema", "pyproject.toml", "README.md",
+                           "requirements.lock", "requirements-tfx.lock"}
     first_install = next(n for n, i in enumerate(final) if i.keyword == "RUN" and "pip install" in i.args)
     assert lock_copy is not None and lock_copy < first_install, "lock files copied before installing from them"
     assert "packages" in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]

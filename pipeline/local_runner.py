@@ -51,7 +51,7 @@ def run_local(config: PipelineConfig) -> results.RunSummary:
     The output locations are checked first (`preflight`: writable, enough free disk; `PreflightError`). When the
     validation gate stops the run, its `DataValidationError` is raised with the run's summary attached.
     """
-    from components.validation_gate.component import DataValidationError
+    from components.validation_gate.checks import DataValidationError
 
     preflight.check_outputs(config)
     pipeline = create_pipeline(config)

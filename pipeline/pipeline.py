@@ -29,6 +29,7 @@ from components.example_gen import sources
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
 from components.validation_gate import component as validation
+from components.validation_gate.resolver import LatestAcceptedStatisticsStrategy
 from pipeline import fingerprint
 from pipeline.component_ids import (
     EVALUATOR,
@@ -222,7 +223,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     # The statistics of the last run that passed the gate (ML Metadata), for the label-drift check. Local runs
     # only: TFX's Kubeflow V2 compiler accepts just its two built-in resolver strategies.
     baseline_resolver = None if parameter else tfx.dsl.Resolver(
-        strategy_class=validation.LatestAcceptedStatisticsStrategy,
+        strategy_class=LatestAcceptedStatisticsStrategy,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
         verdict=tfx.dsl.Channel(type=validation.DataVerdict),
     ).with_id(STATISTICS_BASELINE)

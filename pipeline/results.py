@@ -174,7 +174,7 @@ def _read_anomalies(uri: str) -> dict[str, list[str]]:
 
 def stopped_verdict(execution: metadata_store_pb2.Execution) -> dict[str, Any]:
     """The verdict a validation gate execution failed with (kept by TFX's launcher in `__execution_result__`,
-    see components.validation_gate.component), or {} for any other execution."""
+    see components.validation_gate.executor), or {} for any other execution."""
     if EXECUTION_RESULT not in execution.custom_properties:
         return {}
     try:

@@ -84,22 +84,22 @@ def curate(statistics: Statistics, *, image_feature: str, label_feature: str, fo
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     from components.example_gen import images
-    from components.validation_gate import component as validation
+    from components.validation_gate import checks
 
     formats = tuple(sorted(formats or images.DECODABLE_FORMATS))
     train = statistics.get("train") or next(iter(statistics.values()))
     inferred = tfdv.infer_schema(train, infer_feature_shape=True)
-    datasets = [validation.dataset_stats(s) for s in statistics.values()]
+    datasets = [checks.dataset_stats(s) for s in statistics.values()]
     labels: set[str] = set()
     always_present = {}
     for feature in inferred.feature:
         present = True
         for dataset in datasets:
-            stats = validation.feature_stats(dataset, feature.name)
+            stats = checks.feature_stats(dataset, feature.name)
             count = 0 if stats is None else _non_missing(stats)
             present = present and count == dataset.num_examples
             if feature.name == label_feature and stats is not None and stats.HasField("string_stats"):
-                labels.update(validation.value_counts(stats))
+                labels.update(checks.value_counts(stats))
         always_present[feature.name] = present
 
     schema = schema_pb2.Schema()
@@ -157,9 +157,9 @@ def regenerate(config: PipelineConfig, out: str) -> SchemaResult:
     statistics, names = split_statistics(config)
     schema = curate(statistics, image_feature=names["image"], label_feature=names["label"],
                     format_feature=names["format"])
-    from components.validation_gate import component as validation
+    from components.validation_gate import checks
 
-    examples = {split: int(validation.dataset_stats(s).num_examples) for split, s in statistics.items()}
+    examples = {split: int(checks.dataset_stats(s).num_examples) for split, s in statistics.items()}
     domain = next((d for d in schema.string_domain if d.name == _LABEL_DOMAIN), None)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)

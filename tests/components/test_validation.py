@@ -16,7 +16,10 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx_bsl.coders import example_coder
 
-from components.validation_gate import component as validation
+from components.validation_gate.checks import DataValidationError, Problem, check
+from components.validation_gate.component import DataVerdict
+from components.validation_gate.executor import ACCEPTED, STATISTICS_ID, STOPPED_CODE, VERDICT_FILE, Executor
+from components.validation_gate.resolver import LatestAcceptedStatisticsStrategy
 from pipeline.demo_data import DEMO_SCHEMA
 from tests.conftest import encode
 
@@ -49,8 +52,8 @@ def digits_schema() -> schema_pb2.Schema:
 
 def _check(statistics, schema, **kwargs):
     anomalies = {split: tfdv.validate_statistics(stats, schema) for split, stats in statistics.items()}
-    return validation.check(statistics, anomalies, schema, label_feature="label", image_feature="image",
-                            **{"max_label_drift": 0.25, **kwargs})
+    return check(statistics, anomalies, schema, label_feature="label", image_feature="image",
+                 **{"max_label_drift": 0.25, **kwargs})
 
 
 def test_unknown_label_is_named_with_exact_counts(digits_schema):
@@ -130,18 +133,18 @@ def _gate_inputs(tmp_path, schema, train_labels, baseline_labels=None):
 
 
 def _run_gate(tmp_path, inputs, context=None, **props):
-    verdict = _artifact(validation.DataVerdict, tmp_path / "verdict")
+    verdict = _artifact(DataVerdict, tmp_path / "verdict")
     os.makedirs(verdict.uri, exist_ok=True)
     properties = {"label_feature": "label", "image_feature": "image", "stop_on_anomalies": 1,
                   "max_label_drift": 0.25, **props}
-    output = validation.Executor(context).Do(inputs, {"verdict": [verdict]}, properties)
+    output = Executor(context).Do(inputs, {"verdict": [verdict]}, properties)
     return output if context is not None else verdict
 
 
 def test_executor_stops_the_run_on_artifacts_as_tfx_writes_them(tmp_path, digits_schema):
     # No executor output URI (as in Kubeflow's v2 container entrypoint): the gate raises.
     inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "zebra"], baseline_labels=["0", "1", "2"])
-    with pytest.raises(validation.DataValidationError) as stopped:
+    with pytest.raises(DataValidationError) as stopped:
         _run_gate(tmp_path, inputs)
     text = str(stopped.value)
     assert text.startswith("data validation failed: 2 problem(s), the run stopped before training")
@@ -162,12 +165,12 @@ def test_stopped_verdict_survives_in_ml_metadata_as_tfx_launcher_stores_it(tmp_p
     inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "zebra"], baseline_labels=["0", "1", "2"])
     context = base_executor.BaseExecutor.Context(executor_output_uri=str(tmp_path / "executor_output.pb"))
     output = _run_gate(tmp_path, inputs, context=context)
-    assert output.execution_result.code == validation.STOPPED_CODE
+    assert output.execution_result.code == STOPPED_CODE
     execution = metadata_store_pb2.Execution()
     execution_lib.set_execution_result(output.execution_result, execution)
     verdict = results.stopped_verdict(execution)
     assert verdict["stopped"] is True and verdict["accepted"] is False
-    again = validation.DataValidationError.from_verdict(verdict)
+    again = DataValidationError.from_verdict(verdict)
     assert {p.kind for p in again.problems} == {"unknown_label", "label_drift"}
     assert "train: label: unexpected string values 'zebra' (1 example)" in str(again)
     assert results.data_gate_lines(verdict)[0] == "data gate: STOPPED the run before training, 2 problem(s)"
@@ -177,9 +180,9 @@ def test_stopped_verdict_survives_in_ml_metadata_as_tfx_launcher_stores_it(tmp_p
 def test_executor_records_problems_and_continues_when_told_to(tmp_path, digits_schema):
     inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "zebra"])
     verdict = _run_gate(tmp_path, inputs, stop_on_anomalies=0)
-    assert verdict.get_int_custom_property(validation.ACCEPTED) == 0
-    assert verdict.get_int_custom_property(validation.STATISTICS_ID) == 7
-    record = json.loads(open(os.path.join(verdict.uri, validation.VERDICT_FILE), encoding="utf-8").read())
+    assert verdict.get_int_custom_property(ACCEPTED) == 0
+    assert verdict.get_int_custom_property(STATISTICS_ID) == 7
+    record = json.loads(open(os.path.join(verdict.uri, VERDICT_FILE), encoding="utf-8").read())
     assert record["accepted"] is False and record["problems"][0]["kind"] == "unknown_label"
     assert record["statistics_uri"] == str(tmp_path / "stats")
 
@@ -187,7 +190,7 @@ def test_executor_records_problems_and_continues_when_told_to(tmp_path, digits_s
 def test_executor_accepts_clean_data_and_records_the_drift(tmp_path, digits_schema):
     inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "2", "2"], baseline_labels=["0", "1", "2"])
     verdict = _run_gate(tmp_path, inputs)
-    assert verdict.get_int_custom_property(validation.ACCEPTED) == 1
+    assert verdict.get_int_custom_property(ACCEPTED) == 1
     assert verdict.get_float_custom_property("label_drift") == pytest.approx(0.5 - 1 / 3, abs=1e-6)
 
 
@@ -198,13 +201,13 @@ def test_strategy_resolves_the_statistics_of_the_newest_accepted_verdict():
         return artifact
 
     def verdict(artifact_id, accepted, statistics_id):
-        artifact = validation.DataVerdict()
+        artifact = DataVerdict()
         artifact.id = artifact_id
-        artifact.set_int_custom_property(validation.ACCEPTED, accepted)
-        artifact.set_int_custom_property(validation.STATISTICS_ID, statistics_id)
+        artifact.set_int_custom_property(ACCEPTED, accepted)
+        artifact.set_int_custom_property(STATISTICS_ID, statistics_id)
         return artifact
 
-    strategy = validation.LatestAcceptedStatisticsStrategy()
+    strategy = LatestAcceptedStatisticsStrategy()
     statistics = [stats(1), stats(2), stats(3)]
     verdicts = [verdict(10, 1, 1), verdict(11, 1, 2), verdict(12, 0, 3)]  # run 3 was let through with problems
     resolved = strategy.resolve_artifacts(None, {"statistics": statistics, "verdict": verdicts})
@@ -230,7 +233,7 @@ def test_run_summary_shows_the_gate_outcome():
     assert "  data problem (eval): image: missing in 2 of 40 examples" in text and "  note: label drift" in text
 
     stopped = results.RunSummary(run_id="r", components=[results.ComponentRun("ValidationGate", "FAILED", 0.1)])
-    problem = validation.Problem("train", "label", "unknown_label", "label: unexpected string values 'x' (1 example)")
+    problem = Problem("train", "label", "unknown_label", "label: unexpected string values 'x' (1 example)")
     text = results.format_stopped(stopped, [problem], ["label drift not checked: no earlier run passed this gate"])
     assert text.splitlines()[1:4] == [
         "  ValidationGate                   FAILED        0.1 s",

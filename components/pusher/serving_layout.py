@@ -55,7 +55,7 @@ class LocalFileSystem:
     @staticmethod
     def open(path: str, mode: str = "r") -> IO[Any]:
         """Open `path` (text modes as UTF-8)."""
-        return open(path, mode, encoding=None if "b" in mode else "utf-8")  # noqa: SIM115 (returned to the caller)
+        return open(path, mode, encoding=None if "b" in mode else "utf-8")
 
 
 LOCAL = LocalFileSystem()

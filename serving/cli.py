@@ -23,6 +23,25 @@ import os
 import sys
 from typing import Any
 
+from serving.clients.files import DEFAULT_MAX_PIXELS, predict_files
+from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL, PredictorSpec
+from serving.clients.results import ServiceError, format_result, result_json
+from serving.errors import ServingError
+from serving.server.config import (
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    POLICIES,
+    BatchingConfig,
+    ModelConfig,
+    ServerConfig,
+    VersionPolicy,
+    load_models_config,
+    parse_batching_config,
+)
+from serving.server.prometheus import DEFAULT_PATH as DEFAULT_METRICS_PATH
+from serving.server.prometheus import parse_monitoring_config
+
 COMMANDS = ("serve", "predict", "predict-batch")
 _KEY = "serving_command"
 
@@ -33,14 +52,6 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
     `default_model_base` is the caller's default for `serve --model-base` (`visionline` passes its push
     directory); without one, `serve` needs `--model-base` or `--model-config-file`.
     """
-    from serving.clients.predict import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL
-    from serving.server.config import (
-        DEFAULT_MAX_BATCH_ROWS,
-        DEFAULT_MAX_IMAGE_PIXELS,
-        DEFAULT_MAX_REQUEST_BYTES,
-        POLICIES,
-    )
-
     serve = subparsers.add_parser(
         "serve", help="serve pushed models over TF Serving's REST and gRPC APIs (local server)",
         description="Local TF Serving-compatible server over the push directory; watches it for new versions.")
@@ -123,9 +134,6 @@ def dispatch(args: argparse.Namespace) -> int | None:
     command = getattr(args, _KEY, None)
     if command not in COMMANDS:
         return None
-    from serving.clients.predict import ServiceError
-    from serving.errors import ServingError
-
     try:
         if command == "serve":
             return _serve(args)
@@ -138,19 +146,8 @@ def dispatch(args: argparse.Namespace) -> int | None:
 
 
 # ----- serve --------------------------------------------------------------------------------------------------
-def server_config(args: argparse.Namespace) -> Any:
+def server_config(args: argparse.Namespace) -> ServerConfig:
     """The `ServerConfig` described by `serve`'s flags."""
-    from serving.server.config import (
-        BatchingConfig,
-        ModelConfig,
-        ServerConfig,
-        VersionPolicy,
-        load_models_config,
-        parse_batching_config,
-    )
-    from serving.server.prometheus import DEFAULT_PATH as DEFAULT_METRICS_PATH
-    from serving.server.prometheus import parse_monitoring_config
-
     if args.model_config_file:
         models = load_models_config(args.model_config_file)
         if args.model_base:
@@ -196,7 +193,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from serving.server.model_server import ServingServer
+    from serving.server.model_server import ServingServer  # loads TensorFlow: not at module level (--help stays light)
 
     config = server_config(args)
     logging.basicConfig(level=logging.INFO, format="visionline serve: %(message)s")
@@ -221,9 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 # ----- predict ------------------------------------------------------------------------------------------------
-def _predictor_spec(args: argparse.Namespace) -> Any:
-    from serving.clients.predict import DEFAULT_URL, PredictorSpec
-
+def _predictor_spec(args: argparse.Namespace) -> PredictorSpec:
     if args.top_k < 1:
         raise ValueError("--top-k must be >= 1")
     if getattr(args, "model_base", None):
@@ -237,8 +232,6 @@ def _predictor_spec(args: argparse.Namespace) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from serving.clients.predict import format_result, predict_files, result_json
-
     predictor = _predictor_spec(args).create()
     try:
         results = predict_files(args.images, predictor, max_pixels=args.max_image_pixels)
@@ -250,7 +243,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_batch(args: argparse.Namespace) -> int:
-    from serving.clients.predict import predict_batch
+    from serving.clients.batch_prediction import predict_batch  # loads Apache Beam: not at module level (light CLI)
 
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")

@@ -1,1 +1,2 @@
-"""The Pusher's executor: atomic pushes into TF Serving's model directory."""
+"""The Pusher: TF Serving's model directory layout (`serving_layout`, shared with `serving`) and the executor that
+pushes into it atomically (`executor`)."""

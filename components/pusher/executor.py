@@ -6,13 +6,14 @@ base path (TF Serving ignores non-numeric names) only ever sees complete version
 atomic rename (gs://) the rename is a copy, and the saved_model.pb-last order still applies. Each version gets
 `assets.extra/visionline_push.json` naming the Trainer model it came from; when the blessed model is already
 served under some version (a re-run whose candidate is the last blessed model), nothing is copied and the
-artifact records that version.
+artifact records that version. The layout itself (version names, staging folder, push record) is
+`components.pusher.serving_layout`, shared with the serving package.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import time
 from typing import Any
 
@@ -22,35 +23,22 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-PUSH_RECORD = os.path.join("assets.extra", "visionline_push.json")
-
-
-def find_pushed_version(base_directory: str, model_uri: str) -> str | None:
-    """The version under `base_directory` that was pushed from `model_uri`, if any."""
-    if not fileio.exists(base_directory):
-        return None
-    for name in sorted(fileio.listdir(base_directory)):
-        name = name.rstrip("/")
-        record = os.path.join(base_directory, name, PUSH_RECORD)
-        if name.isdigit() and fileio.exists(record):
-            with fileio.open(record, "r") as handle:
-                if json.loads(handle.read()).get("model_uri") == model_uri:
-                    return name
-    return None
+from components.pusher import serving_layout
 
 
 def push_atomically(model_path: str, base_directory: str, version: str, model_uri: str) -> str:
     """Copy a SavedModel to `<base>/<version>` through a hidden temporary folder and a rename; return the path."""
-    serving_path = os.path.join(base_directory, version)
+    serving_path = serving_layout.version_dir(base_directory, version)
     if fileio.exists(serving_path):
         raise FileExistsError(f"serving version {serving_path} already exists")
-    staging = os.path.join(base_directory, f".{version}.partial")
+    staging = serving_layout.staging_dir(base_directory, version)
     if fileio.exists(staging):
         fileio.rmtree(staging)
-    io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
-    io_utils.write_string_file(os.path.join(staging, PUSH_RECORD),
-                               json.dumps({"model_uri": model_uri, "pushed_at": int(time.time())}))
-    io_utils.copy_file(os.path.join(model_path, "saved_model.pb"), os.path.join(staging, "saved_model.pb"))
+    saved_model = serving_layout.SAVED_MODEL_PB
+    io_utils.copy_dir(model_path, staging, deny_regex_patterns=[re.escape(saved_model)])
+    io_utils.write_string_file(os.path.join(staging, serving_layout.PUSH_RECORD),
+                               serving_layout.push_record(model_uri, int(time.time())))
+    io_utils.copy_file(os.path.join(model_path, saved_model), os.path.join(staging, saved_model))
     fileio.rename(staging, serving_path)
     return serving_path
 
@@ -70,11 +58,10 @@ class Executor(tfx_pusher.Executor):
             raise NotImplementedError("visionline's Pusher pushes to a filesystem destination only")
         base = destination.filesystem.base_directory
         model_uri = artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY])
-        version = find_pushed_version(base, model_uri)
+        version = serving_layout.find_pushed_version(base, model_uri, fileio)
         if version is None:
-            version = str(int(time.time()))
-            while fileio.exists(os.path.join(base, version)):  # two pushes within one second
-                version = str(int(version) + 1)
+            version = serving_layout.new_version(base, time.time(), fileio)
             push_atomically(self.GetModelPath(input_dict), base, version, model_uri)
         io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
-        self._MarkPushed(model_push, pushed_destination=os.path.join(base, version), pushed_version=version)
+        self._MarkPushed(model_push, pushed_destination=serving_layout.version_dir(base, version),
+                         pushed_version=version)

@@ -1,4 +1,4 @@
-"""The Apache Beam job behind `visionline predict-batch` (run by `serving.clients.predict.predict_batch`).
+"""`visionline predict-batch`: an Apache Beam job (DirectRunner) over a folder of unlabelled images.
 
     Create(relative paths) → ReadAndValidate ─┬─ ok → BatchElements → Predict ─┬─ ok → predictions CSV
                                               └─ quarantine ───────────────────┴─ quarantine → quarantine CSV
@@ -6,27 +6,32 @@
 `ReadAndValidate` reads each file and passes it through the ingestion gate (`inspect_image`); `Predict`
 calls a predictor (REST, gRPC or in-process SavedModel) on batches and, when the service rejects a batch,
 retries its images one by one so only the bad ones are quarantined. Service failures (server down) fail
-the job. Both CSVs are written as single files with a header, even when empty.
+the job. Both CSVs are written as single files with a header, even when empty: predictions
+(`path,top1,probability,top_k,labels`; `labels` is the predicted label set of a multilabel model, empty for
+single-label models) and quarantine (`path,stage,reason`). `predict_batch` lists the folder, runs the job and
+checks that every file ended up in exactly one of them.
 """
 
 from __future__ import annotations
 
-import json
+import csv
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from serving.clients.predict import (
+from serving.clients.files import DEFAULT_MAX_PIXELS, list_files, predict_with_fallback, read_and_check
+from serving.clients.predictors import PredictorSpec
+from serving.clients.results import (
     PREDICTION_HEADER,
     QUARANTINE_HEADER,
     FileResult,
-    PredictorSpec,
     csv_line,
-    predict_with_fallback,
-    read_and_check,
+    prediction_line,
+    quarantine_line,
 )
 
 QUARANTINE = "quarantine"
@@ -73,20 +78,6 @@ class Predict(beam.DoFn):
             self._predictor.close()
 
 
-def prediction_line(result: FileResult) -> str:
-    """`path,top1,probability,top_k,labels` (top_k as a JSON list of [label, probability]; labels, for a
-    multilabel model, as a JSON list of the predicted label names, else empty)."""
-    prediction = result.prediction
-    top_k = json.dumps([[label, round(p, 6)] for label, p in prediction.top_k])
-    labels = "" if prediction.labels is None else json.dumps(list(prediction.labels))
-    return csv_line([result.path, prediction.label, f"{prediction.probability:.6f}", top_k, labels])
-
-
-def quarantine_line(result: FileResult) -> str:
-    """`path,stage,reason`."""
-    return csv_line([result.path, result.stage, result.reason])
-
-
 def run(folder: str, files: Sequence[str], out_csv: str, quarantine_csv: str, spec: PredictorSpec, *,
         batch_size: int = 16, max_pixels: int, beam_args: Sequence[str] = ()) -> None:
     """Build and run the pipeline (blocking)."""
@@ -115,3 +106,46 @@ def run(folder: str, files: Sequence[str], out_csv: str, quarantine_csv: str, sp
             | "WriteQuarantine" >> beam.io.WriteToText(quarantine_csv, shard_name_template="", num_shards=1,
                                                        header=csv_line(QUARANTINE_HEADER))
         )
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What `predict_batch` did; `predicted + quarantined == files`."""
+
+    files: int
+    predicted: int
+    quarantined: int
+    predictions_csv: str
+    quarantine_csv: str
+
+
+def default_quarantine_path(out_csv: str) -> str:
+    """`predictions.csv` → `predictions.quarantine.csv`."""
+    stem, ext = os.path.splitext(out_csv)
+    return f"{stem}.quarantine{ext or '.csv'}"
+
+
+def predict_batch(folder: str, out_csv: str, spec: PredictorSpec, *, quarantine_csv: str | None = None,
+                  batch_size: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  beam_args: Sequence[str] = ()) -> BatchSummary:
+    """The whole command: list → read + validate → batch → predict → two CSVs (`run`), then count the rows."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder} is not a directory")
+    quarantine_csv = quarantine_csv or default_quarantine_path(out_csv)
+    for path in (out_csv, quarantine_csv):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    files = list_files(folder, exclude=(out_csv, quarantine_csv))
+    run(os.path.abspath(folder), files, out_csv, quarantine_csv, spec, batch_size=batch_size,
+        max_pixels=max_pixels, beam_args=beam_args)
+    predicted_count = count_rows(out_csv)
+    quarantined_count = count_rows(quarantine_csv)
+    if predicted_count + quarantined_count != len(files):
+        raise RuntimeError(f"batch prediction lost rows: {len(files)} files but {predicted_count} predictions + "
+                           f"{quarantined_count} quarantined")
+    return BatchSummary(len(files), predicted_count, quarantined_count, out_csv, quarantine_csv)
+
+
+def count_rows(path: str) -> int:
+    """Data rows of a CSV written with a header."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return max(0, sum(1 for _row in csv.reader(handle)) - 1)

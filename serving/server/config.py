@@ -15,11 +15,14 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
 from components.example_gen.images import MAX_IMAGE_PIXELS
+from components.pusher.serving_layout import is_version_name
 from serving.errors import invalid
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-VERSION_RE = re.compile(r"^[0-9]{1,18}$")  # an int64 TF Serving version, as the directory name
 POLICIES = ("latest", "all", "specific")
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_BATCH_ROWS = 1024  # rows (images, examples) per predict/classify request
@@ -37,7 +40,7 @@ def parse_version(text: str | int) -> int:
     """A model version from a URL segment or directory name (non-negative int64); else INVALID_ARGUMENT."""
     if isinstance(text, int) and not isinstance(text, bool) and 0 <= text < 10**18:
         return text
-    if isinstance(text, str) and VERSION_RE.match(text):
+    if isinstance(text, str) and is_version_name(text):
         return int(text)
     raise invalid(f"invalid model version {str(text)[:40]!r}: expected a non-negative integer")
 
@@ -156,9 +159,6 @@ def load_models_config(path: str | os.PathLike[str], base_path_override: dict[st
     `base_path_override` maps model names to local paths (the file usually names container paths such as
     `/models/visionline`). Version labels are not supported by the local server and are ignored.
     """
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
     with open(path, encoding="utf-8") as handle:
         config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
     if config.WhichOneof("config") != "model_config_list":

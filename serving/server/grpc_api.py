@@ -22,7 +22,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
+
+# isort: split
 import grpc
+import numpy as np
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -218,8 +222,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             if "signature_def" in fields:
                 response.metadata["signature_def"].Pack(servable.signature_def_map())
             if "class_labels" in fields and servable.class_labels is not None:
-                import numpy as np
-
                 labels = np.array([label.encode("utf-8") for label in servable.class_labels], dtype=object)
                 response.metadata["class_labels"].Pack(array_to_tensor_proto(labels))
             return response

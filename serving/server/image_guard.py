@@ -18,7 +18,13 @@ import io
 import warnings
 from collections.abc import Iterable, Mapping
 
+import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
+
+# isort: split
 import numpy as np
+import PIL.Image
+from google.protobuf.message import DecodeError
+from tensorflow.core.example import example_pb2
 
 from serving.errors import invalid
 
@@ -32,8 +38,6 @@ def _is_image(data: bytes) -> bool:
 def image_pixels(data: bytes) -> int | None:
     """width × height from the image header, or None if the header cannot be read (TensorFlow then rejects the
     image itself with its own error)."""
-    import PIL.Image
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
         try:
@@ -53,9 +57,6 @@ def _check(data: bytes, where: str, max_pixels: int) -> None:
 
 
 def _example_images(data: bytes) -> Iterable[bytes]:
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.example import example_pb2
-
     try:
         example = example_pb2.Example.FromString(data)
     except (DecodeError, ValueError, RuntimeWarning):

@@ -1,6 +1,7 @@
 """Version management: watch each model's base path, load what the version policy asks for, retire the rest.
 
-TF Serving's layout is `<base_path>/<version>/` with an integer directory name. A polling thread scans every
+TF Serving's layout is `<base_path>/<version>/` with an integer directory name (the rules are
+`components.pusher.serving_layout`, which the Pusher writes by). A polling thread scans every
 `poll_interval` seconds; a version directory becomes a candidate only when it is *complete*
 (`saved_model.pb` and `variables/` present) and *settled* (its files' sizes and mtimes did not change between
 two scans — a copy in progress is never loaded; on the first scan at start-up everything present counts as
@@ -14,7 +15,7 @@ Requests hold a version through `acquire()`, a reference count: a retired versio
 once (new requests go to the new version) but is only closed when its last in-flight request finished, so
 no request is dropped by a swap; its memory is then collected at once (`gc.collect()`: a loaded SavedModel is
 full of reference cycles, which the cyclic GC would otherwise free only tens of seconds later). Directory names
-come from `os.scandir` of the configured base path only; nothing a client sends is ever joined into a filesystem
+come from listing the configured base path only; nothing a client sends is ever joined into a filesystem
 path.
 """
 
@@ -31,9 +32,11 @@ from typing import Any
 
 import grpc
 
+from components.pusher.serving_layout import incomplete_reason, version_dirs
 from serving.errors import ServingError, clean_tf_message, not_found
-from serving.server.config import VERSION_RE, BatchingConfig, ModelConfig, validate_model_name
+from serving.server.config import BatchingConfig, ModelConfig, validate_model_name
 from serving.server.prometheus import ServingMetrics
+from serving.server.servable import Servable
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +89,6 @@ def fingerprint(version_dir: str) -> tuple:
     return tuple(sorted(items))
 
 
-def incomplete_reason(version_dir: str) -> str | None:
-    """Why `version_dir` is not a complete SavedModel yet (None when it looks complete)."""
-    from serving.server.servable import saved_model_file
-
-    if saved_model_file(version_dir) is None:
-        return "no saved_model.pb yet"
-    if not os.path.isdir(os.path.join(version_dir, "variables")):
-        return "no variables/ directory yet"
-    return None
-
-
 class ModelManager:
     """Keeps the policy's versions of every configured model loaded; see the module docstring."""
 
@@ -114,8 +106,6 @@ class ModelManager:
         self._thread: threading.Thread | None = None
 
     def _default_loader(self, name: str, version: int, path: str) -> Any:
-        from serving.server.servable import Servable
-
         return Servable.load(name, version, path, self._batching, self._metrics)
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
@@ -161,7 +151,7 @@ class ModelManager:
     def _scan(self, model: _Model) -> dict[int, tuple[str, tuple]]:
         base = model.config.base_path
         try:
-            entries = list(os.scandir(base))
+            versions = version_dirs(base)
         except FileNotFoundError:
             self._note(model, "base", logging.WARNING, f"base path {base} does not exist (yet); watching it")
             return {}
@@ -170,15 +160,12 @@ class ModelManager:
             return {}
         model.logged.pop("base", None)
         found = {}
-        for entry in entries:
-            if not VERSION_RE.match(entry.name) or not entry.is_dir():
-                continue
-            version = int(entry.name)
-            reason = incomplete_reason(entry.path)
+        for version, path in versions:
+            reason = incomplete_reason(path)
             if reason is not None:
-                self._note(model, version, logging.INFO, f"skipping version {version} ({entry.path}): {reason}")
+                self._note(model, version, logging.INFO, f"skipping version {version} ({path}): {reason}")
                 continue
-            found[version] = (entry.path, fingerprint(entry.path))
+            found[version] = (path, fingerprint(path))
         return found
 
     def _poll_model(self, model: _Model, initial: bool) -> None:

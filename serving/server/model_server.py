@@ -24,8 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from serving.server.config import ServerConfig
+from serving.server.grpc_api import start_grpc_server
 from serving.server.manager import Loader, ModelManager
 from serving.server.prometheus import ServingMetrics
+from serving.server.rest import RestContext, RestServer
+from serving.server.servable import configure_tf_threads
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +67,6 @@ class ServingServer:
 
     def start(self) -> ServingServer:
         """Load models, bind and start both APIs."""
-        from serving.server.grpc_api import start_grpc_server
-        from serving.server.rest import RestContext, RestServer
-        from serving.server.servable import configure_tf_threads
-
         configure_tf_threads(self.config.intra_op_threads, self.config.inter_op_threads)
         self.manager.start()
         try:

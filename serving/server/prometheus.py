@@ -29,7 +29,9 @@ import threading
 from collections.abc import Iterable
 
 import prometheus_client
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.parser import text_string_to_metric_families
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"  # TF Serving's PrometheusExporter::kPrometheusPath
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
@@ -134,8 +136,6 @@ def parse_monitoring_config(text: str) -> str | None:
     """The metrics path of a TF Serving `--monitoring_config_file` (text `MonitoringConfig`), or None when
     `prometheus_config.enable` is false. The message is built from its two-field .proto definition because
     tensorflow-serving-api does not ship `monitoring_config_pb2`; text-format errors name the line."""
-    from google.protobuf import text_format
-
     config = _monitoring_config_class()()
     try:
         text_format.Parse(text, config)
@@ -150,8 +150,6 @@ def parse_monitoring_config(text: str) -> str | None:
 def _monitoring_config_class() -> type:
     """`tensorflow.serving.MonitoringConfig` (tensorflow_serving/config/monitoring_config.proto) as a message
     class, built once in a private descriptor pool."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
     field = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(name="visionline/monitoring_config.proto",
                                                package="tensorflow.serving", syntax="proto3")
@@ -173,8 +171,6 @@ def read_page(text: str) -> Page:
     """Every sample of a Prometheus text page: (sample name, frozenset of labels) → value; ValueError on a
     malformed page. prometheus_client's parser names counter samples `<name>_total`; TF Serving's page (and this
     server's) has no suffix, so it is dropped again here."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     return {(s.name.removesuffix("_total") if family.type == "counter" else s.name, frozenset(s.labels.items())):
             s.value for family in text_string_to_metric_families(text) for s in family.samples}
 

@@ -15,16 +15,26 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
+
+# isort: split
 import grpc
 import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from google.protobuf.json_format import MessageToDict
+from PIL import Image
+from tensorflow.core.example import example_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
 
-import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
+from components import features
+from components.pusher.serving_layout import saved_model_file
 from serving.errors import ServingError, from_tf_error, invalid
 from serving.server.config import BatchingConfig
 from serving.server.prometheus import ServingMetrics
@@ -43,8 +53,6 @@ def configure_tf_threads(intra_op: int, inter_op: int) -> None:
     """Size TensorFlow's intra-op and inter-op thread pools (0 leaves TensorFlow's default, one thread per core),
     like TF Serving's `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`. Must run before
     TensorFlow executes anything in this process; afterwards a different setting is a RuntimeError that says so."""
-    import tensorflow as tf
-
     threading_config = tf.config.threading
     for kind, wanted, getter, setter in (
             ("intra-op", intra_op, threading_config.get_intra_op_parallelism_threads,
@@ -60,20 +68,8 @@ def configure_tf_threads(intra_op: int, inter_op: int) -> None:
                                f"running in this process with {getter() or 'default'} ({err})") from None
 
 
-def saved_model_file(version_dir: str) -> str | None:
-    """`saved_model.pb` (or `.pbtxt`) inside `version_dir`, if present."""
-    for name in ("saved_model.pb", "saved_model.pbtxt"):
-        path = os.path.join(version_dir, name)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
 def read_signature_defs(version_dir: str) -> dict[str, Any]:
     """The `serve` meta graph's SignatureDef protos, straight from the SavedModel file."""
-    from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
-
     path = saved_model_file(version_dir)
     if path is None:
         raise FileNotFoundError(f"{version_dir}: no saved_model.pb")
@@ -91,16 +87,12 @@ def read_signature_defs(version_dir: str) -> dict[str, Any]:
 
 
 def _tiny_png() -> bytes:
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), (128, 128, 128)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def _example_bytes(key: str, value: bytes) -> bytes:
-    from tensorflow.core.example import example_pb2
-
     example = example_pb2.Example()
     example.features.feature[key].bytes_list.value.append(value)
     return example.SerializeToString()
@@ -138,8 +130,6 @@ class Servable:
     def load(cls, name: str, version: int, path: str, batching: BatchingConfig | None = None,
              metrics: ServingMetrics | None = None) -> Servable:
         """Load and warm up `<path>` (a version directory); raises on any problem."""
-        import tensorflow as tf
-
         signature_defs = read_signature_defs(path)
         loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         servable = cls(name, version, path, loaded, signature_defs, batching)
@@ -186,8 +176,6 @@ class Servable:
 
     def signature_def_map(self) -> Any:
         """A `tensorflow.serving.SignatureDefMap` with every SignatureDef (as TF Serving's metadata)."""
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
         result = get_model_metadata_pb2.SignatureDefMap()
         for key, proto in self._signature_defs.items():
             result.signature_def[key].CopyFrom(proto)
@@ -195,8 +183,6 @@ class Servable:
 
     def metadata_json(self) -> dict[str, Any]:
         """REST metadata body: TF Serving's `{"signature_def": {"signature_def": {…}}}` plus `class_labels`."""
-        from google.protobuf.json_format import MessageToDict
-
         signature_map = MessageToDict(self.signature_def_map(), preserving_proto_field_name=True,
                                       including_default_value_fields=True)
         metadata: dict[str, Any] = {"signature_def": signature_map}
@@ -207,8 +193,6 @@ class Servable:
     # ----- model calls ---------------------------------------------------------------------------------------
     def run(self, signature: SignatureInfo, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Call the signature now (no batching); TensorFlow errors become `ServingError`s."""
-        import tensorflow as tf
-
         start = time.perf_counter()
         try:
             outputs = signature.fn(**{k: tf.constant(v) for k, v in inputs.items()})
@@ -255,8 +239,6 @@ class Servable:
     def warmup(self) -> None:
         """Call the signatures of visionline's contract on a tiny PNG (first calls are slow; a version that
         cannot classify a valid image fails here, before taking traffic) and record the class labels."""
-        from components import features
-
         png = _tiny_png()
         sig = self.signatures.get(DEFAULT_SIGNATURE)
         if sig is not None and list(sig.inputs) == ["images"] and sig.inputs["images"].is_string:

@@ -24,13 +24,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
+
+# isort: split
 import numpy as np
+import tensorflow as tf
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from serving.errors import invalid
 
 MAX_RANK = 32  # numpy's maximum number of dimensions: deeper JSON nesting is a 400, not a numpy error
-DT_STRING = 7  # tensorflow.DataType enum values used without importing TensorFlow
-DT_INVALID = 0
+DT_STRING = types_pb2.DT_STRING
+DT_INVALID = types_pb2.DT_INVALID
 _B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
 
 
@@ -52,8 +58,6 @@ class TensorInfo:
         """The numpy dtype values of this tensor are converted to (object for strings)."""
         if self.is_string:
             return np.dtype(object)
-        import tensorflow as tf
-
         return np.dtype(tf.dtypes.as_dtype(self.dtype).as_numpy_dtype)
 
     @property
@@ -61,8 +65,6 @@ class TensorInfo:
         """TensorFlow's name of the dtype, e.g. 'string', 'float32'."""
         if self.is_string:
             return "string"
-        import tensorflow as tf
-
         return tf.dtypes.as_dtype(self.dtype).name
 
     def describe(self) -> str:
@@ -368,8 +370,6 @@ def predict_outputs_to_json(outputs: Mapping[str, np.ndarray], row_format: bool)
 
 # ----- classify -------------------------------------------------------------------------------------------------
 def _feature(value: Any, where: str) -> Any:
-    from tensorflow.core.example import feature_pb2
-
     values = value if isinstance(value, list) else [value]
     if not values:
         raise invalid(f"{where}: empty list (cannot infer the feature type)")
@@ -390,8 +390,6 @@ def _feature(value: Any, where: str) -> Any:
 
 
 def _example(features: Any, where: str) -> Any:
-    from tensorflow.core.example import example_pb2
-
     if not isinstance(features, dict):
         raise invalid(f"{where}: expected an object mapping feature names to values")
     example = example_pb2.Example()
@@ -449,8 +447,6 @@ def tensor_proto_to_array(proto: Any, where: str, max_rows: int | None = None,
     fills a short value list up to the declared size): a dtype numpy can hold, a known rank of at most
     `MAX_RANK` with non-negative dimensions, at most `max_rows` rows (dimension 0) and `max_elements` elements.
     """
-    import tensorflow as tf
-
     if proto.dtype == DT_INVALID:
         raise invalid(f"{where}: tensor has no dtype")
     try:
@@ -480,8 +476,6 @@ def tensor_proto_to_array(proto: Any, where: str, max_rows: int | None = None,
 
 def array_to_tensor_proto(array: np.ndarray) -> Any:
     """numpy → `TensorProto` (fast paths for strings and plain numeric arrays)."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
     array = np.asarray(array)
     shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
                                                    for d in array.shape])
@@ -495,6 +489,4 @@ def array_to_tensor_proto(array: np.ndarray) -> Any:
     if dtype is not None:
         content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
         return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=content)
-    import tensorflow as tf
-
     return tf.make_tensor_proto(array)

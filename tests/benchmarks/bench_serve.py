@@ -257,7 +257,7 @@ def bench_blocking_grpc(server: ServerProcess, label: str, png: bytes, requests:
     import grpc
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-    from serving.clients.predict import predict_request
+    from serving.clients.predictors import predict_request
 
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
@@ -300,7 +300,7 @@ def _h2load_cell(path: str, label: str, url: str, body: bytes | None, is_grpc: b
 def bench_h2load(server: ServerProcess, label: str, png: bytes, levels: list[int], requests: int,
                  repeat: int) -> list[Cell]:
     """REST and gRPC cells with h2load as the load generator (after a warm-up run per cell)."""
-    from serving.clients.predict import predict_body, predict_request
+    from serving.clients.predictors import predict_body, predict_request
     from tests.benchmarks import h2load
 
     rest_body = json.dumps(predict_body([png])).encode()
@@ -356,7 +356,7 @@ async def _async_round(server: ServerProcess, path: str, png: bytes, concurrency
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from serving.clients.predict import predict_body, predict_request
+    from serving.clients.predictors import predict_body, predict_request
 
     body = json.dumps(predict_body([png])).encode()
     head = (f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -1,9 +1,13 @@
-"""Tests for components.pusher.executor: atomic pushes, no partial versions, no duplicate versions of one model."""
+"""Tests for components.pusher: TF Serving's directory layout (`serving_layout`), and the executor's atomic pushes (no
+partial versions, no duplicate versions of one model)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from tfx.proto import pusher_pb2
@@ -11,6 +15,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.pusher import executor as pusher
+from components.pusher import serving_layout
 
 
 def _saved_model(path):
@@ -27,10 +32,10 @@ def test_push_goes_through_a_hidden_folder_and_records_its_source(tmp_path):
     assert path == str(base / "1700000000")
     assert sorted(os.listdir(base)) == ["1700000000"]  # the .partial staging folder is gone
     assert (base / "1700000000" / "saved_model.pb").read_bytes() == b"graph"
-    record = json.loads((base / "1700000000" / pusher.PUSH_RECORD).read_text())
+    record = json.loads((base / "1700000000" / serving_layout.PUSH_RECORD).read_text())
     assert record["model_uri"] == "/artifacts/Trainer/model/7"
-    assert pusher.find_pushed_version(str(base), "/artifacts/Trainer/model/7") == "1700000000"
-    assert pusher.find_pushed_version(str(base), "/artifacts/Trainer/model/8") is None
+    assert serving_layout.find_pushed_version(str(base), "/artifacts/Trainer/model/7") == "1700000000"
+    assert serving_layout.find_pushed_version(str(base), "/artifacts/Trainer/model/8") is None
     with pytest.raises(FileExistsError):
         pusher.push_atomically(str(model), str(base), "1700000000", "x")
 
@@ -69,3 +74,50 @@ def test_executor_does_not_push_an_unblessed_model(tmp_path):
     pusher.Executor().Do(inputs, outputs, props)
     assert outputs["pushed_model"][0].get_int_custom_property("pushed") == 0
     assert not (tmp_path / "serving" / "m").exists()
+
+
+# ----- the layout -------------------------------------------------------------------------------------------------
+def test_version_names_are_int64_directory_names():
+    assert all(serving_layout.is_version_name(n) for n in ("0", "1", "1700000000", "9" * 18))
+    assert not any(serving_layout.is_version_name(n) for n in ("", "-1", "1.5", "v1", ".1.partial", "9" * 19,
+                                                                "١٢", "1 ", "01a"))
+    assert os.path.basename(serving_layout.staging_dir("/b", 7)) == ".7.partial"
+    assert not serving_layout.is_version_name(os.path.basename(serving_layout.staging_dir("/b", 7)))
+
+
+def test_complete_versions_are_found_and_resolved(tmp_path):
+    _saved_model(tmp_path / "3")
+    _saved_model(tmp_path / "12")
+    (tmp_path / "20").mkdir()  # half-written: nothing yet
+    (tmp_path / "21" / "variables").mkdir(parents=True)  # half-written: no saved_model.pb
+    (tmp_path / "22").mkdir()
+    (tmp_path / "22" / "saved_model.pbtxt").write_text("")  # text SavedModel, but no variables/ yet
+    _saved_model(tmp_path / ".30.partial")
+    (tmp_path / "40").write_text("a file, not a directory")
+    assert [v for v, _p in serving_layout.version_dirs(str(tmp_path))] == [3, 12, 20, 21, 22]
+    assert serving_layout.incomplete_reason(str(tmp_path / "20")) == "no saved_model.pb yet"
+    assert serving_layout.incomplete_reason(str(tmp_path / "21")) == "no saved_model.pb yet"
+    assert serving_layout.incomplete_reason(str(tmp_path / "22")) == "no variables/ directory yet"
+    assert serving_layout.saved_model_file(str(tmp_path / "22")) == str(tmp_path / "22" / "saved_model.pbtxt")
+    assert serving_layout.incomplete_reason(str(tmp_path / "12")) is None
+    assert serving_layout.resolve_version_dir(str(tmp_path)) == str(tmp_path / "12")  # newest complete, numerically
+    assert serving_layout.resolve_version_dir(str(tmp_path / "3")) == str(tmp_path / "3")  # a version dir itself
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        serving_layout.resolve_version_dir(str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="no complete SavedModel version directory"):
+        serving_layout.resolve_version_dir(str(tmp_path / "21"))
+
+
+def test_new_version_is_the_push_time_or_the_next_free_one(tmp_path):
+    assert serving_layout.new_version(str(tmp_path), 1700000000.9) == "1700000000"
+    (tmp_path / "1700000000").mkdir()
+    (tmp_path / "1700000001").mkdir()
+    assert serving_layout.new_version(str(tmp_path), 1700000000.2) == "1700000002"
+
+
+def test_the_layout_needs_neither_tfx_nor_tensorflow():
+    script = ("import sys, components.pusher.serving_layout; "
+              "print(sorted(m for m in ('tfx', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "[]"

@@ -91,7 +91,8 @@ def test_multilabel_pipeline_ingests_label_sets_trains_sigmoids_and_pushes(multi
 
 
 def test_multilabel_label_sets_through_rest_grpc_and_batch_prediction(multilabel_run, tmp_path):
-    from serving.clients.predict import PredictorSpec, predict_batch
+    from serving.clients.batch_prediction import predict_batch
+    from serving.clients.predictors import PredictorSpec
     from serving.server.config import ModelConfig, ServerConfig
     from serving.server.model_server import ServingServer
 

@@ -38,8 +38,11 @@ import grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as with_seed
 from hypothesis import strategies as st
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
-from tests.serving.helpers import classify_request
+from tests.serving.helpers import classify_request, grpc_stubs
 from tests.serving.process import ServerProcess
 
 OUTCOMES: Counter = Counter()  # outcome -> count over every fuzz run of this process (for reports)
@@ -298,12 +301,6 @@ def fuzz_raw_http(server: ServerProcess, max_examples: int, seed: int | None = N
 
 # ----- gRPC --------------------------------------------------------------------------------------------------------
 def _valid_requests(model: str, images: Sequence[bytes]) -> list[tuple[str, bytes]]:
-    from tensorflow_serving.apis import (
-        get_model_metadata_pb2,
-        get_model_status_pb2,
-        predict_pb2,
-    )
-
     predict = predict_pb2.PredictRequest()
     predict.model_spec.name = model
     predict.inputs["images"].dtype = 7
@@ -375,8 +372,6 @@ def fuzz_grpc_bytes(server: ServerProcess, images: Sequence[bytes], max_examples
 
 def tensor_protos(images: Sequence[bytes]) -> st.SearchStrategy[Any]:
     """TensorProtos with any dtype number, odd shapes and contents that may or may not match them."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-
     dims = st.lists(st.one_of(st.integers(-3, 4), st.integers(0, 2**62), st.sampled_from([2**31, 10**9, 10**12])),
                     max_size=4)
 
@@ -406,19 +401,8 @@ def tensor_protos(images: Sequence[bytes]) -> st.SearchStrategy[Any]:
 def fuzz_grpc_messages(server: ServerProcess, images: Sequence[bytes], max_examples: int,
                        seed: int | None = None) -> int:
     """Well-formed requests with bad tensors, dtypes, shapes, names, signatures, examples and fields."""
-    from tensorflow.core.example import example_pb2, feature_pb2
-    from tensorflow_serving.apis import (
-        classification_pb2,
-        get_model_metadata_pb2,
-        get_model_status_pb2,
-        model_service_pb2_grpc,
-        predict_pb2,
-        prediction_service_pb2_grpc,
-    )
-
     channel = grpc.insecure_channel(server.grpc_target)
-    prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    models = model_service_pb2_grpc.ModelServiceStub(channel)
+    prediction, models = grpc_stubs(channel)
     names = st.one_of(st.just(server.model), st.sampled_from(["..", "../etc", "a/b", "%2e%2e", "", "unknown"]),
                       long_names, proto_texts)
     versions = st.one_of(st.none(), st.integers(-2**63, 2**63 - 1), st.sampled_from(server.versions))
@@ -508,8 +492,6 @@ def fuzz_grpc_messages(server: ServerProcess, images: Sequence[bytes], max_examp
 
 def check_still_serving(server: ServerProcess, image: bytes) -> None:
     """A valid REST predict and a valid gRPC GetModelStatus still succeed (the fuzzing broke nothing)."""
-    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-
     assert server.alive(), server.log_tail()
     http_ = _Http(server.rest_url)
     try:
@@ -521,5 +503,5 @@ def check_still_serving(server: ServerProcess, image: bytes) -> None:
     with grpc.insecure_channel(server.grpc_target) as channel:
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = server.model
-        response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=60)
+        response = grpc_stubs(channel).models.GetModelStatus(request, timeout=60)
     assert response.model_version_status

@@ -1,21 +1,40 @@
 """Small helpers shared by the serving tests and the soak benchmark: copying/pushing versions, a tiny model, a
-Classify request."""
+Classify request, the two gRPC service stubs."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from components.pusher.executor import push_atomically
+from components.trainer.export import CLASSIFICATION, CLASSIFY_METHOD_NAME, SERVING_DEFAULT, set_signature_method_name
 
 MODEL = "visionline"
+
+
+class GrpcStubs(NamedTuple):
+    """TF Serving's two gRPC services on one channel."""
+
+    prediction: prediction_service_pb2_grpc.PredictionServiceStub  # Predict, Classify, GetModelMetadata, …
+    models: model_service_pb2_grpc.ModelServiceStub  # GetModelStatus, HandleReloadConfigRequest
+
+
+def grpc_stubs(channel: grpc.Channel) -> GrpcStubs:
+    """The PredictionService and ModelService stubs on `channel`."""
+    return GrpcStubs(prediction_service_pb2_grpc.PredictionServiceStub(channel),
+                     model_service_pb2_grpc.ModelServiceStub(channel))
 
 
 def classify_request(images: Sequence[bytes], model: str = MODEL, signature: str = "classification") -> Any:
     """A gRPC ClassificationRequest for `images`, each a tf.Example with the bytes feature `image` (visionline's
     classification contract)."""
-    from tensorflow_serving.apis import classification_pb2
-
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = signature
@@ -34,8 +53,6 @@ def copy_version(source: Path, base: Path, version: int) -> Path:
 def push_version(source: Path, base: Path, version: int) -> Path:
     """Push `source` as `<base>/<version>` exactly as the pipeline's Pusher does: staged in a hidden
     `.<version>.partial` folder, then renamed (`components.pusher.executor.push_atomically`)."""
-    from components.pusher.executor import push_atomically
-
     base.mkdir(parents=True, exist_ok=True)
     return Path(push_atomically(str(source), str(base), str(version), f"test-push:{source}"))
 
@@ -52,16 +69,6 @@ def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: i
     `multilabel`: one sigmoid per class and a `predicted_labels` [B,C] output (1 where p ≥ 0.5), as a
     `train.task=multilabel` model exports; the bias makes classes 0 and 1 the predicted set.
     """
-    import numpy as np
-    import tensorflow as tf
-
-    from components.trainer.export import (
-        CLASSIFICATION,
-        CLASSIFY_METHOD_NAME,
-        SERVING_DEFAULT,
-        set_signature_method_name,
-    )
-
     names = list(class_names)
     rng = np.random.default_rng(seed)
     features = image_size * image_size * 3

@@ -27,7 +27,11 @@ from typing import Any
 import grpc
 import numpy as np
 import requests
+from tensorflow.core.example import example_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
+from tests.serving.helpers import grpc_stubs
 from tests.serving.process import ServerProcess
 
 NOT_AN_IMAGE = b"this is not an image, the server must answer 400 / INVALID_ARGUMENT"
@@ -161,21 +165,9 @@ def _rest_client(index: int, server: ServerProcess, pngs: Sequence[bytes], stop:
 
 def _grpc_client(index: int, server: ServerProcess, pngs: Sequence[bytes], stop: threading.Event,
                  rec: _Recorder, timeout: float) -> None:
-    from tensorflow.core.example import example_pb2
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import (
-        classification_pb2,
-        get_model_metadata_pb2,
-        get_model_status_pb2,
-        model_service_pb2_grpc,
-        predict_pb2,
-        prediction_service_pb2_grpc,
-    )
-
     rng = random.Random(index)
     channel = grpc.insecure_channel(server.grpc_target, options=[("grpc.use_local_subchannel_pool", 1)])
-    prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    models = model_service_pb2_grpc.ModelServiceStub(channel)
+    prediction, models = grpc_stubs(channel)
 
     def images(values: list[bytes]) -> Any:
         shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))])

@@ -16,6 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    import psutil
+except ImportError:  # optional: rss_bytes() then reads /proc
+    psutil = None
+
 REPO = Path(__file__).resolve().parents[2]
 _ACCESS = re.compile(r"^visionline serve: \d{3} [A-Z]+ .*\(127\.0\.0\.1\) [\d.]+ms$")
 _START = re.compile(r"REST (http://127\.0\.0\.1:\d+)\s+gRPC (127\.0\.0\.1:\d+)\s+model (\S+) versions \[([\d, ]*)\]")
@@ -79,9 +84,7 @@ class ServerProcess:
 
     def rss_bytes(self) -> int:
         """Resident set size of the server process (psutil; /proc/<pid>/status VmRSS as a fallback)."""
-        try:
-            import psutil
-        except ImportError:
+        if psutil is None:
             status = Path(f"/proc/{self.pid}/status").read_text()
             return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) * 1024
         return int(psutil.Process(self.pid).memory_info().rss)

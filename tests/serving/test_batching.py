@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,9 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import numpy as np
 import pytest
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.errors import ServingError, invalid
 from serving.server.config import BatchingConfig, ModelConfig, ServerConfig
+from serving.server.model_server import ServingServer
 from serving.server.prometheus import DEFAULT_PATH, read_page, sample_value
 from serving.server.request_batching import Batcher
 from tests.serving.helpers import MODEL
@@ -125,14 +130,6 @@ def test_full_queue_fails_fast_with_unavailable():
 
 
 def test_batching_server_merges_concurrent_grpc_and_rest_requests(model_base, digit_pngs, in_process):
-    import base64
-
-    import requests
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from serving.server.model_server import ServingServer
-
     config = ServerConfig(models=(ModelConfig(MODEL, str(model_base)),), rest_port=0, grpc_port=0,
                           batching=BatchingConfig(max_batch_size=16, batch_timeout_micros=50_000),
                           monitoring_path=DEFAULT_PATH)

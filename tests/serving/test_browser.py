@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 import requests
 
+from serving.server.config import ModelConfig, ServerConfig
+from serving.server.model_server import ServingServer
+from tests.serving.helpers import MODEL, build_tiny_model
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REAL_BINARY = Path("/usr/lib/chromium/chromium")  # Debian's /usr/bin/chromium is a launcher script
@@ -159,10 +163,6 @@ IMG_LABEL = '<img src=x onerror="alert(2)">'
 @contextlib.contextmanager
 def tiny_models_server(root: Path, models: dict[str, dict]) -> Iterator[Any]:
     """The local server (REST only) over tiny models: model name → `build_tiny_model` keyword arguments."""
-    from serving.server.config import ModelConfig, ServerConfig
-    from serving.server.model_server import ServingServer
-    from tests.serving.helpers import build_tiny_model
-
     for name, kwargs in models.items():
         build_tiny_model(root / name / "1", **kwargs)
     config = ServerConfig(models=tuple(ModelConfig(name, str(root / name)) for name in models), rest_port=0,
@@ -174,8 +174,6 @@ def tiny_models_server(root: Path, models: dict[str, dict]) -> Iterator[Any]:
 @pytest.fixture()
 def xss_label_server(tmp_path):
     """The local server over a tiny model whose class names are HTML/script payloads."""
-    from tests.serving.helpers import MODEL
-
     with tiny_models_server(tmp_path / "models", {
             MODEL: {"class_names": [XSS_LABEL, IMG_LABEL, "plain & <b>bold</b>"]}}) as running:
         yield running
@@ -217,8 +215,6 @@ def test_class_names_with_html_are_shown_as_text(xss_label_server, browser, digi
 def multilabel_server(tmp_path):
     """The local server over a tiny multilabel model (sigmoid per label, `predicted_labels`) and, as model
     `single`, a tiny single-label one."""
-    from tests.serving.helpers import MODEL
-
     with tiny_models_server(tmp_path / "models", {
             MODEL: {"class_names": ["smiling", "eyeglasses", "hat", "beard"], "multilabel": True},
             "single": {"class_names": ["cat", "dog"]}}) as running:

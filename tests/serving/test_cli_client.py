@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import re
 import signal
@@ -17,15 +18,15 @@ import pytest
 import requests
 
 from serving import cli
-from serving.clients.batch_prediction import prediction_line
-from serving.clients.predict import (
+from serving.clients.batch_prediction import predict_batch
+from serving.clients.files import predict_files, predict_with_fallback
+from serving.clients.predictors import PredictorSpec
+from serving.clients.results import (
     FileResult,
     PredictionError,
-    PredictorSpec,
     ServiceError,
     format_result,
-    predict_files,
-    predict_with_fallback,
+    prediction_line,
     result_json,
     top_k_predictions,
 )
@@ -96,8 +97,6 @@ def test_invalid_serve_configuration_is_exit_code_2(capsys):
 
 @pytest.fixture()
 def restore_logging():
-    import logging
-
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
@@ -231,8 +230,6 @@ def test_predict_batch_beam_job_quarantines_bad_files(server, digit_paths, tmp_p
 
 
 def test_predict_batch_in_process_from_the_model_base(model_base, digit_paths, tmp_path):
-    from serving.clients.predict import predict_batch
-
     folder = tmp_path / "imgs"
     folder.mkdir()
     for label, path in sorted(digit_paths.items())[:3]:

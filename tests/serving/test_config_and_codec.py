@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from serving.errors import ServingError, clean_tf_message
 from serving.server.config import (
@@ -22,6 +23,7 @@ from serving.server.config import (
     parse_version,
     validate_model_name,
 )
+from serving.server.model_server import ServingServer
 from serving.server.tensors import (
     DT_STRING,
     SignatureInfo,
@@ -185,10 +187,6 @@ def test_clean_tf_message():
 
 
 def test_server_start_applies_the_thread_pool_setting(tmp_path):
-    import tensorflow as tf
-
-    from serving.server.model_server import ServingServer
-
     tf.constant(1.0) + 1.0  # TensorFlow runs in this process: a new pool size can only be refused
     wanted = tf.config.threading.get_intra_op_parallelism_threads() + 3
     server = ServingServer(ServerConfig(models=(ModelConfig("m", str(tmp_path)),), rest_port=None, grpc_port=None,

@@ -11,22 +11,22 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
-    model_service_pb2_grpc,
+    inference_pb2,
     predict_pb2,
-    prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
-from tests.serving.helpers import MODEL, classify_request
+from tests.serving.helpers import MODEL, classify_request, grpc_stubs
 
 
 @pytest.fixture(scope="module")
 def prediction(grpc_channel):
-    return prediction_service_pb2_grpc.PredictionServiceStub(grpc_channel)
+    return grpc_stubs(grpc_channel).prediction
 
 
 @pytest.fixture(scope="module")
 def models(grpc_channel):
-    return model_service_pb2_grpc.ModelServiceStub(grpc_channel)
+    return grpc_stubs(grpc_channel).models
 
 
 def predict_request(images: list[bytes], name: str = MODEL, version: int | None = None,
@@ -194,8 +194,6 @@ def test_message_over_the_limit_is_resource_exhausted(prediction, server):
 
 
 def test_unimplemented_methods(prediction):
-    from tensorflow_serving.apis import inference_pb2, regression_pb2
-
     request = inference_pb2.MultiInferenceRequest()
     assert _code(prediction.MultiInference, request)[0] == grpc.StatusCode.UNIMPLEMENTED
     regress = regression_pb2.RegressionRequest()  # as TF Serving for a model without a regression signature

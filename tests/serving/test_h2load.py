@@ -11,7 +11,7 @@ import json
 import grpc
 import pytest
 
-from serving.clients.predict import predict_body, predict_request
+from serving.clients.predictors import predict_body, predict_request
 from tests.benchmarks import h2load
 from tests.serving.helpers import MODEL
 

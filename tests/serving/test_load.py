@@ -11,14 +11,14 @@ from tests.serving.load import run_load
 from tests.serving.process import ServerProcess
 
 
-def test_mixed_rest_and_grpc_load_with_a_push_mid_test(tmp_path, pushed_version_dir, digit_pngs):
+def test_mixed_rest_and_grpc_load_with_a_push_mid_test(tmp_path, serving_model_dir, digit_pngs):
     base = tmp_path / MODEL
-    copy_version(pushed_version_dir, base, 1)
+    copy_version(serving_model_dir, base, 1)
     with ServerProcess(base, tmp_path / "server.log") as server:
         assert server.versions == [1]
 
         def push() -> int:
-            push_version(pushed_version_dir, base, 2)
+            push_version(serving_model_dir, base, 2)
             return 2
 
         result = run_load(server, digit_pngs, clients=8, seconds=5, push=push, push_after=2, until_new_version=120)

@@ -4,12 +4,15 @@ REST and gRPC APIs and the batcher record in it."""
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.server.config import BatchingConfig, ModelConfig, ServerConfig
 from serving.server.prometheus import DEFAULT_PATH, ServingMetrics, parse_monitoring_config, read_page, sample_value
@@ -77,8 +80,6 @@ def test_page_uses_tf_serving_names_and_keeps_unknown_models_out_of_the_labels()
 
 
 def test_batcher_records_batch_size_queuing_and_model_calls():
-    import time
-
     metrics = ServingMetrics([MODEL])
 
     def run(inputs):
@@ -104,9 +105,6 @@ def test_batcher_records_batch_size_queuing_and_model_calls():
 
 # ----- the servers --------------------------------------------------------------------------------------------
 def test_rest_and_grpc_requests_are_counted_by_status(server_process, digit_pngs):
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
     before = scrape(server_process.rest_url)
     url = f"{server_process.rest_url}/v1/models/{MODEL}:predict"
     ok = requests.post(url, json={"instances": [{"b64": base64.b64encode(p).decode()} for p in digit_pngs[:2]]},

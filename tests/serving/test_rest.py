@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import requests
+from tensorflow.core.example import example_pb2
 
 MODEL = "visionline"
 
@@ -93,8 +94,6 @@ def test_predict_columnar_format(server, digit_pngs, in_process):
 
 
 def test_predict_other_signature_serving_examples(server, digit_pngs, in_process):
-    from tensorflow.core.example import example_pb2
-
     example = example_pb2.Example()
     example.features.feature["image"].bytes_list.value.append(digit_pngs[0])
     body = {"signature_name": "serving_examples", "instances": [{"b64": b64(example.SerializeToString())}]}

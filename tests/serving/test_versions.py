@@ -12,9 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.server.config import ModelConfig, ServerConfig, VersionPolicy
 from serving.server.manager import AVAILABLE, END, UNLOADING, ModelManager
+from serving.server.model_server import ServingServer
 from tests.serving.helpers import MODEL, copy_version
 
 
@@ -42,9 +44,21 @@ def make_version(base: Path, version: int, broken: bool = False) -> Path:
     return path
 
 
-def manager_for(base: Path, policy: VersionPolicy | None = None) -> ModelManager:
-    config = ModelConfig(MODEL, str(base), policy or VersionPolicy())
-    return ModelManager([config], poll_interval=3600, loader=fake_loader)
+def started_manager(base: Path, *versions: int, policy: VersionPolicy | None = None) -> ModelManager:
+    """A manager (fake loader, no watcher polls: tests call `poll()`) over `base`, started after `versions` were
+    made there."""
+    for version in versions:
+        make_version(base, version)
+    manager = ModelManager([ModelConfig(MODEL, str(base), policy or VersionPolicy())], poll_interval=3600,
+                           loader=fake_loader)
+    manager.start()
+    return manager
+
+
+def settle(manager: ModelManager) -> None:
+    """Two scans: a new or changed version is seen, then (unchanged) it has settled and is loaded."""
+    manager.poll()
+    manager.poll()
 
 
 def states(manager: ModelManager) -> dict[int, str]:
@@ -58,10 +72,7 @@ def states(manager: ModelManager) -> dict[int, str]:
     (VersionPolicy("specific", versions=(1, 3, 7)), [1, 3]),
 ])
 def test_version_policies(tmp_path, policy, expected):
-    for version in (1, 2, 3):
-        make_version(tmp_path, version)
-    manager = manager_for(tmp_path, policy)
-    manager.start()
+    manager = started_manager(tmp_path, 1, 2, 3, policy=policy)
     try:
         assert manager.available_versions(MODEL) == expected
         with manager.acquire(MODEL) as servable:
@@ -73,9 +84,7 @@ def test_version_policies(tmp_path, policy, expected):
 
 
 def test_new_version_loads_after_settling_and_old_one_is_unloaded(tmp_path):
-    make_version(tmp_path, 1)
-    manager = manager_for(tmp_path)
-    manager.start()
+    manager = started_manager(tmp_path, 1)
     with manager.acquire(MODEL) as first:
         pass
     make_version(tmp_path, 2)
@@ -89,13 +98,10 @@ def test_new_version_loads_after_settling_and_old_one_is_unloaded(tmp_path):
 
 
 def test_in_flight_request_keeps_a_retired_version_alive(tmp_path):
-    make_version(tmp_path, 1)
-    manager = manager_for(tmp_path)
-    manager.start()
+    manager = started_manager(tmp_path, 1)
     with manager.acquire(MODEL) as held:
         make_version(tmp_path, 2)
-        manager.poll()
-        manager.poll()
+        settle(manager)
         assert manager.available_versions(MODEL) == [2]  # new requests already go to version 2 …
         assert states(manager)[1] == UNLOADING  # … but version 1 waits for this request
         assert not held.closed
@@ -114,8 +120,7 @@ def test_incomplete_and_broken_versions_are_skipped_with_a_reason(tmp_path, capl
     make_version(tmp_path, 4, broken=True)
     (tmp_path / "5.tmp").mkdir()  # not a version directory
     (tmp_path / "notes.txt").write_text("ignored")
-    manager = manager_for(tmp_path)
-    manager.start()
+    manager = started_manager(tmp_path)
     assert manager.available_versions(MODEL) == [1]  # latest *good* version keeps serving
     status = {s.version: s for s in manager.status(MODEL)}
     assert status[4].state == END and "this version is broken" in status[4].error_message
@@ -129,8 +134,7 @@ def test_incomplete_and_broken_versions_are_skipped_with_a_reason(tmp_path, capl
     manager.poll()
     assert manager.available_versions(MODEL) == [1]
     (tmp_path / "4" / "BROKEN").unlink()
-    manager.poll()
-    manager.poll()
+    settle(manager)
     assert manager.available_versions(MODEL) == [4]
     manager.stop()
 
@@ -138,35 +142,28 @@ def test_incomplete_and_broken_versions_are_skipped_with_a_reason(tmp_path, capl
 def test_missing_base_path_is_watched_not_fatal(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="serving.server.manager")
     base = tmp_path / "not-yet"
-    manager = manager_for(base)
-    manager.start()
+    manager = started_manager(base)
     assert manager.available_versions(MODEL) == []
     assert "does not exist" in caplog.text
     make_version(base, 5)
-    manager.poll()
-    manager.poll()
+    settle(manager)
     assert manager.available_versions(MODEL) == [5]
     manager.stop()
 
 
 def test_deleted_version_is_unloaded(tmp_path):
-    make_version(tmp_path, 1)
-    make_version(tmp_path, 2)
-    manager = manager_for(tmp_path, VersionPolicy("all"))
-    manager.start()
+    manager = started_manager(tmp_path, 1, 2, policy=VersionPolicy("all"))
     shutil.rmtree(tmp_path / "2")
     manager.poll()
     assert manager.available_versions(MODEL) == [1]
     manager.stop()
 
 
-def test_real_broken_savedmodel_does_not_crash_the_server(tmp_path, pushed_version_dir, caplog):
+def test_real_broken_savedmodel_does_not_crash_the_server(tmp_path, serving_model_dir, caplog):
     """A real version dir with a corrupt saved_model.pb next to a good version."""
-    from serving.server.model_server import ServingServer
-
     caplog.set_level(logging.WARNING, logger="serving.server.manager")
-    copy_version(pushed_version_dir, tmp_path, 1)
-    broken = copy_version(pushed_version_dir, tmp_path, 2)
+    copy_version(serving_model_dir, tmp_path, 1)
+    broken = copy_version(serving_model_dir, tmp_path, 2)
     (broken / "saved_model.pb").write_bytes(b"\x00garbage, not a protobuf")
     config = ServerConfig(models=(ModelConfig(MODEL, str(tmp_path)),), rest_port=0, grpc_port=None)
     with ServingServer(config) as server:
@@ -178,13 +175,9 @@ def test_real_broken_savedmodel_does_not_crash_the_server(tmp_path, pushed_versi
         assert "version 2" in caplog.text and "failed to load" in caplog.text
 
 
-def test_hot_reload_under_load_drops_nothing(tmp_path, pushed_version_dir, digit_pngs):
+def test_hot_reload_under_load_drops_nothing(tmp_path, serving_model_dir, digit_pngs):
     """Clients loop on REST and gRPC while version 2 is copied in; every request must succeed."""
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from serving.server.model_server import ServingServer
-
-    copy_version(pushed_version_dir, tmp_path, 1)
+    copy_version(serving_model_dir, tmp_path, 1)
     config = ServerConfig(models=(ModelConfig(MODEL, str(tmp_path)),), rest_port=0, grpc_port=0, poll_interval=0.2)
     body = {"instances": [{"b64": base64.b64encode(digit_pngs[0]).decode()}]}
     with ServingServer(config) as server:
@@ -225,7 +218,7 @@ def test_hot_reload_under_load_drops_nothing(tmp_path, pushed_version_dir, digit
             thread.start()
         try:
             time.sleep(0.5)
-            copy_version(pushed_version_dir, tmp_path, 2)  # a plain, non-atomic copy
+            copy_version(serving_model_dir, tmp_path, 2)  # a plain, non-atomic copy
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 states_now = {s.version: s.state for s in server.manager.status(MODEL)}

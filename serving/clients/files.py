@@ -1,0 +1,78 @@
+"""Image files for the clients: list a folder, read and check each file with the ingestion gate, predict the
+usable ones in batches (retrying a rejected batch one by one so only the bad files fail), keep input order.
+
+The check is `components.example_gen.images.inspect_image`, the same gate ingestion quarantines with, so a file
+`visionline predict` refuses would also have been refused as training data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+
+from components.example_gen.images import MAX_IMAGE_PIXELS, Quarantined, inspect_image
+from serving.clients.predictors import Predictor
+from serving.clients.results import FileResult, PredictionError
+
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # checked before sending, as at ingestion
+
+
+def read_and_check(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes | None, str, str]:
+    """(bytes, "", "") for a usable image, else (None, stage, reason) — the ingestion gate's verdict."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        return None, "read", f"cannot read file: {err.strerror or err}"
+    try:
+        inspect_image(data, max_pixels)
+    except Quarantined as err:
+        return None, "validate", err.reason
+    return data, "", ""
+
+
+def predict_with_fallback(predictor: Predictor, items: Sequence[tuple[str, bytes]]) -> Iterator[FileResult]:
+    """Predict a batch; if the service rejects it, retry one by one so only the bad inputs fail."""
+    try:
+        predictions = predictor.predict([data for _path, data in items])
+    except PredictionError as err:
+        if len(items) == 1:
+            yield FileResult(items[0][0], stage="predict", reason=err.reason)
+            return
+        for item in items:
+            yield from predict_with_fallback(predictor, [item])
+        return
+    for (path, _data), prediction in zip(items, predictions, strict=True):
+        yield FileResult(path, prediction)
+
+
+def predict_files(paths: Iterable[str], predictor: Predictor, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  batch_size: int = 32) -> list[FileResult]:
+    """Validate and predict files, in input order."""
+    results: dict[str, FileResult] = {}
+    pending: list[tuple[str, bytes]] = []
+    ordered = list(paths)
+    for path in ordered:
+        data, stage, reason = read_and_check(path, max_pixels)
+        if data is None:
+            results[path] = FileResult(path, stage=stage, reason=reason)
+        else:
+            pending.append((path, data))
+    for start in range(0, len(pending), batch_size):
+        for result in predict_with_fallback(predictor, pending[start:start + batch_size]):
+            results[result.path] = result
+    return [results[path] for path in ordered]
+
+
+def list_files(folder: str, exclude: Iterable[str] = ()) -> list[str]:
+    """Every regular file below `folder` (recursively, sorted), as paths relative to it."""
+    excluded = {os.path.realpath(p) for p in exclude}
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.realpath(path) in excluded or not os.path.isfile(path):
+                continue
+            found.append(os.path.relpath(path, folder).replace(os.sep, "/"))
+    return sorted(found)

@@ -18,7 +18,16 @@ export PYTHONWARNINGS := ignore::FutureWarning
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(STAMP)  ## create .venv from the lock files (idempotent)
+GPU ?= 0
+GPU_STAMP := $(VENV)/.visionline-gpu-installed
+
+setup: $(STAMP) $(if $(filter 1,$(GPU)),$(GPU_STAMP))  ## create .venv from the lock files (idempotent; GPU=1 adds TensorFlow's CUDA libraries)
+
+# TensorFlow 2.16.2's `and-cuda` wheels (CUDA 12.3 + cuDNN 8.9) on top of the CPU install: the same TensorFlow then
+# uses an NVIDIA GPU when one is visible (Linux x86_64 with an NVIDIA driver; see README "GPU").
+$(GPU_STAMP): $(STAMP) requirements-gpu.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-gpu.lock 2>&1 | $(PIP_QUIET)
+	@touch $(GPU_STAMP)
 
 $(STAMP): requirements.lock requirements-tfx.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (visionline needs CPython 3.11)"; exit 1; }

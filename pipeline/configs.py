@@ -2,8 +2,8 @@
 
 Everything a run needs (where the data is, how it is split, the image size and normalisation, training
 hyper-parameters, evaluation gates, Beam options, output locations) lives here, with defaults that run the
-embedded demo. It loads from YAML/JSON, accepts `key=value` overrides, validates itself, and splits into the
-small plain dicts that the TFX components receive as `custom_config`.
+embedded demo. It loads from YAML/JSON, accepts `key=value` overrides and validates itself;
+pipeline/component_settings.py turns it into the typed settings the TFX components receive as `custom_config`.
 """
 
 from __future__ import annotations
@@ -18,17 +18,21 @@ from typing import Any
 import yaml
 
 from components.example_gen.images import MAX_IMAGE_PIXELS
+from components.trainer.settings import (
+    CLASS_WEIGHTS,
+    CNN_POOLING,
+    EARLY_STOPPING_MONITORS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TUNER_ALGORITHMS,
+)
+from components.transform import settings as transform_settings
+from components.transform.settings import TASKS
 
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
-NORMALIZATIONS = ("auto", "zero_one", "minus_one_one", "lite", "raw", "caffe")  # auto: the backbone's own
-TASKS = ("multiclass", "binary", "multilabel")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-TUNER_ALGORITHMS = ("random", "hyperband", "bayesian")
+NORMALIZATIONS = ("auto", *transform_settings.NORMALIZATIONS)  # auto: the backbone's own
 DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
-CNN_POOLING = ("avg", "flatten")
-LR_SCHEDULES = ("constant", "cosine")  # cosine: decays to 0 over each training phase's epochs
-EARLY_STOPPING_MONITORS = ("val_loss", "val_accuracy")
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
@@ -108,7 +112,7 @@ class TunerConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvaluationConfig:
     """Evaluator metrics and gates (absolute bounds, allowed drop against the last blessed model); the metrics per
     task and the `gates` syntax are described in components/evaluator/catalogue.py."""
 
@@ -162,7 +166,7 @@ class PipelineConfig:
     transform: TransformConfig = field(default_factory=TransformConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tuner: TunerConfig = field(default_factory=TunerConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: EvaluationConfig = field(default_factory=EvaluationConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
@@ -183,31 +187,7 @@ class PipelineConfig:
         root = self.serving_root or os.path.join(self.work_dir, "serving")
         return os.path.join(absolute(root), self.model_name)
 
-    # ----- per-component dicts -----------------------------------------------------------------------
-    def transform_custom_config(self, data_format: str) -> dict[str, Any]:
-        """The `custom_config` handed to the Transform `preprocessing_fn`.
-
-        Feature names are configurable only for TFRecord passthrough (`data_format` as detected); images we
-        ingest ourselves always use `image` and `label`.
-        """
-        passthrough = data_format == "tfrecord"
-        return {
-            "image_feature": self.data.image_feature if passthrough else "image",
-            "label_feature": self.data.label_feature if passthrough else "label",
-            "image_size": self.transform.image_size,
-            "normalization": self.normalization(),
-            "task": self.train.task,
-        }
-
-    def trainer_custom_config(self, data_format: str) -> dict[str, Any]:
-        """The `custom_config` handed to the Trainer `run_fn` and the Tuner `tuner_fn`."""
-        return {
-            **self.transform_custom_config(data_format),
-            **dataclasses.asdict(self.train),
-            "weights": self.resolved_weights(),
-            "tuner": dataclasses.asdict(self.tuner),
-        }
-
+    # ----- values resolved from `auto` ------------------------------------------------------------------
     def normalization(self) -> str:
         """The pixel normalisation: as configured, or the backbone's own for `auto`."""
         if self.transform.normalization != "auto":
@@ -278,7 +258,7 @@ class PipelineConfig:
             (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
             (self.train.task in TASKS, "train.task", f"one of {TASKS}"),
             (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
-            (self.train.class_weights in ("auto", "on", "off"), "train.class_weights", "auto, on or off"),
+            (self.train.class_weights in CLASS_WEIGHTS, "train.class_weights", "auto, on or off"),
             (self.train.fine_tune_epochs >= 0, "train.fine_tune_epochs", ">= 0"),
             (self.train.fine_tune_layers >= 0, "train.fine_tune_layers", ">= 0"),
             (self.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate", "> 0"),

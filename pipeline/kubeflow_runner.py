@@ -39,6 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from components.evaluator import catalogue as eval_settings
+from components.settings import SettingsError
+from components.trainer.settings import TrainSettings
+from components.transform.settings import TransformSettings
+from pipeline.component_ids import EXAMPLE_GEN
+from pipeline.component_settings import ModuleSettings, component_settings, config_sections
 from pipeline.configs import ConfigError, PipelineConfig, absolute
 
 TARGETS = ("kubeflow", "vertex")
@@ -77,7 +85,7 @@ def cluster_layout(config: PipelineConfig, splits: Sequence[str] | None = None) 
       eval sub-folders. Needed when the compiling machine cannot read the cluster's storage.
     * otherwise detected exactly as local runs do (the data root is read: a local path, or a URI readable here).
     """
-    from components.example_gen import sources
+    from components.example_gen import sources  # loads TFX: compile-time only, not for reading a config
 
     root = config.data.root.rstrip("/") or "/"
     data_format = config.data.format
@@ -119,13 +127,12 @@ def compile_pipeline(config: PipelineConfig, output_path: str, image: str = DEFA
 def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = DEFAULT_IMAGE,
                         target: str = "kubeflow", splits: Sequence[str] | None = None) -> Compiled:
     """`compile_pipeline` with everything it found: the spec dict, parameter defaults, warnings to show."""
-    from google.protobuf import json_format, message
+    # TFX, TFMA and KFP load here only: schedule/submit and `visionline --help` do not need them.
+    from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx import v1 as tfx
     from tfx.orchestration import data_types
-    from tfx.utils import json_utils, proto_utils
 
-    from pipeline.component_ids import EXAMPLE_GEN
     from pipeline.pipeline import create_pipeline
 
     if target not in TARGETS:
@@ -137,12 +144,7 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
     defaults: dict[str, str] = {}
 
     def parameter(name: str, value: Any) -> data_types.RuntimeParameter:
-        if isinstance(value, message.Message):
-            default = proto_utils.proto_to_json(value)
-        elif isinstance(value, str):
-            default = value
-        else:
-            default = json_utils.dumps(value)
+        default = parameter_value(value)
         defaults[name] = default
         return data_types.RuntimeParameter(name=name, ptype=str, default=default, description=PARAMETERS[name])
 
@@ -259,8 +261,7 @@ def _drop_resolvers(spec: dict[str, Any]) -> None:
 
 
 def _write(document: dict[str, Any], output_path: str) -> None:
-    import yaml
-    from tfx.dsl.io import fileio
+    from tfx.dsl.io import fileio  # TFX's file systems (gs://…): compile-time only
 
     parent = os.path.dirname(output_path)
     if parent and not fileio.exists(parent):
@@ -275,8 +276,6 @@ def _write(document: dict[str, Any], output_path: str) -> None:
 # ----- runtime parameter values for a run ---------------------------------------------------------------------
 def load_spec(path: str) -> dict[str, Any]:
     """A compiled pipeline file (PipelineSpec JSON/YAML, or a PipelineJob JSON) → the PipelineSpec dict."""
-    import yaml
-
     with open(path, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     if not isinstance(document, dict):
@@ -328,74 +327,79 @@ def apply_overrides(defaults: dict[str, Any], assignments: Sequence[str]) -> dic
     return {name: value for name, value in values.items() if value != defaults.get(name)}
 
 
+def parameter_value(value: Any) -> str:
+    """A runtime parameter's string value: JSON for dicts (TFX's own encoding) and protos, strings as they are."""
+    from google.protobuf import message  # protobuf and TFX's encoders: not on the light CLI paths
+    from tfx.utils import json_utils, proto_utils
+
+    if isinstance(value, message.Message):
+        return proto_utils.proto_to_json(value)
+    if isinstance(value, str):
+        return value
+    return json_utils.dumps(value)
+
+
 def config_from_defaults(defaults: dict[str, Any]) -> PipelineConfig:
     """The runtime-changeable part of the config a pipeline was compiled with, read back from its defaults.
 
     Resolved values that equal what `auto` resolves to become `auto` again, so a new backbone brings its own
     normalisation and weights.
     """
-    from components.trainer.backbones.registry import get_backbone
-
-    missing = [name for name in PARAMETERS if name not in defaults]
-    if missing:
-        raise ConfigError(f"the compiled pipeline has no {', '.join(missing)} parameter(s): compiled by visionline?")
-    transform = json.loads(defaults[TRANSFORM_CONFIG])
-    train = json.loads(defaults[TRAIN_CONFIG])
-    fields = PipelineConfig().to_dict()
-    values = {
-        "data": {"root": defaults[DATA_ROOT], "image_feature": transform["image_feature"],
-                 "label_feature": transform["label_feature"]},
-        "transform": {"image_size": transform["image_size"], "normalization": transform["normalization"]},
-        "train": {key: train[key] for key in fields["train"] if key in train},
-        "tuner": {key: value for key, value in train["tuner"].items() if key in fields["tuner"]},
-        "eval": _thresholds(defaults[EVAL_CONFIG]),
-    }
-    config = PipelineConfig.from_dict(values)
-    backbone = get_backbone(config.train.model)
-    if config.transform.normalization == backbone.normalization:
-        config.transform.normalization = "auto"
-    if config.train.weights == ("imagenet" if backbone.pretrainable else "none"):
-        config.train.weights = "auto"
-    return config
+    return _config_from(defaults, _settings_from(defaults))
 
 
 def runtime_values(config: PipelineConfig, fingerprints: dict[str, str] | None = None) -> dict[str, str]:
-    """The four parameter values for `config` — composed exactly as `create_pipeline` composes them (TFRecord
-    feature naming, so the feature names in `config.data` are used as they are)."""
-    from tfx.utils import json_utils, proto_utils
+    """The four parameter values for `config` — the payloads `create_pipeline` puts in the DAG, encoded as
+    `compile` encodes them (TFRecord feature naming, so the feature names in `config.data` are used as they are).
+    `fingerprints` (by parameter name) are the code fingerprints to carry; default: this checkout's code."""
+    from pipeline.eval_config import eval_config  # loads TFMA: only when parameter values are rebuilt
 
-    from pipeline import fingerprint
-    from pipeline.pipeline import eval_config
-
-    fingerprints = fingerprints or {
-        TRANSFORM_CONFIG: fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
-        TRAIN_CONFIG: fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
-    }
-    transform = config.transform_custom_config(_TFRECORD)
+    fingerprints = fingerprints or {}
+    settings = component_settings(config, _TFRECORD, transform_code=fingerprints.get(TRANSFORM_CONFIG),
+                                  train_code=fingerprints.get(TRAIN_CONFIG))
     return {
         DATA_ROOT: config.data.root,
-        TRANSFORM_CONFIG: json_utils.dumps({**transform, "code_fingerprint": fingerprints[TRANSFORM_CONFIG]}),
-        TRAIN_CONFIG: json_utils.dumps({**config.trainer_custom_config(_TFRECORD),
-                                        "code_fingerprint": fingerprints[TRAIN_CONFIG]}),
-        EVAL_CONFIG: proto_utils.proto_to_json(eval_config(config, transform["label_feature"])),
+        TRANSFORM_CONFIG: parameter_value(settings.transform.to_custom_config()),
+        TRAIN_CONFIG: parameter_value(settings.train.to_custom_config()),
+        EVAL_CONFIG: parameter_value(eval_config(config, settings.transform.label_feature)),
     }
 
 
 def _derived_values(defaults: dict[str, Any], dotted: list[str]) -> dict[str, str]:
-    config = config_from_defaults(defaults).override(dotted).validate()
-    fingerprints = {name: json.loads(defaults[name]).get("code_fingerprint", "")
-                    for name in (TRANSFORM_CONFIG, TRAIN_CONFIG)}  # the image's code, not this checkout's
+    settings = _settings_from(defaults)
+    config = _config_from(defaults, settings).override(dotted).validate()
+    fingerprints = {TRANSFORM_CONFIG: settings.transform.code_fingerprint,  # the image's code, not this checkout's
+                    TRAIN_CONFIG: settings.train.code_fingerprint}
     return runtime_values(config, fingerprints)
+
+
+def _settings_from(defaults: dict[str, Any]) -> ModuleSettings:
+    """The component settings a compiled pipeline's `transform_config` / `train_config` defaults hold."""
+    missing = [name for name in PARAMETERS if name not in defaults]
+    if missing:
+        raise ConfigError(f"the compiled pipeline has no {', '.join(missing)} parameter(s): compiled by visionline?")
+    try:
+        return ModuleSettings(transform=TransformSettings.from_custom_config(json.loads(defaults[TRANSFORM_CONFIG])),
+                              train=TrainSettings.from_custom_config(json.loads(defaults[TRAIN_CONFIG])))
+    except (ValueError, SettingsError) as err:  # not JSON, or not the settings this code reads
+        raise ConfigError(f"the compiled pipeline's parameter defaults: {err}") from err
+
+
+def _config_from(defaults: dict[str, Any], settings: ModuleSettings) -> PipelineConfig:
+    sections = config_sections(settings)
+    return PipelineConfig.from_dict({
+        **sections,
+        "data": {"root": defaults[DATA_ROOT], **sections["data"]},
+        "eval": _thresholds(defaults[EVAL_CONFIG]),
+    })
 
 
 def _thresholds(evaluation_json: str) -> dict[str, Any]:
     """The eval.* settings (bounds, max_regression, gates, kappa weighting, top-k) of an EvalConfig JSON made by
-    `pipeline.eval_config`, such that `eval_config` builds the same EvalConfig again
+    `pipeline.eval_config.eval_config`, such that it builds the same EvalConfig again
     (components/evaluator/catalogue.py)."""
-    import tensorflow_model_analysis as tfma
+    import tensorflow_model_analysis as tfma  # TFMA and TFX: only when parameter values are rebuilt
     from tfx.utils import proto_utils
-
-    from components.evaluator import catalogue as eval_settings
 
     evaluation = proto_utils.json_to_proto(evaluation_json, tfma.EvalConfig())
     task = eval_settings.task_of(evaluation)

@@ -9,12 +9,9 @@ vs. the last accepted statistics: stops the run) → Transform → Tuner → Tra
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-import tensorflow_model_analysis as tfma
-from google.protobuf import wrappers_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.orchestration import data_types
@@ -22,9 +19,6 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import features
-from components.evaluator import catalogue as evaluation
-from components.evaluator import custom_metrics as metrics
-from components.evaluator import metric_keys as metric_names
 from components.example_gen import sources
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
@@ -41,14 +35,13 @@ from pipeline.component_ids import (
     TUNER,
     VALIDATION_GATE,
 )
+from pipeline.component_settings import component_settings
 from pipeline.configs import PipelineConfig, absolute
+from pipeline.eval_config import eval_config
 
-ACCURACY_METRIC = metric_names.ACCURACY  # multiclass and binary; multilabel gates subset accuracy
-KAPPA_METRIC = metric_names.COHEN_KAPPA  # unweighted; see metric_names.kappa_name for the weighted ones
 TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
 TRAINER_FN = "components.modules.trainer_module.run_fn"
 TUNER_FN = "components.modules.tuner_module.tuner_fn"
-
 
 
 def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[example_gen_pb2.Input,
@@ -72,103 +65,6 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]), output
 
 
-def eval_config(config: PipelineConfig, label_feature: str = features.LABEL) -> tfma.EvalConfig:
-    """TFMA config for `config.train.task` (metrics per task and the gate syntax: components/evaluator/catalogue.py).
-
-    Every gate — `eval.min_accuracy`, `eval.min_kappa` with `eval.max_regression`, and each `eval.gates` entry — is
-    a value bound and/or a change threshold against the baseline model on the overall slice. Binary metrics are
-    TFMA's own, binarized on class id 1 (the positive class: the model outputs [1 - p, p]); multilabel metrics are
-    `components.evaluator.custom_metrics` ones, since the number of labels is unknown when this config is built.
-    """
-    task, settings = config.train.task, config.eval
-    bounds = evaluation.resolve_gates(task, settings.min_accuracy, settings.min_kappa, settings.max_regression,
-                                      settings.gates, settings.top_k, settings.kappa_weighting)
-
-    def gate(name: str) -> list[tfma.PerSliceMetricThreshold]:
-        # Gates apply to the overall slice only: a plain `threshold` would also gate every per-class slice,
-        # where kappa is undefined (one true class).
-        wanted = bounds.get(name)
-        if wanted is None:
-            return []
-        threshold = tfma.MetricThreshold()
-        if wanted.lower is not None:
-            threshold.value_threshold.lower_bound.value = wanted.lower
-        if wanted.upper is not None:
-            threshold.value_threshold.upper_bound.value = wanted.upper
-        if wanted.max_drop is not None:
-            threshold.change_threshold.direction = (tfma.MetricDirection.HIGHER_IS_BETTER if wanted.higher_is_better
-                                                    else tfma.MetricDirection.LOWER_IS_BETTER)
-            threshold.change_threshold.absolute.value = 0.0 - wanted.max_drop if wanted.higher_is_better \
-                else wanted.max_drop  # (0.0 - x: no "-0.0000" for max_drop=0)
-        return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
-
-    # The Evaluator's cache key holds the eval config but not the code of custom metrics (a module is cached by
-    # name): their config carries a hash of that code, so editing it re-runs the evaluation.
-    metrics_code = fingerprint.source_fingerprint(fingerprint.METRICS_SOURCES)
-
-    def metric(class_name: str, name: str, module: str = "", **options: Any) -> tfma.MetricConfig:
-        if module == metrics.__name__:
-            options["code_fingerprint"] = metrics_code
-        return tfma.MetricConfig(class_name=class_name, module=module, config=json.dumps({"name": name, **options}),
-                                 per_slice_thresholds=gate(name))
-
-    count = metric("ExampleCount", metric_names.EXAMPLE_COUNT)
-    kappa_options: dict[str, Any] = {}
-    if settings.kappa_weighting != "none":
-        kappa_options = {"weighting": settings.kappa_weighting, "label_feature": label_feature,
-                         "class_order": list(settings.kappa_class_order)}
-    kappa = metric("CohenKappa", metric_names.kappa_name(settings.kappa_weighting), metrics.__name__,
-                   **kappa_options)
-    accuracy = metric("SparseCategoricalAccuracy", ACCURACY_METRIC)
-    slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[label_feature])]  # overall, and per true class
-    if task == "multiclass":
-        specs = [tfma.MetricsSpec(metrics=[
-            count, accuracy, kappa,
-            metric("SparseTopKCategoricalAccuracy", metric_names.top_k_name(settings.top_k), k=settings.top_k),
-            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-        ])]
-    elif task == "binary":
-        specs = [
-            tfma.MetricsSpec(metrics=[count, accuracy, kappa,
-                                      tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]),
-            tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={"values": [metric_names.POSITIVE_CLASS_ID]}),
-                metrics=[
-                    metric("Precision", metric_names.PRECISION),
-                    metric("Recall", metric_names.RECALL),
-                    metric("F1Score", metric_names.F1_SCORE),
-                    metric("AUC", metric_names.AUC),  # 10,000 thresholds (TFMA's default)
-                    metric("AUCPrecisionRecall", metric_names.AUC_PR),
-                    metric("ConfusionMatrixAtThresholds", metric_names.CONFUSION_AT_THRESHOLD,
-                           thresholds=[metric_names.BINARY_THRESHOLD]),
-                ]),
-        ]
-    else:  # multilabel: per-label metrics instead of slices by label (an example carries several)
-        slicing = [tfma.SlicingSpec()]
-        specs = [tfma.MetricsSpec(metrics=[
-            count,
-            *(metric("MultiLabelScore", statistic, metrics.__name__, statistic=statistic)
-              for statistic in metric_names.MULTILABEL_STATISTICS),
-            metric("PerLabelMetrics", "per_label", metrics.__name__),
-        ])]
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name="serving_examples",
-                label_key=features.LABEL_XF,
-                prediction_key="probabilities",
-                preprocessing_function_names=["transform_features"],
-            )
-        ],
-        slicing_specs=slicing,
-        metrics_specs=specs,
-        # Every metric is configured above. TFMA's default would also evaluate the metrics compiled into the Keras
-        # model, which reloads the whole Keras model in each metrics combiner (about half of a small evaluation's
-        # time) for values nothing reads.
-        options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
-    )
-
-
 def _constant(name: str, value: Any) -> Any:
     return value
 
@@ -188,8 +84,9 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     Local runs pass only `config` (the data root is read to detect its layout). Compilers for remote
     orchestrators may pass `layout` (the data root is then not read) and `parameter(name, value)`, which returns
     the value to use — e.g. a TFX RuntimeParameter defaulting to it — for `data_root` (ExampleGen input_base),
-    `transform_config` (Transform custom_config), `train_config` (Tuner and Trainer custom_config, JSON dicts)
-    and `eval_config` (the Evaluator's tfma.EvalConfig); no local ML Metadata config is made then.
+    `transform_config` (Transform custom_config), `train_config` (Tuner and Trainer custom_config, JSON dicts:
+    pipeline/component_settings.py) and `eval_config` (the Evaluator's tfma.EvalConfig, pipeline/eval_config.py);
+    no local ML Metadata config is made then.
     """
     config.validate()
     param = parameter or _constant
@@ -227,23 +124,20 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
         verdict=tfx.dsl.Channel(type=validation.DataVerdict),
     ).with_id(STATISTICS_BASELINE)
-    names = config.transform_custom_config(layout.format)
+    settings = component_settings(config, layout.format)
     validation_gate = validation.ValidationGate(
         statistics=statistics_gen.outputs["statistics"],
         anomalies=example_validator.outputs["anomalies"],
         schema=schema,
         baseline_statistics=baseline_resolver.outputs["statistics"] if baseline_resolver else None,
-        label_feature=names["label_feature"],
-        image_feature=names["image_feature"],
+        label_feature=settings.transform.label_feature,
+        image_feature=settings.transform.image_feature,
         stop_on_anomalies=config.validation.stop_on_anomalies,
         max_label_drift=config.validation.max_label_drift,
         code_fingerprint=fingerprint.source_fingerprint(fingerprint.VALIDATION_SOURCES),
     ).with_id(VALIDATION_GATE)
 
-    transform_config = param("transform_config", {
-        **config.transform_custom_config(layout.format),
-        "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES),
-    })
+    transform_config = param("transform_config", settings.transform.to_custom_config())
     transform = _late_custom_config(tfx.components.Transform(
         examples=examples,
         schema=schema,
@@ -253,10 +147,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         custom_config=transform_config,
     ), transform_config)
     transform.add_upstream_node(validation_gate)  # never transforms (or trains on) data the gate stopped
-    trainer_config = param("train_config", {
-        **config.trainer_custom_config(layout.format),
-        "code_fingerprint": fingerprint.source_fingerprint(fingerprint.TRAINER_SOURCES),
-    })
+    trainer_config = param("train_config", settings.train.to_custom_config())
     # Always in the DAG: with tuning off for a run it returns the config's values without training.
     tuner = _late_custom_config(tfx.components.Tuner(
         tuner_fn=TUNER_FN,
@@ -287,8 +178,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
-        eval_config=param("eval_config",
-                          eval_config(config, config.transform_custom_config(layout.format)["label_feature"])),
+        eval_config=param("eval_config", eval_config(config, settings.transform.label_feature)),
     ).with_id(EVALUATOR)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import preflight, results
+from pipeline.component_settings import component_settings
 from pipeline.configs import PipelineConfig
 
 if TYPE_CHECKING:  # TFX / TFDV load lazily: `visionline --help` stays fast
@@ -72,8 +73,8 @@ def split_statistics(config: PipelineConfig) -> tuple[Statistics, dict[str, str]
     statistics = {split: stats_artifact_utils.load_statistics(stats_artifact, split).proto()
                   for split in artifact_utils.decode_split_names(stats_artifact.split_names)}
     layout = sources.detect_layout(absolute(config.data.root), config.data.format)
-    names = config.transform_custom_config(layout.format)
-    return statistics, {"image": names["image_feature"], "label": names["label_feature"],
+    names = component_settings(config, layout.format).transform
+    return statistics, {"image": names.image_feature, "label": names.label_feature,
                         "format": "format" if layout.format != "tfrecord" else ""}
 
 

@@ -24,7 +24,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.utils import config_util
 
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import eval_config
+from pipeline.eval_config import eval_config
 
 CANDIDATE, BASELINE = "candidate", "baseline"
 LABEL_FEATURE = "label"

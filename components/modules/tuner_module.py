@@ -7,23 +7,26 @@ from tfx import v1 as tfx
 
 import components.environment  # noqa: F401  (a TFX entry point: Keras 2 before TensorFlow loads)
 from components.trainer import training, tuning
+from components.trainer.settings import TrainSettings
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     """TFX Tuner entry point: a KerasTuner search over `components.trainer.tuning.search_space`, or — with
-    `tuner.enabled` false — the config's own values without any training."""
-    config = fn_args.custom_config
-    if not config["tuner"]["enabled"]:
+    `tuner.enabled` false — the config's own values without any training. The `custom_config` (the Trainer's)
+    is validated as `TrainSettings` here."""
+    settings = TrainSettings.from_custom_config(fn_args.custom_config)
+    if not settings.tuner.enabled:
         return tfx.components.TunerFnResult(
-            tuner=tuning.configured_values_tuner(config, fn_args.working_dir), fit_kwargs={"verbose": 0})
-    inputs = training.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path), config)
-    tuner = tuning.make_tuner(config, len(inputs["class_names"]), fn_args.working_dir)
+            tuner=tuning.configured_values_tuner(settings, fn_args.working_dir), fit_kwargs={"verbose": 0})
+    inputs = training.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path),
+                                      settings)
+    tuner = tuning.make_tuner(settings, len(inputs["class_names"]), fn_args.working_dir)
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={
             "x": inputs["train"],
             "validation_data": inputs["validation"],
-            "epochs": int(config["tuner"]["epochs_per_trial"]),
+            "epochs": settings.tuner.epochs_per_trial,
             "class_weight": inputs["class_weight"],
             "verbose": 2,
         },

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import tf_keras as keras
 
 from components import features
-
-TASKS = ("multiclass", "binary", "multilabel")
+from components.trainer.settings import CNN_POOLING
+from components.transform.settings import TASKS
 
 
 def skip_autograph_for_tf_keras() -> None:
@@ -34,9 +34,6 @@ def skip_autograph_for_tf_keras() -> None:
 
 
 skip_autograph_for_tf_keras()
-
-
-CNN_POOLING = ("avg", "flatten")
 
 
 def simple_cnn_features(

@@ -29,6 +29,7 @@ from components import features
 from components.trainer import export
 from components.trainer import model as models
 from components.trainer.backbones import registry
+from components.trainer.settings import TrainSettings
 from components.transform import preprocessing
 
 _HASH_BUCKETS = 1000
@@ -170,25 +171,33 @@ def class_weights(counts: np.ndarray, mode: str) -> dict[int, float] | None:
     return {i: float(total / (classes * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def hyperparameters(config: dict[str, Any], tuned: dict[str, Any] | None) -> dict[str, Any]:
-    """Config values for the tunable hyper-parameters, overridden by the Tuner's best values when given."""
-    values = {key: config[key] for key in TUNABLE}
+def hyperparameters(settings: TrainSettings, tuned: dict[str, Any] | None) -> dict[str, Any]:
+    """Configured values of the tunable hyper-parameters (`TUNABLE`, KerasTuner's names), overridden by the
+    Tuner's best values when given."""
+    values = {"learning_rate": settings.learning_rate, "dropout": settings.dropout,
+              "dense_units": settings.dense_units, "optimizer": settings.optimizer,
+              "fine_tune_layers": settings.fine_tune_layers}
     if tuned:
         values.update({k: v for k, v in tuned.items() if k in TUNABLE})
     return values
 
 
-def build_model(config: dict[str, Any], num_classes: int, hp: dict[str, Any]) -> tuple[keras.Model, keras.Model,
+def augmentation(settings: TrainSettings) -> models.Augmentation:
+    """The configured training-time augmentation."""
+    return models.Augmentation(flip=settings.augment_flip, rotation=settings.augment_rotation,
+                               zoom=settings.augment_zoom, translation=settings.augment_translation)
+
+
+def build_model(settings: TrainSettings, num_classes: int, hp: dict[str, Any]) -> tuple[keras.Model, keras.Model,
                                                                                         keras.Model, bool]:
     """(classifier, backbone, head, pretrained) for the configured backbone, weights and task."""
-    backbone_spec = registry.get_backbone(config["model"])
-    size = int(config["image_size"])
+    backbone_spec = registry.get_backbone(settings.model)
+    size = settings.image_size
     backbone_spec.check_size(size)
-    weights = registry.resolve_weights(backbone_spec, config["weights"])
+    weights = registry.resolve_weights(backbone_spec, settings.weights)
     if backbone_spec.name == "simple_cnn":
-        backbone = models.simple_cnn_features((size, size, 3), [int(f) for f in config["conv_filters"]],
-                                              config["cnn_pooling"],
-                                              float(config["cnn_block_dropout"]))
+        backbone = models.simple_cnn_features((size, size, 3), list(settings.conv_filters), settings.cnn_pooling,
+                                              settings.cnn_block_dropout)
         if weights:
             backbone.load_weights(weights)
     else:
@@ -196,13 +205,9 @@ def build_model(config: dict[str, Any], num_classes: int, hp: dict[str, Any]) ->
     pretrained = weights is not None
     if not pretrained:
         models.adapt_batchnorm_for_scratch(backbone)
-    head = models.build_head(backbone.output_shape[-1], num_classes, config["task"], float(hp["dropout"]),
+    head = models.build_head(backbone.output_shape[-1], num_classes, settings.task, float(hp["dropout"]),
                              int(hp["dense_units"]))
-    augmentation = models.Augmentation(
-        flip=bool(config["augment_flip"]), rotation=float(config["augment_rotation"]),
-        zoom=float(config["augment_zoom"]), translation=float(config["augment_translation"]),
-    )
-    classifier = models.build_classifier(backbone, head, size, pretrained, augmentation, int(config["seed"]))
+    classifier = models.build_classifier(backbone, head, size, pretrained, augmentation(settings), settings.seed)
     if pretrained:
         backbone.trainable = False
     return classifier, backbone, head, pretrained
@@ -293,20 +298,19 @@ def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data
     return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), np.concatenate(labels)))
 
 
-def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, config: dict[str, Any]
+def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, settings: TrainSettings
                     ) -> dict[str, Any]:
     """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
     datasets (decoded once and kept in memory when they fit in `cache_dataset_mb`), class names, train label
     counts and class weights."""
     names = class_names(tft_output)
-    task = config.get("task", "multiclass")
-    common = dict(batch_size=int(config["batch_size"]), validation_fraction=float(config["validation_fraction"]),
-                  seed=int(config["seed"]), task=task)
+    common = dict(batch_size=settings.batch_size, validation_fraction=settings.validation_fraction,
+                  seed=settings.seed, task=settings.task)
     counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset="train", **common), len(names))
     # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
-    weights = None if task == "multilabel" else class_weights(counts, config["class_weights"])
-    cache = fits_in_cache(examples, common["validation_fraction"], transformed_example_bytes(tft_output),
-                          float(config.get("cache_dataset_mb", 0)))
+    weights = None if settings.task == "multilabel" else class_weights(counts, settings.class_weights)
+    cache = fits_in_cache(examples, settings.validation_fraction, transformed_example_bytes(tft_output),
+                          settings.cache_dataset_mb)
     return {
         "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, examples=examples,
                               **common),
@@ -323,58 +327,57 @@ def train_and_export(
     transform_output: str,
     serving_model_dir: str,
     model_run_dir: str,
-    config: dict[str, Any],
+    settings: TrainSettings,
     tuned_hyperparameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the configured model in one or two phases, export it with its signatures, return the record."""
-    seed = int(config["seed"])
-    task = config.get("task", "multiclass")
+    seed, task, batch = settings.seed, settings.task, settings.batch_size
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_output)
-    inputs = training_inputs(train_files, tft_output, config)
+    inputs = training_inputs(train_files, tft_output, settings)
     names, counts, weights = inputs["class_names"], inputs["label_counts"], inputs["class_weight"]
     train_ds, val_ds = inputs["train"], inputs["validation"]
-    hp = hyperparameters(config, tuned_hyperparameters)
-    batch = int(config["batch_size"])
-    classifier, backbone, head, pretrained = build_model(config, len(names), hp)
-    key = {"files": list(train_files), "transform": transform_output, "config": config, "hp": hp}
+    hp = hyperparameters(settings, tuned_hyperparameters)
+    classifier, backbone, head, pretrained = build_model(settings, len(names), hp)
+    # The settings carry the code fingerprint: a code change starts a fresh backup.
+    key = {"files": list(train_files), "transform": transform_output, "config": settings.to_custom_config(),
+           "hp": hp}
     backups = backup_dir(model_run_dir, key)
-    patience = int(config["early_stopping_patience"])
-    reduce_lr = int(config.get("reduce_lr_patience", 0))
-    schedule = str(config.get("lr_schedule", "constant"))
-    monitor = str(config.get("early_stopping_monitor", "val_loss"))
+    patience = settings.early_stopping_patience
+    reduce_lr = settings.reduce_lr_patience
+    schedule = settings.lr_schedule
+    monitor = settings.early_stopping_monitor
     phases: list[dict[str, Any]] = []
 
-    head_only = pretrained and bool(config["cache_features"]) and not any(
-        config[k] for k in ("augment_flip", "augment_rotation", "augment_zoom", "augment_translation"))
+    head_only = pretrained and settings.cache_features and not augmentation(settings).enabled
     if head_only:  # Model Maker style: backbone features once, then the head trains on vectors
         feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(batch)
         feature_val = extract_features(backbone, val_ds).batch(batch)
         models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task)
-        history = fit_phase(head, feature_train, feature_val, epochs=int(config["epochs"]), patience=patience,
+        history = fit_phase(head, feature_train, feature_val, epochs=settings.epochs, patience=patience,
                             reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     else:
         models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task)
-        history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["epochs"]), patience=patience,
+        history = fit_phase(classifier, train_ds, val_ds, epochs=settings.epochs, patience=patience,
                             reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), class_weight=weights)
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
 
     fine_tune_layers = float(hp["fine_tune_layers"])
-    if pretrained and int(config["fine_tune_epochs"]) > 0 and fine_tune_layers > 0:
+    if pretrained and settings.fine_tune_epochs > 0 and fine_tune_layers > 0:
         unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
-        models.compile_classifier(classifier, hp["optimizer"], float(config["fine_tune_learning_rate"]), task)
-        history = fit_phase(classifier, train_ds, val_ds, epochs=int(config["fine_tune_epochs"]), patience=patience,
+        models.compile_classifier(classifier, hp["optimizer"], settings.fine_tune_learning_rate, task)
+        history = fit_phase(classifier, train_ds, val_ds, epochs=settings.fine_tune_epochs, patience=patience,
                             reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
                             backup=os.path.join(backups, "fine_tune"), class_weight=weights)
         phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
 
-    export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=config.get("image_feature"),
-                              task=task, tta_flip=bool(config.get("tta_flip", False)))
+    export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=settings.image_feature,
+                              task=task, tta_flip=settings.tta_flip)
     if tf.io.gfile.exists(backups):  # exported: a re-execution must train afresh
         tf.io.gfile.rmtree(backups)
     record = {

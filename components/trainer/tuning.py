@@ -17,6 +17,8 @@ import keras_tuner as kt
 
 from components.trainer import model as models
 from components.trainer import training
+from components.trainer.backbones import registry
+from components.trainer.settings import OPTIMIZERS, TrainSettings
 
 FINE_TUNE_CHOICES = (0, 10, 20, 40)
 
@@ -27,7 +29,7 @@ def search_space(hp: kt.HyperParameters, pretrained: bool) -> dict[str, Any]:
         "learning_rate": hp.Float("learning_rate", 1e-4, 1e-2, sampling="log"),
         "dropout": hp.Float("dropout", 0.1, 0.7, step=0.1),
         "dense_units": hp.Int("dense_units", 32, 512, step=32),
-        "optimizer": hp.Choice("optimizer", ["adam", "sgd", "rmsprop"]),
+        "optimizer": hp.Choice("optimizer", list(OPTIMIZERS)),
         "fine_tune_layers": hp.Choice("fine_tune_layers", list(FINE_TUNE_CHOICES)) if pretrained else 0,
     }
     return values
@@ -51,45 +53,40 @@ class ConfiguredValues(kt.RandomSearch):
               + ", ".join(f"{key}={value}" for key, value in values.items()))
 
 
-def configured_values_tuner(config: dict[str, Any], directory: str, project_name: str = "visionline"
+def configured_values_tuner(settings: TrainSettings, directory: str, project_name: str = "visionline"
                             ) -> ConfiguredValues:
-    """The no-search tuner whose best hyper-parameters are exactly the config's (see `training.TUNABLE`)."""
+    """The no-search tuner whose best hyper-parameters are exactly the configured ones (see `training.TUNABLE`)."""
     hp = kt.HyperParameters()
-    for key, value in training.hyperparameters(config, None).items():
+    for key, value in training.hyperparameters(settings, None).items():
         hp.Fixed(key, value)
     return ConfiguredValues(hypermodel=lambda _: None, hyperparameters=hp, tune_new_entries=False, max_trials=1,
                             objective=kt.Objective("val_accuracy", "max"), directory=directory,
                             project_name=project_name, overwrite=True)
 
 
-def make_tuner(config: dict[str, Any], num_classes: int, directory: str, project_name: str = "visionline"
+def make_tuner(settings: TrainSettings, num_classes: int, directory: str, project_name: str = "visionline"
                ) -> kt.Tuner:
     """A KerasTuner tuner over `search_space` for the configured backbone (RandomSearch/Hyperband/Bayesian)."""
-    from components.trainer.backbones import registry
-
-    pretrained = registry.resolve_weights(registry.get_backbone(config["model"]), config["weights"]) is not None
-    tuner_config = config.get("tuner", {})
+    pretrained = registry.resolve_weights(registry.get_backbone(settings.model), settings.weights) is not None
+    search = settings.tuner
 
     def build(hp: kt.HyperParameters) -> Any:
         values = search_space(hp, pretrained)
-        classifier, backbone, _, is_pretrained = training.build_model(config, num_classes, values)
+        classifier, backbone, _, is_pretrained = training.build_model(settings, num_classes, values)
         if is_pretrained and values["fine_tune_layers"]:
             models.unfreeze_top(backbone, float(values["fine_tune_layers"]))
         return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]),
-                                         config.get("task", "multiclass"))
+                                         settings.task)
 
-    common = dict(objective="val_accuracy", directory=directory, project_name=project_name,
-                  seed=int(config["seed"]), overwrite=False)
-    algorithm = tuner_config.get("algorithm", "random")
-    trials = int(tuner_config.get("max_trials", 4))
-    if algorithm == "random":
-        return kt.RandomSearch(build, max_trials=trials, **common)
-    if algorithm == "bayesian":
-        return kt.BayesianOptimization(build, max_trials=trials, **common)
-    if algorithm == "hyperband":
-        return kt.Hyperband(build, max_epochs=max(2, int(tuner_config.get("epochs_per_trial", 2))), factor=3,
-                            **common)
-    raise ValueError(f"tuner.algorithm must be random, hyperband or bayesian; got {algorithm!r}")
+    common = dict(objective="val_accuracy", directory=directory, project_name=project_name, seed=settings.seed,
+                  overwrite=False)
+    if search.algorithm == "random":
+        return kt.RandomSearch(build, max_trials=search.max_trials, **common)
+    if search.algorithm == "bayesian":
+        return kt.BayesianOptimization(build, max_trials=search.max_trials, **common)
+    if search.algorithm == "hyperband":
+        return kt.Hyperband(build, max_epochs=max(2, search.epochs_per_trial), factor=3, **common)
+    raise ValueError(f"tuner.algorithm must be random, hyperband or bayesian; got {search.algorithm!r}")
 
 
 def hyperparameter_values(hyperparameters: dict[str, Any] | None) -> dict[str, Any] | None:

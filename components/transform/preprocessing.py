@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
+from components.transform.settings import TransformSettings
 
 # (offset, scale) so that normalised = (pixel - offset) / scale, pixels in [0, 255].
 _NORMALIZATION = {
@@ -84,18 +85,16 @@ def multi_hot(label_ids: tf.SparseTensor, num_labels: int) -> tf.Tensor:
     return tf.cast(tf.sparse.to_indicator(known, num_labels), tf.float32)
 
 
-def transform_features(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+def transform_features(inputs: dict[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
     """The tf.Transform preprocessing: `image_xf` (normalised pixels) and, when labels are present, `label_xf`:
     the class index for multiclass/binary, or for multilabel a [B, n] sparse tensor of label indices (the
     Trainer and the exported `transform_features` signature turn it into a multi-hot vector once the vocabulary
     size is known)."""
-    size = int(custom_config["image_size"])
-    image_key = custom_config.get("image_feature", features.IMAGE)
-    label_key = custom_config.get("label_feature", features.LABEL)
+    label_key = settings.label_feature
     outputs: dict[str, tf.Tensor] = {}
-    encoded = dense_column(inputs[image_key], b"")
-    outputs[features.IMAGE_XF] = normalize(decode_and_resize(encoded, size), custom_config["normalization"])
-    if label_key in inputs and custom_config.get("task") == "multilabel":
+    encoded = dense_column(inputs[settings.image_feature], b"")
+    outputs[features.IMAGE_XF] = normalize(decode_and_resize(encoded, settings.image_size), settings.normalization)
+    if label_key in inputs and settings.task == "multilabel":
         outputs[features.LABEL_XF] = tft.compute_and_apply_vocabulary(
             label_set(inputs[label_key]), vocab_filename=features.LABEL_VOCABULARY, num_oov_buckets=0,
             default_value=-1)

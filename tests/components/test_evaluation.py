@@ -13,7 +13,7 @@ import pytest
 from components.evaluator import catalogue as evaluation
 from pipeline import results
 from pipeline.configs import ConfigError, PipelineConfig
-from pipeline.pipeline import eval_config
+from pipeline.eval_config import eval_config
 from tests import evaluation_helpers as helpers
 
 

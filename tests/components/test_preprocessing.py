@@ -10,6 +10,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components import features
 from components.transform import preprocessing
+from components.transform.settings import TransformSettings
 from tests.conftest import encode
 
 
@@ -54,11 +55,15 @@ def test_dense_column_accepts_sparse_and_dense():
     assert preprocessing.dense_column(tf.constant([[1], [2]]), -1).numpy().tolist() == [1, 2]
 
 
-def _analyze_and_transform(rows, feature_spec, custom_config, tmp_path):
+def _settings(**fields):
+    return TransformSettings(**{"image_feature": "image", "label_feature": "label", "task": "multiclass", **fields})
+
+
+def _analyze_and_transform(rows, feature_spec, settings, tmp_path):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(feature_spec))
     with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.transform_features(inputs, custom_config)
+            lambda inputs: preprocessing.transform_features(inputs, settings)
         )
     return transformed, transform_fn
 
@@ -69,7 +74,7 @@ def test_transform_features_builds_pixels_and_a_label_vocabulary(rng, tmp_path):
         for name in ["cat", "dog", "dog", "dog", "eel", "eel"]
     ]
     spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
-    config = {"image_size": 8, "normalization": "minus_one_one"}
+    config = _settings(image_size=8, normalization="minus_one_one")
     transformed, transform_fn = _analyze_and_transform(rows, spec, config, tmp_path)
     assert len(transformed) == 6
     image = np.asarray(transformed[0][features.IMAGE_XF])
@@ -85,7 +90,7 @@ def test_transform_handles_integer_labels_and_custom_feature_names(rng, tmp_path
         for value in [3, 7, 7]
     ]
     spec = {"image_raw": tf.io.VarLenFeature(tf.string), "label": tf.io.FixedLenFeature([1], tf.int64)}  # sparse path
-    config = {"image_size": 4, "normalization": "zero_one", "image_feature": "image_raw", "label_feature": "label"}
+    config = _settings(image_size=8, normalization="zero_one", image_feature="image_raw", label_feature="label")
     transformed, _ = _analyze_and_transform(rows, spec, config, tmp_path)
     labels = [int(np.asarray(row[features.LABEL_XF]).reshape(-1)[0]) for row in transformed]
     assert labels == [1, 0, 0]

@@ -19,7 +19,9 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from components.trainer import model as models
 from components.trainer import training, tuning
 from components.trainer.backbones import registry
+from components.trainer.settings import TrainSettings
 from components.transform import preprocessing
+from pipeline.component_settings import component_settings
 from pipeline.configs import PipelineConfig
 from tests.conftest import encode
 
@@ -56,7 +58,13 @@ def _transform_graph(tmp_path, rows, custom_config):
 
 def _trainer_config(**overrides):
     config = PipelineConfig().override([f"{k}={v}" for k, v in overrides.items()])
-    return json.loads(json.dumps(config.trainer_custom_config("folders")))  # as TFX hands it over (JSON)
+    payload = json.loads(json.dumps(component_settings(config, "folders").train.to_custom_config()))  # as TFX hands
+    return TrainSettings.from_custom_config(payload)  # it over (JSON), read as the module files read it
+
+
+def _with(settings, **changes):
+    """`settings` with some fields changed (validated like a payload)."""
+    return TrainSettings.from_custom_config({**settings.to_custom_config(), **changes})
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +175,7 @@ def test_hyperparameters_prefer_tuned_values():
     hp = training.hyperparameters(config, {"learning_rate": 0.002, "dropout": 0.5, "unrelated": 1})
     assert hp["learning_rate"] == 0.002 and hp["dropout"] == 0.5 and "unrelated" not in hp
     assert training.hyperparameters(config, None)["learning_rate"] == 0.01
+    assert tuple(training.hyperparameters(config, None)) == training.TUNABLE
 
 
 # ---------------------------------------------------------------- training end to end on tiny data
@@ -174,7 +183,7 @@ def test_hyperparameters_prefer_tuned_values():
 
 def test_binary_task_trains_and_exports(binary_data):
     tmp, files, transform, config = binary_data
-    config = {**config, "model": "simple_cnn", "conv_filters": [8, 16]}
+    config = _with(config, model="simple_cnn", conv_filters=[8, 16])
     record = training.train_and_export([files], transform, str(tmp / "model_bin"), str(tmp / "run_bin" / "1"),
                                        config)
     assert record["class_names"] == ["photo", "scan"] or record["class_names"] == ["scan", "photo"]
@@ -189,7 +198,7 @@ def test_binary_task_trains_and_exports(binary_data):
 def test_tta_flip_serves_the_mean_over_the_image_and_its_mirror(binary_data, tmp_path):
     _, _, transform, config = binary_data
     tft_output = training.tft.TFTransformOutput(transform)
-    config = {**config, "model": "simple_cnn", "conv_filters": [8, 16]}
+    config = _with(config, model="simple_cnn", conv_filters=[8, 16])
     classifier, *_ = training.build_model(config, 2, training.hyperparameters(config, None))
     models.compile_classifier(classifier, "adam", 1e-3, "binary")
     for tta in (False, True):
@@ -211,8 +220,8 @@ def test_pretrained_backbone_uses_cached_features_then_fine_tunes(binary_data, t
     tmp, files, _, config = binary_data
     weights = tmp_path / "mobilenet.h5"
     registry.get_backbone("mobilenet_v2").build((32, 32, 3), None).save_weights(str(weights))
-    config = {**config, "task": "multiclass", "model": "mobilenet_v2", "weights": str(weights),
-              "normalization": "minus_one_one", "epochs": 2, "fine_tune_epochs": 1, "fine_tune_layers": 5}
+    config = _with(config, task="multiclass", model="mobilenet_v2", weights=str(weights),
+                   normalization="minus_one_one", epochs=2, fine_tune_epochs=1, fine_tune_layers=5)
     transform = binary_data[2]  # same pixels; the normalisation differs but the graph is shared for speed
     record = training.train_and_export([files], transform, str(tmp_path / "model"), str(tmp_path / "run" / "7"),
                                        config)
@@ -224,8 +233,8 @@ def test_pretrained_backbone_uses_cached_features_then_fine_tunes(binary_data, t
 
 def test_augmentation_disables_feature_caching(binary_data, tmp_path):
     tmp, files, transform, config = binary_data
-    config = {**config, "task": "multiclass", "model": "simple_cnn", "conv_filters": [4], "epochs": 1,
-              "augment_flip": True, "augment_rotation": 0.05}
+    config = _with(config, task="multiclass", model="simple_cnn", conv_filters=[4], epochs=1, augment_flip=True,
+                   augment_rotation=0.05)
     classifier, _, _, pretrained = training.build_model(config, 2, training.hyperparameters(config, None))
     assert not pretrained
     assert any(layer.name == "augment_flip" for layer in classifier.layers)
@@ -288,7 +297,7 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
 
 def test_trainer_reexecuted_after_a_failed_export_does_not_train_again(binary_data, tmp_path, capsys):
     tmp, files, transform, config = binary_data
-    config = {**config, "model": "simple_cnn", "conv_filters": [4], "epochs": 2}
+    config = _with(config, model="simple_cnn", conv_filters=[4], epochs=2)
     blocked = tmp_path / "model"
     blocked.write_text("a file where the export wants its folder")
     run_dir = tmp_path / "Trainer" / "model_run" / "1"
@@ -344,14 +353,15 @@ def test_cached_dataset_holds_the_same_examples_and_reshuffles_each_epoch(binary
 def test_training_inputs_cache_only_within_the_budget(binary_data):
     tmp, files, transform, config = binary_data
     tft_output = training.tft.TFTransformOutput(transform)
-    cached = training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 64})
-    streamed = training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": 0})
+    cached = training.training_inputs([files], tft_output, _with(config, cache_dataset_mb=64))
+    streamed = training.training_inputs([files], tft_output, _with(config, cache_dataset_mb=0))
     assert cached["cached"] is True and streamed["cached"] is False
     for inputs in (cached, streamed):  # both declare their epoch length in batches
-        steps = math.ceil(inputs["label_counts"].sum() / int(config["batch_size"]))
+        steps = math.ceil(inputs["label_counts"].sum() / config.batch_size)
         assert inputs["train"].cardinality().numpy() == steps == sum(1 for _ in inputs["train"])
     tiny = 40 * 32 * 32 * 3 * 4 / 2**20  # below the ~60 decoded examples of this fixture
-    assert training.training_inputs([files], tft_output, {**config, "cache_dataset_mb": tiny})["cached"] is False
+    below = config.model_copy(update={"cache_dataset_mb": tiny})  # a fraction of a MiB: finer than the int field
+    assert training.training_inputs([files], tft_output, below)["cached"] is False
 
 
 def test_cosine_learning_rate_decays_from_base_towards_zero():
@@ -403,8 +413,8 @@ def test_backup_dir_is_stable_across_executions_and_changes_with_config(tmp_path
 
 def test_tuner_search_produces_hyperparameters_the_trainer_uses(binary_data, tmp_path):
     tmp, files, transform, config = binary_data
-    config = {**config, "task": "multiclass", "model": "simple_cnn", "conv_filters": [4],
-              "tuner": {"enabled": True, "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1}}
+    config = _with(config, task="multiclass", model="simple_cnn", conv_filters=[4],
+                   tuner={"enabled": True, "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1})
     inputs = training.training_inputs([files], training.tft.TFTransformOutput(transform), config)
     tuner = tuning.make_tuner(config, len(inputs["class_names"]), str(tmp_path / "tuner"))
     tuner.search(inputs["train"], validation_data=inputs["validation"], epochs=1, verbose=0)
@@ -413,7 +423,7 @@ def test_tuner_search_produces_hyperparameters_the_trainer_uses(binary_data, tmp
     assert set(values) >= {"learning_rate", "dropout", "dense_units", "optimizer"}
     assert 1e-4 <= values["learning_rate"] <= 1e-2
     record = training.train_and_export([files], transform, str(tmp_path / "m"), str(tmp_path / "r" / "1"),
-                                       {**config, "epochs": 1}, tuned_hyperparameters=values)
+                                       _with(config, epochs=1), tuned_hyperparameters=values)
     assert record["hyperparameters"]["learning_rate"] == values["learning_rate"]
     assert record["hyperparameters"]["dense_units"] == values["dense_units"]
 

@@ -81,16 +81,6 @@ def test_paths_are_absolute_and_layout_follows_tf_serving(tmp_path):
     assert PipelineConfig().override(["serving_root=gs://bucket/models"]).push_base == "gs://bucket/models/visionline"
 
 
-def test_component_custom_configs_carry_the_config():
-    config = PipelineConfig().override(["data.image_feature=image_raw", "train.epochs=3"])
-    assert config.transform_custom_config("folders")["image_feature"] == "image"
-    transform = config.transform_custom_config("tfrecord")
-    assert transform["image_feature"] == "image_raw" and transform["image_size"] == 32
-    trainer = config.trainer_custom_config("tfrecord")
-    assert trainer["epochs"] == 3 and trainer["image_feature"] == "image_raw"
-    json.dumps(trainer)  # TFX serialises custom_config as JSON
-
-
 def test_cli_flags_override_file_and_set_wins(tmp_path, capsys):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"train": {"epochs": 2}, "eval": {"min_kappa": 0.1}}))

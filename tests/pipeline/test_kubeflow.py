@@ -24,7 +24,7 @@ from tfx.utils import json_utils, proto_utils
 
 from pipeline import cli, kfp_cli, kfp_client, kubeflow_runner
 from pipeline.configs import ConfigError, PipelineConfig
-from pipeline.pipeline import eval_config
+from pipeline.eval_config import eval_config
 
 IMAGE = "europe-docker.pkg.dev/acme/ml/visionline:0.1.0"
 TASKS = {

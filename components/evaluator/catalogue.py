@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.evaluator import metric_keys as names
+from components.transform.settings import TASKS
 
-TASKS = ("multiclass", "binary", "multilabel")
 DEFAULT_TOP_K = 5
 
 

@@ -9,10 +9,11 @@ import os
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
-from pipeline import preflight, results
-from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, PUSHER
+from components.validation_gate.checks import DataValidationError
+from pipeline import preflight
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_pipeline
+from pipeline.runs.summary import RunSummary, latest_run
 
 
 class _ComponentProgress(logging.Filter):
@@ -45,14 +46,12 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def run_local(config: PipelineConfig) -> results.RunSummary:
+def run_local(config: PipelineConfig) -> RunSummary:
     """Run the whole DAG for `config` and return the run's summary from ML Metadata.
 
     The output locations are checked first (`preflight`: writable, enough free disk; `PreflightError`). When the
     validation gate stops the run, its `DataValidationError` is raised with the run's summary attached.
     """
-    from components.validation_gate.checks import DataValidationError
-
     preflight.check_outputs(config)
     pipeline = create_pipeline(config)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
@@ -60,8 +59,7 @@ def run_local(config: PipelineConfig) -> results.RunSummary:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as err:  # the gate fails its execution with the verdict kept in ML Metadata
         try:
-            summary = results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
-                                         example_gen_id=EXAMPLE_GEN)
+            summary = latest_run(config.metadata_path)
         except (FileNotFoundError, LookupError):
             raise err from None  # failed before any run was recorded: the original error says why
         if not summary.data_validation.get("stopped"):
@@ -69,5 +67,4 @@ def run_local(config: PipelineConfig) -> results.RunSummary:
         stopped = DataValidationError.from_verdict(summary.data_validation)
         stopped.summary = summary
         raise stopped from err
-    return results.latest_run(config.metadata_path, evaluator_id=EVALUATOR, pusher_id=PUSHER,
-                              example_gen_id=EXAMPLE_GEN)
+    return latest_run(config.metadata_path)

@@ -11,9 +11,10 @@ import math
 import pytest
 
 from components.evaluator import catalogue as evaluation
-from pipeline import results
 from pipeline.configs import ConfigError, PipelineConfig
 from pipeline.eval_config import eval_config
+from pipeline.runs.summary import RunSummary, read_evaluation
+from pipeline.runs.text import format_summary
 from tests import evaluation_helpers as helpers
 
 
@@ -188,8 +189,8 @@ def test_tfma_validation_fails_exactly_the_violated_gates(make_run):
 
 def test_binary_gate_failures_are_explained_by_the_cli_summary():
     run = helpers.binary_run()
-    summary = results.RunSummary(run_id="r1", blessed=run.validation.validation_ok)
-    results._read_evaluation(run.output, summary)
+    summary = RunSummary(run_id="r1", blessed=run.validation.validation_ok)
+    read_evaluation(run.output, summary)
     values = {name: value for (name, _), value in run.overall().items()}
     assert summary.metrics["auc"] == pytest.approx(values["auc"])
     assert summary.baseline_metrics["precision"] > summary.metrics["precision"]
@@ -199,7 +200,7 @@ def test_binary_gate_failures_are_explained_by_the_cli_summary():
     drop = gates["precision (change vs baseline)"]
     assert drop.threshold == "change vs baseline ≥ +0.0000"
     assert drop.value == pytest.approx(values["precision"] - summary.baseline_metrics["precision"])
-    text = results.format_summary(summary)
+    text = format_summary(summary)
     assert f"gate failed: auc = {values['auc']:.4f}; threshold ≥ 0.9900" in text
     assert "blessed: NO" in text and "pushed model: none (model not blessed, nothing pushed)" in text
     lines = text.splitlines()
@@ -209,14 +210,14 @@ def test_binary_gate_failures_are_explained_by_the_cli_summary():
 
 def test_multilabel_upper_bound_gate_is_explained():
     run = helpers.multilabel_run()
-    summary = results.RunSummary(run_id="r2")
-    results._read_evaluation(run.output, summary)
+    summary = RunSummary(run_id="r2")
+    read_evaluation(run.output, summary)
     gates = {g.metric: g for g in summary.failed_gates}
     assert gates["hamming_loss"].threshold == "≤ 0.0100"
     assert gates["f1_macro (change vs baseline)"].threshold == "change vs baseline ≥ +0.0000"
     assert "f1_micro (change vs baseline)" not in gates  # dropped, but by less than its max_drop=0.2
     assert not any(name.startswith("label_") for name in summary.metrics)  # per-label values stay in the report
-    text = results.format_summary(summary)
+    text = format_summary(summary)
     assert f"gate failed: hamming_loss = {summary.metrics['hamming_loss']:.4f}; threshold ≤ 0.0100" in text
     assert "subset_accuracy" in text and "f1_micro" in text
 

@@ -155,12 +155,12 @@ def test_executor_stops_the_run_on_artifacts_as_tfx_writes_them(tmp_path, digits
 
 def test_stopped_verdict_survives_in_ml_metadata_as_tfx_launcher_stores_it(tmp_path, digits_schema):
     """Under TFX's launcher (an executor output URI is set) the gate returns a failed ExecutorOutput; the launcher
-    keeps its result on the execution, where `last-run` (results.stopped_verdict) finds the problems again."""
+    keeps its result on the execution, where `last-run` (data_health.stopped_verdict) finds the problems again."""
     from ml_metadata.proto import metadata_store_pb2
     from tfx.dsl.components.base import base_executor
     from tfx.orchestration.portable.mlmd import execution_lib
 
-    from pipeline import results
+    from pipeline.runs.data_health import data_gate_lines, stopped_verdict
 
     inputs = _gate_inputs(tmp_path, digits_schema, ["0", "1", "zebra"], baseline_labels=["0", "1", "2"])
     context = base_executor.BaseExecutor.Context(executor_output_uri=str(tmp_path / "executor_output.pb"))
@@ -168,13 +168,13 @@ def test_stopped_verdict_survives_in_ml_metadata_as_tfx_launcher_stores_it(tmp_p
     assert output.execution_result.code == STOPPED_CODE
     execution = metadata_store_pb2.Execution()
     execution_lib.set_execution_result(output.execution_result, execution)
-    verdict = results.stopped_verdict(execution)
+    verdict = stopped_verdict(execution)
     assert verdict["stopped"] is True and verdict["accepted"] is False
     again = DataValidationError.from_verdict(verdict)
     assert {p.kind for p in again.problems} == {"unknown_label", "label_drift"}
     assert "train: label: unexpected string values 'zebra' (1 example)" in str(again)
-    assert results.data_gate_lines(verdict)[0] == "data gate: STOPPED the run before training, 2 problem(s)"
-    assert results.stopped_verdict(metadata_store_pb2.Execution()) == {}  # any other execution
+    assert data_gate_lines(verdict)[0] == "data gate: STOPPED the run before training, 2 problem(s)"
+    assert stopped_verdict(metadata_store_pb2.Execution()) == {}  # any other execution
 
 
 def test_executor_records_problems_and_continues_when_told_to(tmp_path, digits_schema):
@@ -217,26 +217,28 @@ def test_strategy_resolves_the_statistics_of_the_newest_accepted_verdict():
 
 
 def test_run_summary_shows_the_gate_outcome():
-    from pipeline import results
+    from pipeline.runs.record import ComponentRun
+    from pipeline.runs.summary import RunSummary
+    from pipeline.runs.text import format_stopped, format_summary
 
-    passed = results.RunSummary(run_id="r", data_validation={
+    passed = RunSummary(run_id="r", data_validation={
         "accepted": True, "problems": [], "notes": [],
         "drift": {"distance": 0.0123, "bound": 0.25, "largest_change": "'3' 10.0% → 11.2%", "baseline_uri": "/s"}})
     assert "data gate: passed (label drift L∞=0.012 ≤ 0.25 vs the previous accepted run; largest change '3' 10.0% → " \
-           "11.2%)" in results.format_summary(passed)
-    let_through = results.RunSummary(run_id="r", data_validation={
+           "11.2%)" in format_summary(passed)
+    let_through = RunSummary(run_id="r", data_validation={
         "accepted": False, "drift": None, "notes": ["label drift not checked: validation.max_label_drift is 0"],
         "problems": [{"split": "eval", "feature": "image", "kind": "missing_image",
                       "message": "image: missing in 2 of 40 examples"}]})
-    text = results.format_summary(let_through)
+    text = format_summary(let_through)
     assert "data gate: 1 problem(s) recorded, run continued (validation.stop_on_anomalies=false)" in text
     assert "  data problem (eval): image: missing in 2 of 40 examples" in text and "  note: label drift" in text
 
-    stopped = results.RunSummary(run_id="r", components=[results.ComponentRun("ValidationGate", "FAILED", 0.1)])
+    stopped = RunSummary(run_id="r", components=[ComponentRun("ValidationGate", "FAILED", 0.1)])
     problem = Problem("train", "label", "unknown_label", "label: unexpected string values 'x' (1 example)")
-    text = results.format_stopped(stopped, [problem], ["label drift not checked: no earlier run passed this gate"])
+    text = format_stopped(stopped, [problem], ["label drift not checked: no earlier run passed this gate"])
     assert text.splitlines()[1:4] == [
         "  ValidationGate                   FAILED        0.1 s",
         "STOPPED before training: the data validation gate found 1 problem(s)",
         "  train: label: unexpected string values 'x' (1 example)"]
-    assert "pushed model: none (ValidationGate failed, the run stopped there)" in results.format_summary(stopped)
+    assert "pushed model: none (ValidationGate failed, the run stopped there)" in format_summary(stopped)

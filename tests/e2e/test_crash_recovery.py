@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import results
 from pipeline.configs import PipelineConfig
 from pipeline.demo_data import materialize_digits
+from pipeline.runs.summary import latest_run
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,7 @@ def test_killed_trainer_pushes_nothing_and_the_rerun_reuses_the_cache(tmp_path):
             os.killpg(first.pid, signal.SIGKILL)  # the run's own process group: nothing else
         first.wait()
     assert first.returncode == -signal.SIGKILL
-    killed = results.latest_run(config.metadata_path)
+    killed = latest_run(config.metadata_path)
     assert {c.node_id: c.state for c in killed.components}["Trainer"] == "RUNNING"  # never published
     assert os.listdir(config.push_base) == []  # no version, no partial copy
 
@@ -89,7 +89,7 @@ def test_killed_trainer_pushes_nothing_and_the_rerun_reuses_the_cache(tmp_path):
     second = subprocess.run(_command(data, work), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     rerun_seconds = time.monotonic() - started
     assert second.returncode == 0, second.stderr[-3000:]
-    summary = results.latest_run(config.metadata_path)
+    summary = latest_run(config.metadata_path)
     states = {c.node_id: c.state for c in summary.components}
     for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform"):
         assert states[node] == "CACHED", states

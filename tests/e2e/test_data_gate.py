@@ -20,12 +20,13 @@ from tfx.orchestration import metadata
 from tfx.orchestration.pipeline import RunOptions
 
 from components.validation_gate.checks import DataValidationError
-from pipeline import cli, results
+from pipeline import cli
 from pipeline.component_ids import STATISTICS_GEN, VALIDATION_GATE
 from pipeline.configs import PipelineConfig
 from pipeline.demo_data import DEMO_SCHEMA, materialize_digits
 from pipeline.local_runner import run_local
 from pipeline.pipeline import create_pipeline
+from pipeline.runs.summary import latest_outputs, latest_run
 
 pytestmark = pytest.mark.e2e
 
@@ -66,11 +67,11 @@ def test_gate_stops_unknown_labels_and_drift_and_never_accepts_drift_by_rerunnin
 
     config = _config(clean, work)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config), run_options=RunOptions(to_nodes=[VALIDATION_GATE]))
-    first = results.latest_run(config.metadata_path)
+    first = latest_run(config.metadata_path)
     assert {c.node_id: c.state for c in first.components}[VALIDATION_GATE] == "COMPLETE"
     assert first.data_validation["accepted"] is True
     assert first.data_validation["notes"] == ["label drift not checked: no earlier run passed this gate (first run)"]
-    (accepted_stats,) = results.latest_outputs(config.metadata_path, STATISTICS_GEN)["ExampleStatistics"]
+    (accepted_stats,) = latest_outputs(config.metadata_path, STATISTICS_GEN)["ExampleStatistics"]
 
     argv = ["run", "--data", str(bad), "--work-dir", str(work), "--in-memory",
             "--set", f"data.schema_path={DEMO_SCHEMA}"]
@@ -96,6 +97,6 @@ def test_gate_stops_unknown_labels_and_drift_and_never_accepts_drift_by_rerunnin
     assert not {"Transform", "Tuner", "Trainer", "Evaluator", "Pusher"} & set(states)  # the gate blocks Transform
     assert any(p.kind == "label_drift" for p in again.value.problems)
     assert again.value.summary.data_validation["stopped"] is True
-    bad_stats = results.latest_outputs(config.metadata_path, STATISTICS_GEN)["ExampleStatistics"][0]
+    bad_stats = latest_outputs(config.metadata_path, STATISTICS_GEN)["ExampleStatistics"][0]
     assert bad_stats.id != accepted_stats.id
     assert _gate_baseline_ids(config.metadata_path) == [None, accepted_stats.id, accepted_stats.id]

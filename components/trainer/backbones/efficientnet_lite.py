@@ -2,8 +2,10 @@
 
 EfficientNet-B0 blocks without squeeze-excite, ReLU6, stem (32) and head (1280) filters not scaled, BatchNorm epsilon
 1e-3, TensorFlow "same" padding. A `LiteVariant` holds what differs between members of the family (their blocks, the
-top dropout); `LITE0` is EfficientNet-Lite0. Inputs must already be normalised with `preprocess_input`
-(``(x - 127) / 128``).
+top dropout, the native resolution): `LITE0`, and `LITE1` / `LITE2` scaled from it as the tensorflow/tpu
+EfficientNet-Lite builder does (width 1.0 / 1.1, depth 1.1 / 1.2; filters rounded to multiples of 8; the first and
+last stages keep their repeats, stem and head keep their filters). Inputs must already be normalised with
+`preprocess_input` (``(x - 127) / 128``).
 
 The original weights come from TensorFlow's EfficientNet-Lite checkpoints (ported by lukemelas' EfficientNet-PyTorch
 fork, whose ``Conv2dStaticSamePadding`` pads exactly like TensorFlow's ``padding="same"``: the extra row/column of a
@@ -12,6 +14,7 @@ stride-2 convolution goes at the bottom/right), so plain Keras ``padding="same"`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -49,6 +52,7 @@ class LiteVariant:
     title: str  # for messages, e.g. "EfficientNet-Lite0"
     stages: tuple[Stage, ...]
     top_dropout: float
+    default_size: int  # the resolution it was trained at on ImageNet
 
     def blocks(self) -> Iterator[Block]:
         """The blocks of every stage in order: the first of a stage takes its stride and input filters."""
@@ -80,7 +84,33 @@ LITE0 = LiteVariant(
         (1, 3, 1, 6, 192, 320),
     ),
     top_dropout=0.2,
+    default_size=224,
 )
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """Filters scaled by `width`, rounded to a multiple of `divisor` (never down by more than 10 %)."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
+def scaled_stages(stages: tuple[Stage, ...], width: float, depth: float) -> tuple[Stage, ...]:
+    """EfficientNet-Lite compound scaling of `stages`: filters by `width`, repeats by `depth` (rounded up) except in
+    the first and last stages, which Lite models keep as they are."""
+    last = len(stages) - 1
+    return tuple(
+        (repeats if i in (0, last) else math.ceil(depth * repeats), kernel, stride, expand,
+         filters_in if i == 0 else round_filters(filters_in, width), round_filters(filters_out, width))
+        for i, (repeats, kernel, stride, expand, filters_in, filters_out) in enumerate(stages)
+    )
+
+
+LITE1 = LiteVariant(name="efficientnet_lite1", title="EfficientNet-Lite1", stages=scaled_stages(LITE0.stages, 1.0, 1.1),
+                    top_dropout=0.2, default_size=240)
+LITE2 = LiteVariant(name="efficientnet_lite2", title="EfficientNet-Lite2", stages=scaled_stages(LITE0.stages, 1.1, 1.2),
+                    top_dropout=0.3, default_size=260)
+VARIANTS = {variant.name: variant for variant in (LITE0, LITE1, LITE2)}
 
 
 def preprocess_input(images: tf.Tensor | np.ndarray) -> tf.Tensor:

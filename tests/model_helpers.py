@@ -22,17 +22,20 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 
 from components.trainer import export, training
 from components.trainer import model as models
+from components.trainer.settings import TrainSettings
 from components.transform import preprocessing
+from pipeline.component_settings import component_settings
 from pipeline.configs import PipelineConfig
 
 RAW_SPEC = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
 
 
-def trainer_config(**overrides: Any) -> dict[str, Any]:
-    """The Trainer's `custom_config` for a folder dataset with `overrides` (dotted config keys), as TFX hands it
-    over (through JSON)."""
-    config = PipelineConfig().override([f"{k}={v}" for k, v in overrides.items()])
-    return json.loads(json.dumps(config.trainer_custom_config("folders")))
+def trainer_config(**overrides: Any) -> TrainSettings:
+    """The Trainer's settings for a folder dataset with `overrides` (dotted config keys) over the demo preset (a
+    small CNN), read from its `custom_config` as the module files read it after TFX hands it over (through JSON)."""
+    config = PipelineConfig().override(["preset=demo", *(f"{k}={v}" for k, v in overrides.items())])
+    payload = json.loads(json.dumps(component_settings(config, "folders").train.to_custom_config()))
+    return TrainSettings.from_custom_config(payload)
 
 
 def raw_rows(images_by_label: Mapping[str, Sequence[bytes]]) -> list[dict[str, list[bytes]]]:
@@ -41,14 +44,14 @@ def raw_rows(images_by_label: Mapping[str, Sequence[bytes]]) -> list[dict[str, l
             for image in images]
 
 
-def transform_graph(work_dir: Path, rows: Sequence[Mapping[str, Any]], custom_config: Mapping[str, Any]) -> str:
+def transform_graph(work_dir: Path, rows: Sequence[Mapping[str, Any]], settings: TrainSettings) -> str:
     """Analyse the project's `preprocessing_fn` on `rows`; write the transform graph (with the raw metadata, as
     TFX's Transform does) to `<work_dir>/transform` and return that path."""
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     out = Path(work_dir) / "transform"
     with tft_beam.Context(temp_dir=str(Path(work_dir) / "tft_tmp"), force_tf_compat_v1=False):
         transform_fn = (list(rows), metadata) | tft_beam.AnalyzeDataset(
-            lambda inputs: preprocessing.transform_features(inputs, custom_config))
+            lambda inputs: preprocessing.transform_features(inputs, settings))
         _ = transform_fn | tft_beam.WriteTransformFn(str(out))
     metadata_io.write_metadata(metadata, str(out / "metadata"))
     return str(out)
@@ -62,6 +65,6 @@ def export_serving_model(export_dir: Path, work_dir: Path, images_by_label: Mapp
     tft_output = tft.TFTransformOutput(transform_graph(work_dir, raw_rows(images_by_label), config))
     names = training.class_names(tft_output)
     classifier, *_ = training.build_model(config, len(names), training.hyperparameters(config, None))
-    models.compile_classifier(classifier, "adam", 1e-3, config["task"])
-    export.save_serving_model(classifier, tft_output, str(export_dir), names, task=config["task"])
+    models.compile_classifier(classifier, "adam", 1e-3, config.task)
+    export.save_serving_model(classifier, tft_output, str(export_dir), names, task=config.task)
     return names

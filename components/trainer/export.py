@@ -16,6 +16,9 @@
 
 from __future__ import annotations
 
+import os
+import statistics
+import time
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -142,3 +145,21 @@ def set_signature_method_name(export_dir: str, signature: str, method_name: str)
         meta_graph.signature_def[signature].method_name = method_name
     with tf.io.gfile.GFile(path, "wb") as handle:
         handle.write(saved_model.SerializeToString())
+
+
+def measure(export_dir: str, image: bytes, repeats: int = 20) -> dict[str, float]:
+    """What the exported model costs: its size on disk (MB) and the median wall time of one `serving_default` call on
+    one encoded image (ms, on this machine's CPU, after three warm-up calls), as recorded with each run."""
+    size = sum(tf.io.gfile.stat(os.path.join(root, name)).length
+               for root, _dirs, files in tf.io.gfile.walk(export_dir) for name in files)
+    with tf.device("/CPU:0"):
+        serve = tf.saved_model.load(export_dir).signatures[SERVING_DEFAULT]
+        images = tf.constant([image])
+        for _ in range(3):
+            serve(images=images)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            serve(images=images)
+            times.append(time.perf_counter() - started)
+    return {"saved_model_mb": round(size / 2**20, 2), "cpu_latency_ms": round(1000 * statistics.median(times), 2)}

@@ -1,8 +1,10 @@
 """Model assembly (tf_keras / Keras 2, as tf.Transform requires): backbone + augmentation + classification head.
 
-`build_classifier` wires `image_xf` → augmentation (training only) → backbone → head. A pretrained backbone
-always runs with `training=False` so its BatchNorm layers stay in inference mode, also while fine-tuning; a
-backbone trained from scratch (`simple_cnn`, or `weights=none`) trains normally. The head is a separate
+`build_classifier` wires `image_xf` → augmentation (training only; components/trainer/augmentation.py) → backbone →
+head. BatchNorm is handled deliberately: a pretrained backbone always runs with `training=False`, so its BatchNorm
+layers keep their ImageNet statistics and stay frozen also while fine-tuning (small batches of a new dataset would
+otherwise overwrite them with noisy estimates); a backbone trained from scratch (`simple_cnn`, or `weights=none`)
+trains its BatchNorm normally, with a lower momentum (`adapt_batchnorm_for_scratch`). The head is a separate
 `Sequential`, so it can be trained alone on cached backbone features and then serve inside the full model.
 `simple_cnn_features` is the seeds' "own model" baseline: conv blocks → global average pooling or flatten.
 """
@@ -10,12 +12,13 @@ backbone trained from scratch (`simple_cnn`, or `weights=none`) trains normally.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+import tensorflow as tf
 import tf_keras as keras
 
 from components import features
-from components.trainer.settings import CNN_POOLING
+from components.trainer.augmentation import Augmentation
+from components.trainer.settings import CNN_POOLING, FineTuneScope
 from components.transform.settings import TASKS
 
 
@@ -65,35 +68,6 @@ def simple_cnn_features(
     return keras.Model(inputs, outputs, name="simple_cnn")
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Random training-time augmentation (all off by default)."""
-
-    flip: bool = False
-    rotation: float = 0.0
-    zoom: float = 0.0
-    translation: float = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        """True when any augmentation is configured."""
-        return self.flip or self.rotation > 0 or self.zoom > 0 or self.translation > 0
-
-    def layers(self, seed: int) -> list[keras.layers.Layer]:
-        """Keras preprocessing layers; they are identity at inference time."""
-        out: list[keras.layers.Layer] = []
-        if self.flip:
-            out.append(keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip"))
-        if self.rotation > 0:
-            out.append(keras.layers.RandomRotation(self.rotation, seed=seed, name="augment_rotation"))
-        if self.zoom > 0:
-            out.append(keras.layers.RandomZoom(self.zoom, seed=seed, name="augment_zoom"))
-        if self.translation > 0:
-            out.append(keras.layers.RandomTranslation(self.translation, self.translation, seed=seed,
-                                                      name="augment_translation"))
-        return out
-
-
 def build_head(feature_dim: int, num_classes: int, task: str, dropout: float, dense_units: int) -> keras.Sequential:
     """Dropout → [Dense(relu) → Dropout] → output. Output: softmax [B, C]; for `binary` one sigmoid unit
     expanded to [1 - p, p] so every task serves the same `probabilities` [B, C] contract; for `multilabel` an
@@ -109,19 +83,17 @@ def build_head(feature_dim: int, num_classes: int, task: str, dropout: float, de
         layers += [keras.layers.Dense(dense_units, activation="relu", name="head_dense"),
                    keras.layers.Dropout(dropout, name="head_dropout2")]
     if task == "binary":
-        layers += [keras.layers.Dense(1, activation="sigmoid", name="head_sigmoid"),
-                   keras.layers.Lambda(_two_class, name="probabilities")]
-    else:
+        layers += [keras.layers.Dense(1, activation="sigmoid", name="head_sigmoid", dtype="float32"),
+                   keras.layers.Lambda(_two_class, name="probabilities", dtype="float32")]
+    else:  # float32 outputs also under mixed precision (float16 softmax loses the small probabilities)
         activation = "sigmoid" if task == "multilabel" else "softmax"
-        layers.append(keras.layers.Dense(num_classes, activation=activation, name="probabilities"))
+        layers.append(keras.layers.Dense(num_classes, activation=activation, name="probabilities", dtype="float32"))
     head = keras.Sequential(layers, name="head")
     head.build((None, feature_dim))
     return head
 
 
-def _two_class(p: object) -> object:
-    import tensorflow as tf
-
+def _two_class(p: tf.Tensor) -> tf.Tensor:
     return tf.concat([1.0 - p, p], axis=-1)
 
 
@@ -143,7 +115,8 @@ def build_classifier(
     return keras.Model(inputs, outputs, name=f"{backbone.name}_classifier")
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
+                   ) -> keras.optimizers.Optimizer:
     """Adam, SGD (momentum 0.9) or RMSprop."""
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=learning_rate)
@@ -154,16 +127,37 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     raise ValueError(f"optimizer must be adam, sgd or rmsprop, got {name!r}")
 
 
-def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float, task: str = "multiclass"
-                       ) -> keras.Model:
+@keras.saving.register_keras_serializable(package="visionline")
+class SmoothedSparseCategoricalCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing for integer labels (Keras 2's sparse loss has no smoothing):
+    the target of class c is (1 - s) on c plus s / C on every class."""
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_sparse_categorical_crossentropy",
+                 **kwargs: object) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        targets = tf.one_hot(labels, tf.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float | keras.optimizers.schedules.
+                       LearningRateSchedule, task: str = "multiclass", label_smoothing: float = 0.0) -> keras.Model:
     """Sparse categorical cross-entropy on the [B, C] probabilities (for `binary` this equals binary CE); for
-    `multilabel`, binary cross-entropy per label against multi-hot labels, accuracy = per-label at 0.5."""
+    `multilabel`, binary cross-entropy per label against multi-hot labels, accuracy = per-label at 0.5. With
+    `label_smoothing` > 0 the targets are smoothed (multiclass and binary: `SmoothedSparseCategoricalCrossentropy`)."""
     if task == "multilabel":
-        loss: keras.losses.Loss = keras.losses.BinaryCrossentropy()
+        loss: keras.losses.Loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)
     else:
-        loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy")
+        loss = SmoothedSparseCategoricalCrossentropy(label_smoothing) if label_smoothing > 0 \
+            else keras.losses.SparseCategoricalCrossentropy()
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=[accuracy])
     return model
 
@@ -183,13 +177,12 @@ def adapt_batchnorm_for_scratch(backbone: keras.Model, momentum: float = 0.9) ->
     return changed
 
 
-def unfreeze_top(backbone: keras.Model, fine_tune_layers: float) -> int:
-    """Make the top `fine_tune_layers` layers (a count ≥ 1, or a fraction < 1) trainable, keeping every
+def unfreeze_top(backbone: keras.Model, scope: FineTuneScope) -> int:
+    """Make the top of the backbone trainable as `scope` says (all, a share or a count of its layers), keeping every
     BatchNormalization layer frozen. Returns how many layers with weights became trainable."""
     backbone.trainable = True
     layers = backbone.layers
-    count = int(round(fine_tune_layers * len(layers))) if fine_tune_layers < 1 else int(fine_tune_layers)
-    boundary = len(layers) - max(0, min(count, len(layers)))
+    boundary = len(layers) - scope.count(len(layers))
     unfrozen = 0
     for index, layer in enumerate(layers):
         trainable = index >= boundary and not isinstance(layer, keras.layers.BatchNormalization)

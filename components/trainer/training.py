@@ -5,10 +5,12 @@ Trainer applies the Transform graph inside `tf.data`. A deterministic slice of t
 hash of the serialized example) is the validation data for early stopping; the `eval` split stays untouched for
 the Evaluator.
 
-Phases: (1) the new head with the backbone frozen when it is pretrained — on features computed once when
-nothing random happens before the backbone (no augmentation), Model Maker style; (2) optionally unfreeze the
-top of the backbone at a lower learning rate. Each phase restores its best weights (early stopping) and keeps a
-per-epoch backup keyed by its inputs, so a Trainer killed mid-fit resumes from its last finished epoch.
+Phases: (1) the new head with the backbone frozen when it is pretrained — on backbone features computed once
+(Model Maker style; augmentation waits for phase 2); (2) optionally fine-tune (part of) the backbone as
+`train.fine_tune` says, with the configured augmentation, label smoothing and a warm-up + cosine learning rate.
+A model trained from scratch has one phase, with its augmentation. Each phase restores its best weights (early
+stopping) and keeps a per-epoch backup keyed by its inputs, so a Trainer killed mid-fit resumes from its last
+finished epoch. The device (CPU, or a GPU with mixed precision): components/trainer/devices.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,10 +29,11 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import features
-from components.trainer import export
+from components.trainer import devices, export
 from components.trainer import model as models
+from components.trainer.augmentation import Augmentation
 from components.trainer.backbones import registry
-from components.trainer.settings import TrainSettings
+from components.trainer.settings import TrainSettings, parse_fine_tune
 from components.transform import preprocessing
 
 _HASH_BUCKETS = 1000
@@ -43,7 +47,7 @@ _SHUFFLE_BUFFER = 10_000
 _NO_AUTOTUNE = tf.data.Options()
 _NO_AUTOTUNE.autotune.enabled = False
 # Hyper-parameters the Tuner may choose; everything else comes from the config.
-TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune_layers")
+TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune")
 MONITORS = {"val_loss": "min", "val_accuracy": "max"}  # early-stopping monitor → which way is better
 
 
@@ -176,16 +180,17 @@ def hyperparameters(settings: TrainSettings, tuned: dict[str, Any] | None) -> di
     Tuner's best values when given."""
     values = {"learning_rate": settings.learning_rate, "dropout": settings.dropout,
               "dense_units": settings.dense_units, "optimizer": settings.optimizer,
-              "fine_tune_layers": settings.fine_tune_layers}
+              "fine_tune": settings.fine_tune}
     if tuned:
         values.update({k: v for k, v in tuned.items() if k in TUNABLE})
     return values
 
 
-def augmentation(settings: TrainSettings) -> models.Augmentation:
+def augmentation(settings: TrainSettings) -> Augmentation:
     """The configured training-time augmentation."""
-    return models.Augmentation(flip=settings.augment_flip, rotation=settings.augment_rotation,
-                               zoom=settings.augment_zoom, translation=settings.augment_translation)
+    return Augmentation(flip=settings.augment_flip, rotation=settings.augment_rotation, zoom=settings.augment_zoom,
+                        translation=settings.augment_translation, crop=settings.augment_crop,
+                        color=settings.augment_color, normalization=settings.normalization)
 
 
 def build_model(settings: TrainSettings, num_classes: int, hp: dict[str, Any]) -> tuple[keras.Model, keras.Model,
@@ -228,6 +233,37 @@ def cosine_learning_rate(base: float, epoch: int, epochs: int) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
 
 
+class WarmupCosine(keras.callbacks.Callback):
+    """Per step: the learning rate rises linearly from `base / warmup_steps` to `base` over `warmup_steps`, then
+    follows a cosine down towards 0 at `total_steps`. The step is epoch × steps_per_epoch + batch, so a fit resumed
+    from a backup continues the schedule where it stopped. Logs the epoch's last rate as `lr`."""
+
+    def __init__(self, base: float, epochs: int, steps_per_epoch: int, warmup_epochs: float) -> None:
+        super().__init__()
+        self.base, self.steps_per_epoch = base, max(1, steps_per_epoch)
+        self.total = max(1, epochs * self.steps_per_epoch)
+        self.warmup = min(self.total, int(round(warmup_epochs * self.steps_per_epoch)))
+        self.epoch = 0
+
+    def rate(self, step: int) -> float:
+        """The learning rate at global step `step` (0-based)."""
+        if step < self.warmup:
+            return self.base * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * self.base * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        keras.backend.set_value(self.model.optimizer.learning_rate,
+                                self.rate(self.epoch * self.steps_per_epoch + batch))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs["lr"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+
+
 def fit_phase(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -241,12 +277,15 @@ def fit_phase(
     reduce_lr_patience: int = 0,
     lr_schedule: str = "constant",
     monitor: str = "val_loss",
+    warmup_epochs: float = 0.0,
+    steps_per_epoch: int | None = None,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
     """`model.fit` with early stopping on `monitor` (val_loss or val_accuracy; at the end the weights of the best
     epoch by it are restored, even when training ran all its epochs), TensorBoard and a resumable per-epoch backup;
     with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better `monitor`;
-    `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`).
+    `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`) — or, with
+    `warmup_epochs` > 0 and `steps_per_epoch` known, each step's with `WarmupCosine`.
 
     A finished phase leaves its final weights and history in `backup/finished*`: when the same phase runs again
     (the Trainer re-executed after a failure later on, e.g. in the export), they are loaded instead of training
@@ -270,8 +309,11 @@ def fit_phase(
     ]
     if lr_schedule == "cosine":
         base = float(keras.backend.get_value(model.optimizer.learning_rate))
-        callbacks.append(keras.callbacks.LearningRateScheduler(
-            lambda epoch, _lr: cosine_learning_rate(base, epoch, epochs)))
+        if warmup_epochs > 0 and steps_per_epoch:
+            callbacks.append(WarmupCosine(base, epochs, steps_per_epoch, warmup_epochs))
+        else:
+            callbacks.append(keras.callbacks.LearningRateScheduler(
+                lambda epoch, _lr: cosine_learning_rate(base, epoch, epochs)))
     elif lr_schedule != "constant":
         raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
     if reduce_lr_patience > 0:
@@ -298,13 +340,14 @@ def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data
     return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), np.concatenate(labels)))
 
 
-def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, settings: TrainSettings
-                    ) -> dict[str, Any]:
+def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, settings: TrainSettings,
+                    batch_size: int | None = None) -> dict[str, Any]:
     """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
     datasets (decoded once and kept in memory when they fit in `cache_dataset_mb`), class names, train label
-    counts and class weights."""
+    counts, the number of training examples and class weights. `batch_size` replaces `settings.batch_size`
+    (a GPU's larger batch)."""
     names = class_names(tft_output)
-    common = dict(batch_size=settings.batch_size, validation_fraction=settings.validation_fraction,
+    common = dict(batch_size=batch_size or settings.batch_size, validation_fraction=settings.validation_fraction,
                   seed=settings.seed, task=settings.task)
     counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset="train", **common), len(names))
     # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
@@ -317,6 +360,7 @@ def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutpu
         "validation": make_dataset(train_files, tft_output, subset="validation", cache=cache, **common),
         "class_names": names,
         "label_counts": counts,
+        "train_examples": examples,
         "class_weight": weights,
         "cached": cache,
     }
@@ -330,56 +374,80 @@ def train_and_export(
     settings: TrainSettings,
     tuned_hyperparameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train the configured model in one or two phases, export it with its signatures, return the record."""
-    seed, task, batch = settings.seed, settings.task, settings.batch_size
+    """Train the configured model in one or two phases, export it with its signatures, return the record (also
+    written to `history.json` in `model_run_dir`: histories, the epochs kept and why, what was trained where and
+    how long it took, the exported model's size and CPU latency)."""
+    started = time.perf_counter()
+    seed, task = settings.seed, settings.task
+    plan = devices.plan_device(settings.device, settings.mixed_precision, settings.batch_size,
+                               settings.gpu_batch_size, devices.visible_gpus())
+    devices.apply_plan(plan)
+    print(devices.summary(plan), flush=True)
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_output)
-    inputs = training_inputs(train_files, tft_output, settings)
+    inputs = training_inputs(train_files, tft_output, settings, batch_size=plan.batch_size)
     names, counts, weights = inputs["class_names"], inputs["label_counts"], inputs["class_weight"]
     train_ds, val_ds = inputs["train"], inputs["validation"]
+    steps_per_epoch = math.ceil(inputs["train_examples"] / plan.batch_size)
     hp = hyperparameters(settings, tuned_hyperparameters)
     classifier, backbone, head, pretrained = build_model(settings, len(names), hp)
     # The settings carry the code fingerprint: a code change starts a fresh backup.
     key = {"files": list(train_files), "transform": transform_output, "config": settings.to_custom_config(),
-           "hp": hp}
+           "hp": hp, "batch": plan.batch_size, "mixed_precision": plan.mixed_precision}
     backups = backup_dir(model_run_dir, key)
-    patience = settings.early_stopping_patience
-    reduce_lr = settings.reduce_lr_patience
-    schedule = settings.lr_schedule
-    monitor = settings.early_stopping_monitor
+    common = dict(patience=settings.early_stopping_patience, reduce_lr_patience=settings.reduce_lr_patience,
+                  lr_schedule=settings.lr_schedule, monitor=settings.early_stopping_monitor, class_weight=weights)
     phases: list[dict[str, Any]] = []
 
-    head_only = pretrained and settings.cache_features and not augmentation(settings).enabled
+    head_only = pretrained and settings.cache_features
+    phase_started = time.perf_counter()
     if head_only:  # Model Maker style: backbone features once, then the head trains on vectors
-        feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(batch)
-        feature_val = extract_features(backbone, val_ds).batch(batch)
-        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task)
-        history = fit_phase(head, feature_train, feature_val, epochs=settings.epochs, patience=patience,
-                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
+        feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(plan.batch_size)
+        feature_val = extract_features(backbone, val_ds).batch(plan.batch_size)
+        extracted = time.perf_counter()
+        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task, settings.label_smoothing)
+        history = fit_phase(head, feature_train, feature_val, epochs=settings.epochs,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
-                            backup=os.path.join(backups, "head"), class_weight=weights)
-    else:
-        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task)
-        history = fit_phase(classifier, train_ds, val_ds, epochs=settings.epochs, patience=patience,
-                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
-                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
-                            backup=os.path.join(backups, "head"), class_weight=weights)
-    phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history})
+                            backup=os.path.join(backups, "head"), **common)
+    else:  # from scratch (one phase, with the augmentation), or a pretrained backbone without feature caching
+        extracted = phase_started
+        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task,
+                                  settings.label_smoothing)
+        history = fit_phase(classifier, train_ds, val_ds, epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
+                            steps_per_epoch=steps_per_epoch, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            backup=os.path.join(backups, "head"), **common)
+    finished = time.perf_counter()
+    phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history,
+                   "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - extracted, 2),
+                   "augmentation": "none" if head_only else augmentation(settings).describe()})
 
-    fine_tune_layers = float(hp["fine_tune_layers"])
-    if pretrained and settings.fine_tune_epochs > 0 and fine_tune_layers > 0:
-        unfrozen = models.unfreeze_top(backbone, fine_tune_layers)
-        models.compile_classifier(classifier, hp["optimizer"], settings.fine_tune_learning_rate, task)
-        history = fit_phase(classifier, train_ds, val_ds, epochs=settings.fine_tune_epochs, patience=patience,
-                            reduce_lr_patience=reduce_lr, lr_schedule=schedule, monitor=monitor,
+    scope = parse_fine_tune(str(hp["fine_tune"]))
+    if pretrained and settings.fine_tune_epochs > 0 and scope.enabled:
+        phase_started = time.perf_counter()
+        unfrozen = models.unfreeze_top(backbone, scope)
+        models.compile_classifier(classifier, hp["optimizer"], settings.fine_tune_learning_rate, task,
+                                  settings.label_smoothing)
+        history = fit_phase(classifier, train_ds, val_ds, epochs=settings.fine_tune_epochs,
+                            warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch,
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
-                            backup=os.path.join(backups, "fine_tune"), class_weight=weights)
-        phases.append({"name": "fine_tune", "unfrozen_layers": unfrozen, "history": history})
+                            backup=os.path.join(backups, "fine_tune"), **common)
+        finished = time.perf_counter()
+        phases.append({"name": "fine_tune", "fine_tune": str(scope), "unfrozen_layers": unfrozen, "history": history,
+                       "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - phase_started, 2),
+                       "augmentation": augmentation(settings).describe()})
 
+    if plan.mixed_precision:  # export float32: rebuild the model without the mixed policy, same weights
+        devices.apply_plan(devices.DevicePlan("CPU", "export", False, plan.batch_size))
+        checkpoint = os.path.join(model_run_dir, "mixed_precision_weights", "ckpt")
+        classifier.save_weights(checkpoint)  # a TF checkpoint matches variables by structure, not by order
+        classifier = build_model(settings, len(names), hp)[0]
+        classifier.load_weights(checkpoint).expect_partial()
     export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=settings.image_feature,
                               task=task, tta_flip=settings.tta_flip)
+    train_seconds = time.perf_counter() - started
     if tf.io.gfile.exists(backups):  # exported: a re-execution must train afresh
         tf.io.gfile.rmtree(backups)
+    monitor = settings.early_stopping_monitor
     record = {
         "history": _concatenate([p["history"] for p in phases]),
         "phases": phases,
@@ -390,11 +458,29 @@ def train_and_export(
         "hyperparameters": hp,
         "best_epoch": _best_epoch(phases[-1]["history"], monitor),
         "early_stopping_monitor": monitor,
+        "backbone": settings.model,
+        "preset": settings.preset,
+        "image_size": settings.image_size,
+        "parameters": int(classifier.count_params()),
+        "device": plan.description,
+        "mixed_precision": plan.mixed_precision,
+        "batch_size": plan.batch_size,
+        "train_seconds": round(train_seconds, 2),
+        "fit_seconds": round(sum(p["fit_seconds"] for p in phases), 2),
+        "export": export.measure(serving_model_dir, _first_image(train_files, settings.image_feature)),
     }
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
         handle.write(json.dumps(record, indent=2))
     return record
+
+
+def _first_image(train_files: Sequence[str], image_key: str) -> bytes:
+    """The encoded image of the first training example (to time the exported model on a real input)."""
+    for serialized in _records(train_files, "all", 0.0).take(1):
+        example = tf.train.Example.FromString(serialized.numpy())
+        return example.features.feature[image_key].bytes_list.value[0]
+    raise ValueError(f"no training examples in {list(train_files)[:3]}")
 
 
 def _concatenate(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:

@@ -1,7 +1,8 @@
 """Hyper-parameter search with KerasTuner (1.3.5: the last release that accepts tf_keras models).
 
 The search space is the seeds': learning rate 1e-4..1e-2 (log), dropout 0.1..0.7, head units 32..512,
-optimiser, and — for pretrained backbones — how many top layers are fine-tuned during the trial. The TFX
+optimiser, and — for pretrained backbones — how many top layers are fine-tuned during the trial (`train.fine_tune`
+values: none, 10, 20 or 40 layers). The TFX
 Tuner component calls `tuner_fn`; the Trainer reads the winning values back with `hyperparameter_values`.
 
 The Tuner stays in the DAG whether or not a run tunes: with `tuner.enabled` false it runs `ConfiguredValues`,
@@ -18,9 +19,9 @@ import keras_tuner as kt
 from components.trainer import model as models
 from components.trainer import training
 from components.trainer.backbones import registry
-from components.trainer.settings import OPTIMIZERS, TrainSettings
+from components.trainer.settings import OPTIMIZERS, TrainSettings, parse_fine_tune
 
-FINE_TUNE_CHOICES = (0, 10, 20, 40)
+FINE_TUNE_CHOICES = ("none", "10 layers", "20 layers", "40 layers")  # `train.fine_tune` values
 
 
 def search_space(hp: kt.HyperParameters, pretrained: bool) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def search_space(hp: kt.HyperParameters, pretrained: bool) -> dict[str, Any]:
         "dropout": hp.Float("dropout", 0.1, 0.7, step=0.1),
         "dense_units": hp.Int("dense_units", 32, 512, step=32),
         "optimizer": hp.Choice("optimizer", list(OPTIMIZERS)),
-        "fine_tune_layers": hp.Choice("fine_tune_layers", list(FINE_TUNE_CHOICES)) if pretrained else 0,
+        "fine_tune": hp.Choice("fine_tune", list(FINE_TUNE_CHOICES)) if pretrained else "none",
     }
     return values
 
@@ -73,10 +74,11 @@ def make_tuner(settings: TrainSettings, num_classes: int, directory: str, projec
     def build(hp: kt.HyperParameters) -> Any:
         values = search_space(hp, pretrained)
         classifier, backbone, _, is_pretrained = training.build_model(settings, num_classes, values)
-        if is_pretrained and values["fine_tune_layers"]:
-            models.unfreeze_top(backbone, float(values["fine_tune_layers"]))
+        scope = parse_fine_tune(values["fine_tune"])
+        if is_pretrained and scope.enabled:
+            models.unfreeze_top(backbone, scope)
         return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]),
-                                         settings.task)
+                                         settings.task, settings.label_smoothing)
 
     common = dict(objective="val_accuracy", directory=directory, project_name=project_name, seed=settings.seed,
                   overwrite=False)

@@ -57,6 +57,17 @@ def normalize(pixels: tf.Tensor, mode: str) -> tf.Tensor:
     return (pixels - offset) / scale
 
 
+def denormalize(normalized: tf.Tensor, mode: str) -> tf.Tensor:
+    """The inverse of `normalize`: model inputs back to [0, 255] RGB pixels (for augmentation in pixel space)."""
+    if mode == "caffe":
+        return (normalized + tf.constant(_CAFFE_MEANS_BGR, dtype=normalized.dtype))[..., ::-1]
+    try:
+        offset, scale = _NORMALIZATION[mode]
+    except KeyError:
+        raise ValueError(f"unknown normalization {mode!r}; expected one of {sorted(NORMALIZATIONS)}") from None
+    return normalized * scale + offset
+
+
 def dense_column(value: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
     """A single-valued raw feature as a dense [B] tensor, whether the schema made it dense or sparse."""
     if isinstance(value, tf.SparseTensor):

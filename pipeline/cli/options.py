@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 
-from pipeline import demo_data
+from pipeline import demo_data, presets
 from pipeline.configs import PipelineConfig
 
 
@@ -17,7 +17,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     """The config flags shared by `run`, `config`, `last-run` and `compile`."""
     p.add_argument("--config", help="YAML/JSON config file (see README)")
     p.add_argument("--data", help="data root: class folders, train/test trees, a CSV manifest or TFRecords")
-    p.add_argument("--demo", action="store_true", help="use the embedded digits demo data")
+    p.add_argument("--demo", action="store_true", help="use the embedded digits demo data (and the demo preset)")
+    p.add_argument("--preset", choices=presets.names(),
+                   help="a named set of config values under yours: default (transfer learning for photos), fast, "
+                        "accurate, demo (see `visionline config`)")
     p.add_argument("--work-dir", help="where pipeline artifacts, ML Metadata and the serving root go")
     p.add_argument("--serving-root", help="push destination root (model goes to <root>/<model_name>/<version>)")
     p.add_argument("--epochs", type=int)
@@ -35,9 +38,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> PipelineConfig:
-    """Config file → named flags → `--set` overrides (later wins)."""
+    """Preset → config file → named flags → `--set` overrides (later wins). `--demo` selects the demo preset unless
+    a preset is named."""
     config = PipelineConfig.load(args.config) if args.config else PipelineConfig()
-    overrides: list[str] = []
+    overrides: list[str] = [f"preset={args.preset}"] if args.preset else []
     for flag, key in (("data", "data.root"), ("work_dir", "work_dir"), ("serving_root", "serving_root"),
                       ("epochs", "train.epochs"), ("min_accuracy", "eval.min_accuracy"),
                       ("min_kappa", "eval.min_kappa")):
@@ -57,6 +61,10 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
     # --demo: the demo images live under the run's own work dir (flags and --set may still replace data.root)
     work_dir = config.override(overrides + list(args.set)).work_dir
     demo = [f"data.root={demo_data.materialize_digits(demo_data.demo_dir(work_dir))}"]
+    named = "preset" in config.user_values() or args.preset or any(
+        assignment.split("=", 1)[0].strip() == "preset" for assignment in args.set)
+    if not named:
+        demo.insert(0, f"preset={presets.DEMO}")
     if not config.data.schema_path and os.path.exists(demo_data.DEMO_SCHEMA):
         demo.append(f"data.schema_path={demo_data.DEMO_SCHEMA}")
     return config.override(demo + overrides + list(args.set))

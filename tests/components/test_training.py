@@ -19,7 +19,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from components.trainer import model as models
 from components.trainer import training, tuning
 from components.trainer.backbones import registry
-from components.trainer.settings import TrainSettings
+from components.trainer.settings import TrainSettings, parse_fine_tune
 from components.transform import preprocessing
 from pipeline.component_settings import component_settings
 from pipeline.configs import PipelineConfig
@@ -57,7 +57,7 @@ def _transform_graph(tmp_path, rows, custom_config):
 
 
 def _trainer_config(**overrides):
-    config = PipelineConfig().override([f"{k}={v}" for k, v in overrides.items()])
+    config = PipelineConfig().override(["preset=demo", *(f"{k}={v}" for k, v in overrides.items())])
     payload = json.loads(json.dumps(component_settings(config, "folders").train.to_custom_config()))  # as TFX hands
     return TrainSettings.from_custom_config(payload)  # it over (JSON), read as the module files read it
 
@@ -119,15 +119,16 @@ def test_head_and_unfreezing_counts():
     head = models.build_head(backbone.output_shape[-1], 3, "multiclass", 0.2, 16)
     assert head.output_shape == (None, 3)
     with_weights = [layer for layer in backbone.layers if layer.weights]
-    unfrozen = models.unfreeze_top(backbone, 3)
+    unfrozen = models.unfreeze_top(backbone, parse_fine_tune("3 layers"))
     assert unfrozen == sum(1 for layer in backbone.layers[-3:] if layer.weights
                            and not isinstance(layer, keras.layers.BatchNormalization))
     assert all(not layer.trainable for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization))
-    half = models.unfreeze_top(backbone, 0.5)  # a fraction of the layers
+    half = models.unfreeze_top(backbone, parse_fine_tune("50%"))  # a share of the layers
     assert 0 < half < len(with_weights)
-    assert models.unfreeze_top(backbone, 1000) == len([w for w in with_weights
-                                                        if not isinstance(w, keras.layers.BatchNormalization)])
-    assert models.unfreeze_top(backbone, 0) == 0
+    every = len([w for w in with_weights if not isinstance(w, keras.layers.BatchNormalization)])
+    assert models.unfreeze_top(backbone, parse_fine_tune("1000 layers")) == every
+    assert models.unfreeze_top(backbone, parse_fine_tune("all")) == every  # "all" is the whole backbone
+    assert models.unfreeze_top(backbone, parse_fine_tune("none")) == 0
 
 
 def test_simple_cnn_flatten_keeps_the_spatial_layout_and_block_dropout_trains_only():
@@ -221,7 +222,7 @@ def test_pretrained_backbone_uses_cached_features_then_fine_tunes(binary_data, t
     weights = tmp_path / "mobilenet.h5"
     registry.get_backbone("mobilenet_v2").build((32, 32, 3), None).save_weights(str(weights))
     config = _with(config, task="multiclass", model="mobilenet_v2", weights=str(weights),
-                   normalization="minus_one_one", epochs=2, fine_tune_epochs=1, fine_tune_layers=5)
+                   normalization="minus_one_one", epochs=2, fine_tune_epochs=1, fine_tune="5 layers")
     transform = binary_data[2]  # same pixels; the normalisation differs but the graph is shared for speed
     record = training.train_and_export([files], transform, str(tmp_path / "model"), str(tmp_path / "run" / "7"),
                                        config)

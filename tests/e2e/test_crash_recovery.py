@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _command(data: Path, work: Path) -> list[str]:
     return [sys.executable, "-m", "pipeline", "run", "--data", str(data), "--work-dir", str(work), "--in-memory",
             "--epochs", str(EPOCHS), "--min-accuracy", "0", "--min-kappa", "-1",
-            "--set", "transform.image_size=32", "--set", f"train.early_stopping_patience={EPOCHS}",
+            "--preset", "demo", "--set", "transform.image_size=32", "--set", f"train.early_stopping_patience={EPOCHS}",
             "--set", "train.batch_size=8"]
 
 
@@ -69,7 +69,7 @@ def test_killed_trainer_pushes_nothing_and_the_rerun_reuses_the_cache(tmp_path):
     for label in ("0", "1", "2"):
         shutil.copytree(digits / label, data / label)
     work = tmp_path / "work"
-    config = PipelineConfig().override([f"data.root={data}", f"work_dir={work}"])
+    config = PipelineConfig().override(["preset=demo", f"data.root={data}", f"work_dir={work}"])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     first = subprocess.Popen(_command(data, work), cwd=REPO, env=env, stdout=subprocess.DEVNULL,

@@ -40,7 +40,8 @@ def _subset(source: Path, dest: Path, counts: dict[str, int]) -> Path:
 
 
 def _config(data: Path, work: Path) -> PipelineConfig:
-    return PipelineConfig().override([f"data.root={data}", f"work_dir={work}", f"data.schema_path={DEMO_SCHEMA}",
+    return PipelineConfig().override(["preset=demo", f"data.root={data}", f"work_dir={work}",
+                                      f"data.schema_path={DEMO_SCHEMA}",
                                       "beam.direct_running_mode=in_memory"])
 
 

@@ -18,7 +18,7 @@ from pipeline import demo_data
 from pipeline.configs import PipelineConfig
 from pipeline.local_runner import run_local
 
-COMMON = ["beam.direct_running_mode=in_memory", "transform.image_size=16", "train.conv_filters=[16, 32]",
+COMMON = ["preset=demo", "beam.direct_running_mode=in_memory", "transform.image_size=16", "train.conv_filters=[16, 32]",
           "train.batch_size=16", "train.learning_rate=0.005", "eval.min_kappa=0", "eval.max_regression=1"]
 
 

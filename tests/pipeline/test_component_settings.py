@@ -19,7 +19,7 @@ def test_component_custom_configs_carry_the_config():
     assert component_settings(config, "folders").transform.to_custom_config()["image_feature"] == "image"
     settings = component_settings(config, "tfrecord")
     transform = settings.transform.to_custom_config()
-    assert transform["image_feature"] == "image_raw" and transform["image_size"] == 32
+    assert transform["image_feature"] == "image_raw" and transform["image_size"] == 224  # 0: Lite0's native size
     trainer = settings.train.to_custom_config()
     assert trainer["epochs"] == 3 and trainer["image_feature"] == "image_raw"
     json.dumps(trainer)  # TFX serialises custom_config as JSON
@@ -31,10 +31,12 @@ def test_payloads_keep_their_shape():
     transform_keys = {"image_feature", "label_feature", "image_size", "normalization", "task", "code_fingerprint"}
     assert set(settings.transform.to_custom_config()) == transform_keys
     train = settings.train.to_custom_config()
-    assert set(train) == transform_keys | {f.name for f in dataclasses.fields(TrainConfig)} | {"tuner"}
+    assert set(train) == transform_keys | {f.name for f in dataclasses.fields(TrainConfig)} | {"tuner", "preset"}
     assert train["tuner"] == dataclasses.asdict(TunerConfig())
     assert train["conv_filters"] == [32, 64, 128]  # JSON: a list
-    assert (train["normalization"], train["weights"]) == ("zero_one", "none")  # `auto` resolved for simple_cnn
+    assert (train["normalization"], train["weights"], train["preset"]) == ("lite", "imagenet", "default")
+    demo = component_settings(PipelineConfig().override(["preset=demo"]), "folders").train.to_custom_config()
+    assert (demo["normalization"], demo["weights"], demo["image_size"]) == ("zero_one", "none", 32)  # simple_cnn
 
 
 def test_payloads_carry_the_code_fingerprints():
@@ -57,14 +59,14 @@ def test_payloads_read_back_as_the_same_settings():
     [],
     ["data.image_feature=image_raw", "data.label_feature=y", "transform.image_size=64", "train.task=multilabel",
      "train.conv_filters=[8, 16]", "train.augment_flip=true", "tuner.enabled=true", "tuner.algorithm=bayesian"],
-    ["train.model=mobilenet_v2", "train.fine_tune_epochs=2", "train.fine_tune_layers=0.3"],  # auto: resolved
+    ["train.model=mobilenet_v2", "train.fine_tune_epochs=2", "train.fine_tune=30%"],  # auto: resolved
     ["train.model=mobilenet_v2", "transform.normalization=zero_one", "train.weights=none"],  # explicit, not auto
     ["train.model=simple_cnn", "transform.normalization=zero_one", "train.weights=none"],  # = auto: read back as auto
 ])
 def test_config_sections_invert_component_settings(overrides):
     config = PipelineConfig().override(overrides)
     sections = config_sections(component_settings(config, "tfrecord"))
-    assert set(sections) == {"data", "transform", "train", "tuner"}
+    assert set(sections) == {"data", "transform", "train", "tuner", "preset"}
     expected = config.to_dict()
     assert sections["data"] == {"image_feature": config.data.image_feature, "label_feature": config.data.label_feature}
     assert sections["tuner"] == expected["tuner"]
@@ -78,7 +80,8 @@ def test_config_sections_invert_component_settings(overrides):
 
 
 def test_a_new_backbone_brings_its_own_normalisation_and_weights():
-    sections = config_sections(component_settings(PipelineConfig(), "folders"))  # simple_cnn: zero_one, none
+    demo = PipelineConfig().override(["preset=demo"])
+    sections = config_sections(component_settings(demo, "folders"))  # simple_cnn: zero_one, none
     assert (sections["transform"]["normalization"], sections["train"]["weights"]) == ("auto", "auto")
     config = PipelineConfig.from_dict(sections).override(["train.model=efficientnet_lite0"])
     settings = component_settings(config, "folders")

@@ -7,13 +7,14 @@ import os
 
 import pytest
 
-from pipeline import cli
+from pipeline import cli, presets
 from pipeline.configs import ConfigError, PipelineConfig
 
 
 def test_defaults_validate_once_data_root_is_set(tmp_path):
     config = PipelineConfig().override([f"data.root={tmp_path}"]).validate()
-    assert config.train.model == "simple_cnn"
+    assert config.preset == "default" and config.train.model == "efficientnet_lite0"  # photos: transfer learning
+    assert config.transform.image_size == 0 and config.resolved_image_size() == 224  # the backbone's native size
     assert config.beam.pipeline_args() == [
         "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"
     ]
@@ -37,6 +38,16 @@ def test_empty_data_root_is_a_named_error():
         ("train.cnn_block_dropout=1", "train.cnn_block_dropout"),
         ("train.lr_schedule=step", "train.lr_schedule"),
         ("train.early_stopping_monitor=val_auc", "train.early_stopping_monitor"),
+        ("train.fine_tune=1.0", "train.fine_tune"),  # a bare number: "all" or one layer? refused
+        ("train.fine_tune=half", "train.fine_tune"),
+        ("train.augment_crop=1", "train.augment_crop"),
+        ("train.augment_color=0.9", "train.augment_color"),
+        ("train.label_smoothing=0.5", "train.label_smoothing"),
+        ("train.warmup_epochs=-1", "train.warmup_epochs"),
+        ("train.device=tpu", "train.device"),
+        ("train.mixed_precision=yes", "train.mixed_precision"),
+        ("transform.image_size=2000", "transform.image_size"),
+        ("preset=huge", "preset"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):
@@ -142,3 +153,59 @@ def test_cli_weights_converts_once_into_the_cache(tmp_path, monkeypatch, capsys)
     stamps = [os.path.getmtime(path) for path in paths]
     assert cli.main(["weights"]) == 0 and capsys.readouterr().out.split() == paths
     assert [os.path.getmtime(path) for path in paths] == stamps  # cached: not converted again
+
+
+def test_a_preset_is_a_layer_of_values_under_the_users(tmp_path):
+    fast = PipelineConfig().override(["preset=fast"])
+    assert fast.preset == "fast"
+    for dotted, value in presets.PRESETS["fast"].items():
+        section, key = dotted.split(".")
+        assert getattr(getattr(fast, section), key) == value
+    mine = PipelineConfig().override(["preset=fast", "transform.image_size=96"])
+    assert mine.transform.image_size == 96  # an explicit value wins over the preset's
+    assert mine.train.fine_tune_epochs == presets.PRESETS["fast"]["train.fine_tune_epochs"]
+    swapped = mine.override(["preset=accurate"])  # the new preset's values; the user's own value stays
+    assert swapped.train.model == presets.PRESETS["accurate"]["train.model"] and swapped.transform.image_size == 96
+    back = swapped.override(["preset=default"])
+    assert back.train.model == PipelineConfig().train.model and back.transform.image_size == 96
+
+
+def test_preset_from_a_file_and_flags(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text("preset: demo\ntrain:\n  epochs: 3\n")
+    config = PipelineConfig.load(path)
+    assert (config.preset, config.train.model, config.train.epochs) == ("demo", "simple_cnn", 3)
+    assert config.override(["preset=default"]).train.epochs == 3  # the file's value survives a preset change
+    assert cli.main(["config", "--config", str(path), "--preset", "fast"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["preset"], shown["train"]["epochs"]) == ("fast", 3)
+    assert cli.main(["config", "--demo", "--preset", "fast"]) == 0  # a named preset wins over --demo's
+    assert json.loads(capsys.readouterr().out)["preset"] == "fast"
+
+
+def test_every_preset_resolves_and_validates(tmp_path):
+    for name in presets.names():
+        config = PipelineConfig().override([f"preset={name}", f"data.root={tmp_path}"]).validate()
+        assert config.preset == name and config.resolved_image_size() >= 8
+
+
+def test_demo_preset_keeps_the_small_cnn(tmp_path, capsys):
+    assert cli.main(["config", "--demo", "--work-dir", str(tmp_path / "w")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["preset"] == "demo" and shown["train"]["model"] == "simple_cnn"
+    assert shown["transform"]["image_size"] == 32 and shown["train"]["fine_tune"] == "none"
+
+
+def test_renamed_fine_tune_field_says_so():
+    with pytest.raises(ConfigError, match=r"train\.fine_tune_layers.*renamed: train\.fine_tune"):
+        PipelineConfig().override(["train.fine_tune_layers=0.3"])
+    with pytest.raises(ConfigError, match=r"renamed: train\.fine_tune"):
+        PipelineConfig.from_dict({"train": {"fine_tune_layers": 1.0}})
+
+
+def test_default_kappa_gate_is_relative_to_chance():
+    """Kappa corrects for chance: the default bound refuses a 10-class model at accuracy 0.517 (κ 0.463, the
+    simple CNN on CIFAR-10 photos that the old defaults blessed) without any per-dataset tuning."""
+    assert PipelineConfig().eval.min_kappa == 0.6
+    accuracy, chance = 0.517, 0.1
+    assert (accuracy - chance) / (1 - chance) < PipelineConfig().eval.min_kappa

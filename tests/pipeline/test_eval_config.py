@@ -83,7 +83,7 @@ def test_multiclass_eval_config_has_top_k_and_the_configured_kappa():
     assert options["CohenKappa"] == {"name": "cohen_kappa_quadratic", "weighting": "quadratic",
                                      "label_feature": "grade", "class_order": ["low", "mid", "high"],
                                      "code_fingerprint": fingerprint.source_fingerprint(fingerprint.METRICS_SOURCES)}
-    assert _gate(evaluation, "cohen_kappa_quadratic")[0].threshold.value_threshold.lower_bound.value == 0.4
+    assert _gate(evaluation, "cohen_kappa_quadratic")[0].threshold.value_threshold.lower_bound.value == 0.6
     assert _gate(evaluation, "top_3_accuracy") == []  # not gated unless eval.gates says so
 
 

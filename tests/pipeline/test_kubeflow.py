@@ -47,7 +47,8 @@ def cluster_config(digits_root):
     from pipeline.demo_data import DEMO_SCHEMA
 
     return PipelineConfig().override([
-        f"data.root={digits_root}", "work_dir=gs://acme-ml/visionline", f"data.schema_path={DEMO_SCHEMA}",
+        "preset=demo", f"data.root={digits_root}", "work_dir=gs://acme-ml/visionline",
+        f"data.schema_path={DEMO_SCHEMA}",
         "train.epochs=7", "eval.min_kappa=0.6", "beam.direct_running_mode=in_memory"])
 
 

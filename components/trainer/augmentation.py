@@ -117,7 +117,7 @@ class Augmentation:
         """One line for logs and the report, e.g. "random resized crop (50–100 % of the area), flip"."""
         parts = []
         if self.crop > 0:
-            parts.append(f"random resized crop ({self.crop:.0%}–100 % of the area)")
+            parts.append(f"random resized crop ({self.crop:.0%}–100% of the area)")
         if self.flip:
             parts.append("horizontal flip")
         if self.rotation > 0:

@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-serve bench-serve-ab bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-photos bench-serve bench-serve-ab bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ kfp-schedule: kfp-compile  ## upload + schedule on KFP (KFP_HOST, CRON; KFP_ARGS
 
 bench-e2e: setup  ## time every phase of `make run` on the demo data → docs/benchmarks.md
 	$(BIN)/python tests/benchmarks/bench_e2e.py --out docs/benchmarks.md
+
+bench-photos: setup  ## the presets on real colour photos (../shared/datasets: cifar10-dev, sign-language-digits; long) → docs/benchmarks.md
+	$(BIN)/python tests/benchmarks/bench_photos.py --out docs/benchmarks.md $(ARGS)
 
 bench-train: setup fashion-mnist  ## Fashion-MNIST: accuracy/kappa, transfer-learning value, throughput (long: ARGS="--parts throughput")
 	$(BIN)/python tests/benchmarks/bench_train.py --out docs/benchmarks.md $(ARGS)

@@ -419,6 +419,7 @@ def train_and_export(
     finished = time.perf_counter()
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history,
                    "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - extracted, 2),
+                   "extract_seconds": round(extracted - phase_started, 2),
                    "augmentation": "none" if head_only else augmentation(settings).describe()})
 
     scope = parse_fine_tune(str(hp["fine_tune"]))
@@ -453,6 +454,7 @@ def train_and_export(
         "phases": phases,
         "class_names": names,
         "train_label_counts": counts.tolist(),
+        "train_examples": inputs["train_examples"],
         "dataset_cached": inputs["cached"],
         "class_weights": weights,
         "hyperparameters": hp,

@@ -35,7 +35,8 @@ def main() -> None:
     configure_logging(verbose=False)
     data = demo_data.materialize_digits()
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    base = PipelineConfig().override([f"data.root={data}", f"data.schema_path={demo_data.DEMO_SCHEMA}"])  # = make run
+    base = PipelineConfig().override(["preset=demo", f"data.root={data}",  # = make run
+                                      f"data.schema_path={demo_data.DEMO_SCHEMA}"])
     runs = []
     for label, overrides in (
         ("multi_processing, fresh", [f"work_dir={work}/mp"]),
@@ -68,7 +69,7 @@ def main() -> None:
         "",
         f"Demo data: scikit-learn digits, {first.ingest.get('files_seen')} PNG files "
         f"({first.ingest.get('ingested')} ingested, {first.ingest.get('quarantined')} quarantined); "
-        f"default config (simple_cnn, 32×32, early stopping). Eval split: {metrics.get('example_count', 0):.0f} "
+        f"the demo preset (simple_cnn, 32×32, early stopping). Eval split: {metrics.get('example_count', 0):.0f} "
         f"images; accuracy {metrics.get('sparse_categorical_accuracy', float('nan')):.4f}, "
         f"Cohen's kappa {metrics.get('cohen_kappa', float('nan')):.4f}, blessed: {first.blessed}.",
         "",

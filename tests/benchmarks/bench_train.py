@@ -71,9 +71,9 @@ def _pipeline_runs(data: Path, work: Path, label: str, overrides: list[str], see
     """One pipeline run per seed (`train.seed`), all in one pipeline root so ingestion/Transform are cached."""
     accs, kappas, trainer_s, wall_s, epochs, runs = [], [], [], [], [], []
     for run, seed in enumerate(seeds):
-        config = PipelineConfig().override([f"data.root={data}", f"work_dir={work}", "eval.min_accuracy=0",
-                                            "eval.min_kappa=0", "eval.max_regression=1", f"train.seed={seed}",
-                                            *overrides])
+        config = PipelineConfig().override(["preset=demo", f"data.root={data}", f"work_dir={work}",
+                                            "eval.min_accuracy=0", "eval.min_kappa=0", "eval.max_regression=1",
+                                            f"train.seed={seed}", *overrides])
         start = time.perf_counter()
         summary = run_local(config)
         wall_s.append(time.perf_counter() - start)
@@ -183,7 +183,7 @@ def transfer(work: Path, seeds: list[int]) -> list[str]:
     results = [
         _pipeline_runs(data, work / "tl-lite0", "EfficientNet-Lite0, ImageNet weights, 96 px, head + fine-tune",
                        ["train.model=efficientnet_lite0", "train.weights=imagenet", "transform.image_size=96",
-                        "train.fine_tune_epochs=5", "train.fine_tune_layers=0.3",
+                        "train.fine_tune_epochs=5", "train.fine_tune=30%",
                         "train.fine_tune_learning_rate=1e-4", *common], seeds),
         _pipeline_runs(data, work / "tl-scratch", "EfficientNet-Lite0 from scratch, 96 px",
                        ["train.model=efficientnet_lite0", "train.weights=none", "transform.image_size=96",

@@ -172,9 +172,13 @@ def test_pip_installs_only_lock_files_and_the_project_without_cache(final):
 
 
 def _make_setup_installs() -> list[tuple[str, set[str]]]:
-    """(target, flags) of every `pip install` in the Makefile's setup recipe."""
+    """(target, flags) of every `pip install` in the Makefile's setup recipe (the CPU install, `$(STAMP)`; the optional
+    GPU extra of `make setup GPU=1` is not part of the image)."""
     result = []
-    for line in (ROOT / "Makefile").read_text().splitlines():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\n$(STAMP):"):]
+    recipe = recipe[:recipe.index("\n\n")]
+    for line in recipe.splitlines():
         if "pip install" not in line:
             continue
         words = shlex.split(line.split("2>&1")[0])[1:]  # drop $(BIN)/pip, the output filter

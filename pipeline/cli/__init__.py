@@ -7,13 +7,14 @@
     visionline config [--config F] [--set …]   # print the effective configuration
     visionline schema --data PATH --out schema/NAME/schema.pbtxt   # regenerate a curated TFDV schema
     visionline last-run                        # summary of the latest run from ML Metadata
-    visionline runs | report [RUN]             # list runs; (re)build a run's HTML + Markdown report
+    visionline runs | report [RUN]             # compare runs; (re)build a run's HTML + Markdown report
+    visionline evaluate MODEL DATA             # a pushed model on a labelled folder: metrics, gates, report
     visionline serve | predict IMG… | predict-batch DIR   # TF Serving-compatible local server and clients
     visionline compile --target kubeflow | schedule | submit  # Kubeflow Pipelines (docs/kubeflow.md)
 
 Each command family registers its sub-commands with a handler (`set_defaults(handler=…)`, see `run`, `schema`,
-`assets`, `records`, `kubeflow`); `errors.run_handler` maps their errors to exit codes. The serving commands keep
-their own dispatch and exit codes (`serving.cli`).
+`assets`, `records`, `evaluate`, `kubeflow`); `errors.run_handler` maps their errors to exit codes. The serving
+commands keep their own dispatch and exit codes (`serving.cli`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
-from pipeline.cli import assets, errors, kubeflow, records, run, schema
+from pipeline.cli import assets, errors, evaluate, kubeflow, records, run, schema
 from pipeline.configs import PipelineConfig
 from serving import cli as serving_cli
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     assets.register(sub)
     records.register_last_run(sub)
     records.register(sub)
+    evaluate.register(sub)
     serving_cli.register(sub, default_model_base=PipelineConfig().push_base)
     kubeflow.register(sub)
     return parser

@@ -2,7 +2,9 @@
 
     visionline last-run [--work-dir DIR | run's config flags] [--json]   # summary of the latest run
     visionline report [RUN] [--work-dir DIR] [--out DIR]   # HTML + Markdown report of the latest (or given) run
-    visionline runs [--work-dir DIR] [--json]               # every run: time, accuracy, kappa, blessed, pushed
+    visionline runs [--work-dir DIR] [--json]               # every run compared: backbone, preset, image size,
+                                                            # parameters, model MB, training time, CPU latency,
+                                                            # accuracy, kappa, blessed, pushed
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--out", metavar="DIR", help="folder to write report.html and summary.md into")
     report.set_defaults(handler=write_report)
 
-    runs = subparsers.add_parser("runs", help="list every pipeline run recorded in ML Metadata, newest first")
+    runs = subparsers.add_parser(
+        "runs", help="compare every pipeline run recorded in ML Metadata, newest first",
+        description="One row per run, newest first: state, backbone, preset, image size, parameters, exported "
+                    "model size (MB), training time, per-image CPU latency of the exported model (ms), accuracy, "
+                    "kappa, blessed, pushed version. Runs recorded before the Trainer kept a fact show '—'.",
+    )
     add_work_dir_arg(runs)
     runs.add_argument("--json", action="store_true", help="print the runs as JSON")
     runs.set_defaults(handler=list_runs)
@@ -64,7 +71,7 @@ def write_report(args: argparse.Namespace) -> int:
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    """Print every run, newest first (as JSON with --json)."""
+    """Print every run as a comparison table, newest first (as JSON with --json)."""
     from pipeline.report import listing  # ML Metadata and TFMA load here, not at import
 
     rows = listing.list_runs(metadata_path(args.work_dir))

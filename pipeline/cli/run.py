@@ -1,21 +1,27 @@
 """`visionline run` (the whole pipeline locally, then its summary and report) and `visionline config` (the
 effective configuration).
 
-    visionline run --demo | --data PATH [--config F] [--set KEY=VALUE …] [--json] [-v]
+    visionline run --demo | --data PATH [--config F] [--set KEY=VALUE …] [--json] [-v] [--repeat N]
     visionline config [--config F] [--set …]
 
 `run` exits 0 when the run finished and its report was written, 3 when the run finished but the report failed,
-4 when the data validation gate stopped it (the problems on stderr, with what to do).
+4 when the data validation gate stopped it (the problems on stderr, with what to do). `--repeat N` runs it N times
+with seeds train.seed, +1, … (see pipeline/runs/repeats.py), then prints each run's accuracy and kappa with their
+mean ± std, and exits with the worst run's code.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from pipeline.cli import errors
 from pipeline.cli.options import add_config_args, resolve_config
-from pipeline.configs import dumps
+from pipeline.configs import PipelineConfig, dumps
+
+if TYPE_CHECKING:  # ML Metadata and TFMA stay out of `visionline --help`
+    from pipeline.runs.summary import RunSummary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_args(run)
     run.add_argument("--json", action="store_true", help="print the run summary as JSON")
     run.add_argument("-v", "--verbose", action="store_true", help="full TFX/Beam logs")
+    run.add_argument("--repeat", type=int, default=1, metavar="N",
+                     help="run N times with seeds train.seed, +1, … (the Trainer re-runs, ingestion and Transform "
+                          "are cached), then print each run's accuracy and kappa with their mean ± std")
     run.set_defaults(handler=run_pipeline)
 
     show = subparsers.add_parser("config", help="print the effective configuration")
@@ -38,24 +47,52 @@ def show_config(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    """Run the DAG locally, print its summary (or why the data gate stopped it), write its report."""
+    """Run the DAG locally (`--repeat` times), print its summary (or why the data gate stopped it), write its
+    report."""
     config = resolve_config(args)
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be at least 1, got {args.repeat}")
     # TFX, Beam and TensorFlow load here, not at import: `visionline --help` and `config` stay fast.
-    from components.validation_gate.checks import DataValidationError
-    from pipeline.local_runner import configure_logging, run_local
-    from pipeline.runs.text import format_stopped, format_summary
+    from pipeline.local_runner import configure_logging
 
     config.validate()
     configure_logging(args.verbose)
+    if args.repeat == 1:
+        return run_once(config, args.json)[0]
+    return run_repeated(config, args.repeat, args.json)
+
+
+def run_once(config: PipelineConfig, as_json: bool, quiet: bool = False) -> tuple[int, RunSummary | None]:
+    """One run: its exit code and summary (None when the data gate stopped it); `quiet` prints no summary."""
+    from components.validation_gate.checks import DataValidationError
+    from pipeline.local_runner import run_local
+    from pipeline.runs.text import format_stopped, format_summary
+
     try:
         summary = run_local(config)
     except DataValidationError as err:  # expected: the data gate stopped the run; say why, no traceback
-        if args.json and err.summary is not None:
+        if as_json and err.summary is not None and not quiet:
             print(err.summary.to_json())
-        print(format_stopped(None if args.json else err.summary, err.problems, err.notes), file=sys.stderr)
-        return errors.DATA_STOPPED
-    print(summary.to_json() if args.json else format_summary(summary))
-    return write_run_report(config.metadata_path, quiet=args.json)
+        print(format_stopped(None if as_json else err.summary, err.problems, err.notes), file=sys.stderr)
+        return errors.DATA_STOPPED, None
+    if not quiet:
+        print(summary.to_json() if as_json else format_summary(summary))
+    return write_run_report(config.metadata_path, quiet=as_json), summary
+
+
+def run_repeated(config: PipelineConfig, times: int, as_json: bool) -> int:
+    """`times` runs with seeds train.seed, +1, …; then each run's accuracy and kappa with their mean ± std (with
+    `as_json`, one JSON document with every run and the spread, instead of each run's summary)."""
+    from pipeline.runs import repeats
+
+    def announce(index: int, total: int, seed: int) -> None:
+        print(f"=== run {index} of {total}: train.seed={seed} ===", file=sys.stderr if as_json else sys.stdout,
+              flush=True)
+
+    runs = repeats.repeat_runs(config, times, lambda c: run_once(c, as_json, quiet=as_json), errors.DATA_STOPPED,
+                               announce)
+    print(repeats.repeats_json(runs, times) if as_json else "\n" + repeats.format_repeats(runs, times))
+    return repeats.worst_exit_code(runs)
 
 
 def write_run_report(metadata_path: str, quiet: bool) -> int:

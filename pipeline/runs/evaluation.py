@@ -17,7 +17,7 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 
-from components.evaluator import metric_keys
+from components.evaluator import catalogue, metric_keys
 
 BASELINE = "baseline"  # the model name TFX's Evaluator gives the baseline model
 
@@ -73,6 +73,17 @@ def read_metrics(uri: str, baseline_name: str = BASELINE) -> EvaluationMetrics:
                                                       else found.values)
             target[key.name] = number
     return found
+
+
+def headline_accuracy(values: dict[str, float]) -> float | None:
+    """The task's accuracy among overall metrics: accuracy (multiclass, binary), else subset accuracy
+    (multilabel); None when neither was evaluated."""
+    return values.get(metric_keys.ACCURACY, values.get(metric_keys.SUBSET_ACCURACY))
+
+
+def headline_kappa(values: dict[str, float]) -> float | None:
+    """Cohen's kappa among overall metrics, whatever its weighting; None when it was not evaluated."""
+    return next((v for k, v in sorted(values.items()) if catalogue.is_kappa(k)), None)
 
 
 def read_confusion(uri: str, baseline_name: str = BASELINE) -> dict[tuple[int, int], float]:

@@ -190,7 +190,8 @@ def test_list_runs_lists_the_fixture_run(pipeline_run):
     assert row.blessed is True and row.state == "COMPLETE"
     assert row.pushed_version == os.path.basename(summary.pushed_model)
     table = format_runs(rows).splitlines()
-    assert table[0].split() == ["RUN", "TIME", "STATE", "ACCURACY", "KAPPA", "BLESSED", "PUSHED"]
+    assert table[0].split() == ["RUN", "STATE", "BACKBONE", "PRESET", "IMAGE", "PARAMS", "MODEL_MB", "TRAIN",
+                                "CPU_MS", "ACCURACY", "KAPPA", "BLESSED", "PUSHED"]
     assert any(line.startswith(summary.run_id) and row.pushed_version in line for line in table)
 
 

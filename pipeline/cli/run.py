@@ -57,9 +57,25 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     config.validate()
     configure_logging(args.verbose)
+    print(recipe_line(config), file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.repeat == 1:
         return run_once(config, args.json)[0]
     return run_repeated(config, args.repeat, args.json)
+
+
+def recipe_line(config: PipelineConfig) -> str:
+    """One line saying what the run will train: the preset, the backbone at its size, the phases."""
+    train = config.train
+    weights = config.resolved_weights()
+    line = (f"preset {config.preset}: {train.model} at {config.resolved_image_size()} px"
+            f"{' (ImageNet weights)' if weights == 'imagenet' else ''}")
+    if weights != "none":
+        line += f"; head for up to {train.epochs} epochs on cached features"
+        if train.fine_tune_epochs and train.fine_tune != "none":
+            line += f", then fine-tune {train.fine_tune} of the backbone for {train.fine_tune_epochs} epochs"
+    else:
+        line += f"; trained from scratch for up to {train.epochs} epochs"
+    return line + " (`visionline config` shows every value)"
 
 
 def run_once(config: PipelineConfig, as_json: bool, quiet: bool = False) -> tuple[int, RunSummary | None]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from typing import TextIO
 
 from absl import logging as absl_logging
 from tfx import v1 as tfx
@@ -26,6 +28,18 @@ class _ComponentProgress(logging.Filter):
         )
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever `sys.stderr` is when a record is emitted (not when it was made)."""
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(verbose: bool) -> None:
     """INFO everywhere with `verbose`; otherwise warnings plus one line per component start/finish."""
     absl_logging.set_verbosity(absl_logging.INFO)
@@ -37,7 +51,10 @@ def configure_logging(verbose: bool) -> None:
     root.setLevel(logging.WARNING)
     for handler in root.handlers:
         handler.setLevel(logging.WARNING)
-    progress = logging.StreamHandler()
+    # absl's root handler keeps the stderr of the moment it was made (e.g. an earlier command's captured stream):
+    # point it at today's, as the progress handler below always is.
+    absl_logging.get_absl_handler().python_handler.stream = sys.stderr
+    progress = _CurrentStderrHandler()
     progress.setFormatter(logging.Formatter("visionline: %(message)s"))
     progress.addFilter(_ComponentProgress())
     absl_logger.handlers = [progress]

@@ -49,6 +49,8 @@ _NO_AUTOTUNE.autotune.enabled = False
 # Hyper-parameters the Tuner may choose; everything else comes from the config.
 TUNABLE = ("learning_rate", "dropout", "dense_units", "optimizer", "fine_tune")
 MONITORS = {"val_loss": "min", "val_accuracy": "max"}  # early-stopping monitor → which way is better
+MIN_VALIDATION_IMAGES = 20  # fewer (or fewer than 2 per class): too few to choose an epoch by
+MAX_WARM_EPOCHS = 5  # early stopping ignores at most this many first epochs (a quarter of them)
 
 
 def list_files(patterns: Sequence[str] | str) -> list[str]:
@@ -279,13 +281,18 @@ def fit_phase(
     monitor: str = "val_loss",
     warmup_epochs: float = 0.0,
     steps_per_epoch: int | None = None,
+    min_epochs: int = 0,
+    keep: str = "best",
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
     """`model.fit` with early stopping on `monitor` (val_loss or val_accuracy; at the end the weights of the best
     epoch by it are restored, even when training ran all its epochs), TensorBoard and a resumable per-epoch backup;
     with `reduce_lr_patience` > 0 the learning rate drops 3× after that many epochs without a better `monitor`;
     `lr_schedule="cosine"` sets each epoch's learning rate with `cosine_learning_rate` (logged as `lr`) — or, with
-    `warmup_epochs` > 0 and `steps_per_epoch` known, each step's with `WarmupCosine`.
+    `warmup_epochs` > 0 and `steps_per_epoch` known, each step's with `WarmupCosine`. Early stopping neither stops
+    nor picks an epoch among the first `min_epochs` (their weights are barely trained: on a small dataset a flat
+    validation accuracy would otherwise keep epoch 1, a model that predicts one class); `keep="last"` trains every
+    epoch and keeps the last weights (no early stopping: for a validation set too small to choose by).
 
     A finished phase leaves its final weights and history in `backup/finished*`: when the same phase runs again
     (the Trainer re-executed after a failure later on, e.g. in the export), they are loaded instead of training
@@ -300,13 +307,14 @@ def fit_phase(
         return history
     if monitor not in MONITORS:
         raise ValueError(f"monitor must be one of {tuple(MONITORS)}, got {monitor!r}")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir=backup),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=MONITORS[monitor], patience=patience,
-                                      restore_best_weights=True),
-        keras.callbacks.TensorBoard(log_dir=log_dir),
-        *extra_callbacks,
-    ]
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be best or last, got {keep!r}")
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir=backup), keras.callbacks.TensorBoard(log_dir=log_dir)]
+    if keep == "best":
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=MONITORS[monitor], patience=patience, restore_best_weights=True,
+            start_from_epoch=min(min_epochs, max(0, epochs - 1))))
+    callbacks += list(extra_callbacks)
     if lr_schedule == "cosine":
         base = float(keras.backend.get_value(model.optimizer.learning_rate))
         if warmup_epochs > 0 and steps_per_epoch:
@@ -354,10 +362,12 @@ def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutpu
     weights = None if settings.task == "multilabel" else class_weights(counts, settings.class_weights)
     cache = fits_in_cache(examples, settings.validation_fraction, transformed_example_bytes(tft_output),
                           settings.cache_dataset_mb)
+    validation = make_dataset(train_files, tft_output, subset="validation", cache=cache, **common)
     return {
         "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, examples=examples,
                               **common),
-        "validation": make_dataset(train_files, tft_output, subset="validation", cache=cache, **common),
+        "validation": validation,
+        "validation_examples": _scan_labels(validation, len(names))[1],
         "class_names": names,
         "label_counts": counts,
         "train_examples": examples,
@@ -389,6 +399,9 @@ def train_and_export(
     names, counts, weights = inputs["class_names"], inputs["label_counts"], inputs["class_weight"]
     train_ds, val_ds = inputs["train"], inputs["validation"]
     steps_per_epoch = math.ceil(inputs["train_examples"] / plan.batch_size)
+    print(f"data: {inputs['train_examples']} training images, {inputs['validation_examples']} validation images "
+          f"(train.validation_fraction={settings.validation_fraction:g} of the training split), {len(names)} classes",
+          flush=True)
     hp = hyperparameters(settings, tuned_hyperparameters)
     classifier, backbone, head, pretrained = build_model(settings, len(names), hp)
     # The settings carry the code fingerprint: a code change starts a fresh backup.
@@ -397,6 +410,22 @@ def train_and_export(
     backups = backup_dir(model_run_dir, key)
     common = dict(patience=settings.early_stopping_patience, reduce_lr_patience=settings.reduce_lr_patience,
                   lr_schedule=settings.lr_schedule, monitor=settings.early_stopping_monitor, class_weight=weights)
+
+    def choose(epochs: int) -> dict[str, Any]:
+        keep, min_epochs, why = selection(inputs["validation_examples"], len(names), epochs)
+        if keep == "last":
+            print(f"WARNING: {why}; give more data, or raise train.validation_fraction", flush=True)
+        return {"keep": keep, "min_epochs": min_epochs, "why": why}
+
+    def kept(name: str, history: dict[str, list[float]], chosen: dict[str, Any]) -> dict[str, Any]:
+        monitor = settings.early_stopping_monitor
+        epoch = _best_epoch(history, monitor, chosen["min_epochs"], chosen["keep"])
+        ran = len(history.get("loss", []))
+        value = (history.get(monitor) or [float("nan")] * ran)[epoch - 1]
+        reason = "the last epoch: " + chosen["why"] if chosen["keep"] == "last" else \
+            f"the best {monitor} ({value:.4f}; {chosen['why']}, patience {settings.early_stopping_patience})"
+        print(f"{name}: kept the weights of epoch {epoch} of {ran} — {reason}", flush=True)
+        return {"kept_epoch": epoch, "epochs_run": ran, "kept_because": reason}
     phases: list[dict[str, Any]] = []
 
     head_only = pretrained and settings.cache_features
@@ -406,21 +435,26 @@ def train_and_export(
         feature_val = extract_features(backbone, val_ds).batch(plan.batch_size)
         extracted = time.perf_counter()
         models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task, settings.label_smoothing)
+        chosen = choose(settings.epochs)
         history = fit_phase(head, feature_train, feature_val, epochs=settings.epochs,
+                            keep=chosen["keep"], min_epochs=chosen["min_epochs"],
                             log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), **common)
     else:  # from scratch (one phase, with the augmentation), or a pretrained backbone without feature caching
         extracted = phase_started
         models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task,
                                   settings.label_smoothing)
+        chosen = choose(settings.epochs)
         history = fit_phase(classifier, train_ds, val_ds, epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
-                            steps_per_epoch=steps_per_epoch, log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
+                            steps_per_epoch=steps_per_epoch, keep=chosen["keep"], min_epochs=chosen["min_epochs"],
+                            log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
                             backup=os.path.join(backups, "head"), **common)
     finished = time.perf_counter()
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history,
                    "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - extracted, 2),
                    "extract_seconds": round(extracted - phase_started, 2),
-                   "augmentation": "none" if head_only else augmentation(settings).describe()})
+                   "augmentation": "none" if head_only else augmentation(settings).describe(),
+                   **kept("head" if pretrained else "training", history, chosen)})
 
     scope = parse_fine_tune(str(hp["fine_tune"]))
     if pretrained and settings.fine_tune_epochs > 0 and scope.enabled:
@@ -428,14 +462,16 @@ def train_and_export(
         unfrozen = models.unfreeze_top(backbone, scope)
         models.compile_classifier(classifier, hp["optimizer"], settings.fine_tune_learning_rate, task,
                                   settings.label_smoothing)
+        chosen = choose(settings.fine_tune_epochs)
         history = fit_phase(classifier, train_ds, val_ds, epochs=settings.fine_tune_epochs,
                             warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch,
+                            keep=chosen["keep"], min_epochs=chosen["min_epochs"],
                             log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
                             backup=os.path.join(backups, "fine_tune"), **common)
         finished = time.perf_counter()
         phases.append({"name": "fine_tune", "fine_tune": str(scope), "unfrozen_layers": unfrozen, "history": history,
                        "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - phase_started, 2),
-                       "augmentation": augmentation(settings).describe()})
+                       "augmentation": augmentation(settings).describe(), **kept("fine-tune", history, chosen)})
 
     if plan.mixed_precision:  # export float32: rebuild the model without the mixed policy, same weights
         devices.apply_plan(devices.DevicePlan("CPU", "export", False, plan.batch_size))
@@ -458,7 +494,8 @@ def train_and_export(
         "dataset_cached": inputs["cached"],
         "class_weights": weights,
         "hyperparameters": hp,
-        "best_epoch": _best_epoch(phases[-1]["history"], monitor),
+        "best_epoch": phases[-1]["kept_epoch"],
+        "validation_examples": inputs["validation_examples"],
         "early_stopping_monitor": monitor,
         "backbone": settings.model,
         "preset": settings.preset,
@@ -493,8 +530,27 @@ def _concatenate(histories: list[dict[str, list[float]]]) -> dict[str, list[floa
     return out
 
 
-def _best_epoch(history: dict[str, list[float]], monitor: str = "val_loss") -> int:
-    """1-based epoch whose weights `fit_phase` kept: the best by `monitor` (ties: the first, as Keras)."""
+def _best_epoch(history: dict[str, list[float]], monitor: str = "val_loss", min_epochs: int = 0,
+                keep: str = "best") -> int:
+    """1-based epoch whose weights `fit_phase` kept: the last with `keep="last"`, else the best by `monitor` after
+    the first `min_epochs` (ties: the first, as Keras)."""
     values = history.get(monitor) or history.get(monitor.removeprefix("val_")) or [0.0]
+    if keep == "last":
+        return len(values)
     sign = -1.0 if MONITORS.get(monitor) == "max" else 1.0
-    return int(min(range(len(values)), key=lambda i: sign * values[i])) + 1
+    start = min(min_epochs, len(values) - 1)
+    return int(min(range(start, len(values)), key=lambda i: sign * values[i])) + 1
+
+
+def selection(validation_examples: int, num_classes: int, epochs: int) -> tuple[str, int, str]:
+    """How a phase picks the weights it keeps: (keep, min_epochs, why) for `fit_phase`.
+
+    A validation set of fewer than max(20, 2 per class) images cannot tell epochs apart (one image is 5 % or more
+    of it): early stopping then follows noise, so every epoch trains and the last one is kept. Otherwise early
+    stopping applies from epoch `min_epochs` + 1 on (a quarter of the epochs, at most 5)."""
+    needed = max(MIN_VALIDATION_IMAGES, 2 * num_classes)
+    if validation_examples < needed:
+        return "last", 0, (f"the validation set is tiny ({validation_examples} images for {num_classes} classes, "
+                           f"fewer than {needed}): early stopping is off and the last epoch's weights are kept")
+    min_epochs = min(MAX_WARM_EPOCHS, epochs // 4)
+    return "best", min_epochs, (f"early stopping from epoch {min_epochs + 1} on" if min_epochs else "early stopping")

@@ -548,3 +548,48 @@ def test_multilabel_task_trains_exports_and_serves_multi_hot(multilabel_data):
     })).SerializeToString() for row in rows[:4]]
     transformed = model.signatures["transform_features"](examples=tf.constant(serialized))
     assert transformed["label_xf"].numpy().tolist() == truth[:4].astype(np.float32).tolist()
+
+
+# ---------------------------------------------------------------- small data: no collapse to one class
+
+
+def test_selection_follows_the_validation_set_size():
+    assert training.selection(5, 3, 15)[:2] == ("last", 0)  # 5 images cannot tell epochs apart
+    assert training.selection(19, 3, 15)[0] == "last" and training.selection(25, 20, 15)[0] == "last"
+    assert training.selection(40, 10, 20)[:2] == ("best", 5)  # early stopping from epoch 6 on
+    assert training.selection(40, 10, 8)[:2] == ("best", 2)
+    assert training._best_epoch({"val_accuracy": [0.5, 0.5, 0.5, 0.5]}, "val_accuracy", min_epochs=2) == 3
+    assert training._best_epoch({"val_accuracy": [0.9, 0.5, 0.5]}, "val_accuracy", keep="last") == 3
+
+
+def test_tiny_real_dataset_does_not_collapse_to_one_class(tmp_path, capsys):
+    """30 real digit images (3 classes): 10 % validation is 3 images, whose accuracy sits flat while the model
+    learns; early stopping on it kept epoch 1 — a model predicting one class (kappa 0). Now every epoch trains, the
+    last weights are kept, and the console says why."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from pipeline.demo_data import materialize_digits
+
+    root = materialize_digits(tmp_path / "digits", per_class=10)
+    rows = [{"image": [path.read_bytes()], "label": [label.encode()]}
+            for label in ("0", "1", "2") for path in sorted((root / label).glob("*.png"))]
+    data = tmp_path / "train.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(data), options="GZIP") as writer:
+        for row in rows:
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                key: tf.train.Feature(bytes_list=tf.train.BytesList(value=value)) for key, value in row.items()
+            })).SerializeToString())
+    config = _trainer_config(**{"transform.image_size": 16, "train.epochs": 15, "train.batch_size": 8,
+                                "train.conv_filters": [8, 16], "train.learning_rate": 0.01,
+                                "train.early_stopping_monitor": "val_accuracy", "train.early_stopping_patience": 2})
+    transform = _transform_graph(tmp_path, rows, config)
+    record = training.train_and_export([str(data)], transform, str(tmp_path / "model"), str(tmp_path / "run" / "1"),
+                                       config)
+    phase = record["phases"][0]
+    assert record["validation_examples"] < 20 and phase["kept_epoch"] == phase["epochs_run"] == 15
+    shown = capsys.readouterr().out
+    assert "WARNING: the validation set is tiny" in shown and "kept the weights of epoch 15 of 15" in shown
+    serve = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
+    chosen = serve(images=tf.constant([row["image"][0] for row in rows]))["predicted_class"].numpy().tolist()
+    truth = [row["label"][0] for row in rows]
+    assert len(set(chosen)) == 3 and cohen_kappa_score(truth, chosen) > 0.5

@@ -188,6 +188,7 @@ def _collect_training(record: RunRecord, data: ReportData) -> None:
     if history.get("best_epoch"):
         earlier = sum(epochs for _, epochs in data.phases[:-1])
         data.best_epoch = int(history["best_epoch"]) + earlier
+    data.recipe = training_recipe(history)
     if isinstance(history.get("hyperparameters"), dict):
         data.effective_hyperparameters = _flatten(history["hyperparameters"])
     data.class_names = [str(c) for c in history.get("class_names") or []] or _vocabulary(record)
@@ -319,3 +320,35 @@ def _collect_push(record: RunRecord, data: ReportData) -> None:
     if data.pushed:
         data.pushed_version = str_prop(pushed, "pushed_version")
         data.pushed_destination = str_prop(pushed, "pushed_destination")
+
+
+def training_recipe(history: dict[str, Any]) -> list[str]:
+    """What history.json says about how the model was trained, one line per fact (older runs: fewer lines)."""
+    lines = []
+    if history.get("backbone"):
+        lines.append(f"preset {history.get('preset') or '–'}: {history['backbone']} at {history.get('image_size')} px, "
+                     f"{history.get('parameters', 0):,} parameters")
+    if history.get("device"):
+        precision = "mixed float16" if history.get("mixed_precision") else "float32"
+        lines.append(f"trained on {history['device']} ({precision}, batch size {history.get('batch_size')}) in "
+                     f"{history.get('train_seconds', 0):.0f} s, {history.get('fit_seconds', 0):.0f} s of it in "
+                     "model.fit")
+    if history.get("train_examples") is not None:
+        lines.append(f"{history['train_examples']} training images, {history.get('validation_examples')} validation "
+                     "images (carved from the training split)")
+    for phase in history.get("phases") or []:
+        what = [str(phase.get("name", "phase"))]
+        if phase.get("fine_tune"):
+            what.append(f"unfrozen: {phase['fine_tune']} ({phase.get('unfrozen_layers')} layers with weights)")
+        if phase.get("cached_features"):
+            what.append("on cached backbone features")
+        if phase.get("augmentation"):
+            what.append(f"augmentation: {phase['augmentation']}")
+        if phase.get("kept_epoch"):
+            what.append(f"kept epoch {phase['kept_epoch']} of {phase.get('epochs_run')}: {phase.get('kept_because')}")
+        lines.append("; ".join(what))
+    export = history.get("export") or {}
+    if export:
+        lines.append(f"exported SavedModel: {export.get('saved_model_mb')} MB, {export.get('cpu_latency_ms')} ms per "
+                     "image on this machine's CPU (one image, median)")
+    return lines

@@ -198,6 +198,7 @@ class ReportData:
     history: dict[str, list[float]] = field(default_factory=dict)
     phases: list[tuple[str, int]] = field(default_factory=list)  # (phase name, epochs)
     best_epoch: int | None = None  # 1-based, over the concatenated phases
+    recipe: list[str] = field(default_factory=list)  # how the model was trained: preset, device, phases, augmentation
     class_distribution: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> label -> count
     samples: list[Sample] = field(default_factory=list)
     samples_scanned: int = 0

@@ -551,3 +551,27 @@ def test_anomalies_section_shows_the_data_gate_verdict():
     soup = BeautifulSoup(render_html(_synthetic(["a", "b", "c"], data_gate=lines)), "html.parser")
     assert [li.get_text() for li in soup.select("#anomalies ul.data-gate li")] == lines
     assert not soup.select("#anomalies ul.data-gate b")  # escaped, shown as text
+
+
+def test_training_recipe_from_the_trainers_history():
+    from pipeline.report.collect import training_recipe
+
+    history = {
+        "backbone": "efficientnet_lite0", "preset": "default", "image_size": 224, "parameters": 3_500_000,
+        "device": "CPU (2 cores)", "mixed_precision": False, "batch_size": 32, "train_seconds": 300.4,
+        "fit_seconds": 250.2, "train_examples": 4500, "validation_examples": 500,
+        "phases": [
+            {"name": "head", "cached_features": True, "augmentation": "none", "kept_epoch": 9, "epochs_run": 14,
+             "kept_because": "the best val_accuracy (0.8100; early stopping from epoch 4 on, patience 5)"},
+            {"name": "fine_tune", "fine_tune": "all", "unfrozen_layers": 80, "augmentation": "horizontal flip",
+             "kept_epoch": 4, "epochs_run": 4, "kept_because": "the best val_accuracy (0.9000; early stopping)"},
+        ],
+        "export": {"saved_model_mb": 15.2, "cpu_latency_ms": 21.5},
+    }
+    lines = training_recipe(history)
+    assert lines[0] == "preset default: efficientnet_lite0 at 224 px, 3,500,000 parameters"
+    assert lines[1] == "trained on CPU (2 cores) (float32, batch size 32) in 300 s, 250 s of it in model.fit"
+    assert "fine_tune; unfrozen: all (80 layers with weights); augmentation: horizontal flip; kept epoch 4 of 4" \
+        in lines[4]
+    assert lines[-1].startswith("exported SavedModel: 15.2 MB, 21.5 ms per image")
+    assert training_recipe({"history": {"loss": [1.0]}}) == []  # an older run's history.json: nothing invented

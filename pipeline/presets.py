@@ -32,7 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "accurate": {
         "train.model": "efficientnet_lite2",
-        "train.fine_tune_epochs": 8,
+        "train.fine_tune_epochs": 6,
     },
     DEMO: {
         "transform.image_size": 32,

@@ -85,7 +85,8 @@ class TrainConfig:
     fine_tune_learning_rate: float = 3e-4
     batch_size: int = 32
     learning_rate: float = 1e-3
-    optimizer: str = "adam"  # adam | sgd | rmsprop
+    optimizer: str = "adamw"  # adamw | adam | sgd | rmsprop
+    weight_decay: float = 0.05  # adamw's decoupled weight decay
     dropout: float = 0.3
     dense_units: int = 0  # hidden layer in the head (0 = none)
     conv_filters: tuple[int, ...] = (32, 64, 128)  # simple_cnn only
@@ -312,6 +313,7 @@ class PipelineConfig:
              "none, all, a share such as 30% or a count such as 20 layers (a bare number is ambiguous)"),
             (0.0 <= self.train.augment_crop < 1.0, "train.augment_crop", "in [0, 1) (smallest area share kept)"),
             (0.0 <= self.train.augment_color <= 0.5, "train.augment_color", "in [0, 0.5]"),
+            (0.0 <= self.train.weight_decay < 1.0, "train.weight_decay", "in [0, 1)"),
             (0.0 <= self.train.label_smoothing < 0.5, "train.label_smoothing", "in [0, 0.5)"),
             (self.train.warmup_epochs >= 0, "train.warmup_epochs", ">= 0"),
             (self.train.device in DEVICES, "train.device", f"one of {DEVICES}"),

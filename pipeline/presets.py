@@ -32,7 +32,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "accurate": {
         "train.model": "efficientnet_lite2",
-        "train.fine_tune_epochs": 6,
     },
     DEMO: {
         "transform.image_size": 32,
@@ -41,6 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.fine_tune_epochs": 0,
         "train.fine_tune": "none",
         "train.learning_rate": 1e-3,
+        "train.optimizer": "adam",
         "train.fine_tune_learning_rate": 1e-5,
         "train.dropout": 0.3,
         "train.augment_flip": False,

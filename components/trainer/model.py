@@ -115,16 +115,18 @@ def build_classifier(
     return keras.Model(inputs, outputs, name=f"{backbone.name}_classifier")
 
 
-def make_optimizer(name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
-                   ) -> keras.optimizers.Optimizer:
-    """Adam, SGD (momentum 0.9) or RMSprop."""
+def make_optimizer(name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+                   weight_decay: float = 0.05) -> keras.optimizers.Optimizer:
+    """AdamW (decoupled `weight_decay`), Adam, SGD (momentum 0.9) or RMSprop."""
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=learning_rate)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=learning_rate)
-    raise ValueError(f"optimizer must be adam, sgd or rmsprop, got {name!r}")
+    raise ValueError(f"optimizer must be adamw, adam, sgd or rmsprop, got {name!r}")
 
 
 @keras.saving.register_keras_serializable(package="visionline")
@@ -147,7 +149,8 @@ class SmoothedSparseCategoricalCrossentropy(keras.losses.Loss):
 
 
 def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float | keras.optimizers.schedules.
-                       LearningRateSchedule, task: str = "multiclass", label_smoothing: float = 0.0) -> keras.Model:
+                       LearningRateSchedule, task: str = "multiclass", label_smoothing: float = 0.0,
+                       weight_decay: float = 0.05) -> keras.Model:
     """Sparse categorical cross-entropy on the [B, C] probabilities (for `binary` this equals binary CE); for
     `multilabel`, binary cross-entropy per label against multi-hot labels, accuracy = per-label at 0.5. With
     `label_smoothing` > 0 the targets are smoothed (multiclass and binary: `SmoothedSparseCategoricalCrossentropy`)."""
@@ -158,7 +161,7 @@ def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float 
         loss = SmoothedSparseCategoricalCrossentropy(label_smoothing) if label_smoothing > 0 \
             else keras.losses.SparseCategoricalCrossentropy()
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=[accuracy])
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate, weight_decay), loss=loss, metrics=[accuracy])
     return model
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from components.settings import FROZEN_CLOSED
 from components.transform.settings import TransformSettings
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 CNN_POOLING = ("avg", "flatten")
 LR_SCHEDULES = ("constant", "cosine")  # cosine: decays to 0 over each training phase's epochs
 EARLY_STOPPING_MONITORS = ("val_loss", "val_accuracy")
@@ -103,6 +103,7 @@ class TrainSettings(TransformSettings):
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
     optimizer: Literal[*OPTIMIZERS]
+    weight_decay: float = Field(ge=0, lt=1)  # adamw only: decoupled weight decay
     dropout: float = Field(ge=0, lt=1)
     dense_units: int = Field(ge=0)
     conv_filters: tuple[int, ...] = Field(min_length=1)

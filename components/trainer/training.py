@@ -434,7 +434,8 @@ def train_and_export(
         feature_train = extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(plan.batch_size)
         feature_val = extract_features(backbone, val_ds).batch(plan.batch_size)
         extracted = time.perf_counter()
-        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task, settings.label_smoothing)
+        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task, settings.label_smoothing,
+                                  settings.weight_decay)
         chosen = choose(settings.epochs)
         history = fit_phase(head, feature_train, feature_val, epochs=settings.epochs,
                             keep=chosen["keep"], min_epochs=chosen["min_epochs"],
@@ -443,7 +444,7 @@ def train_and_export(
     else:  # from scratch (one phase, with the augmentation), or a pretrained backbone without feature caching
         extracted = phase_started
         models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task,
-                                  settings.label_smoothing)
+                                  settings.label_smoothing, settings.weight_decay)
         chosen = choose(settings.epochs)
         history = fit_phase(classifier, train_ds, val_ds, epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
                             steps_per_epoch=steps_per_epoch, keep=chosen["keep"], min_epochs=chosen["min_epochs"],
@@ -461,7 +462,7 @@ def train_and_export(
         phase_started = time.perf_counter()
         unfrozen = models.unfreeze_top(backbone, scope)
         models.compile_classifier(classifier, hp["optimizer"], settings.fine_tune_learning_rate, task,
-                                  settings.label_smoothing)
+                                  settings.label_smoothing, settings.weight_decay)
         chosen = choose(settings.fine_tune_epochs)
         history = fit_phase(classifier, train_ds, val_ds, epochs=settings.fine_tune_epochs,
                             warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch,

@@ -78,7 +78,7 @@ def make_tuner(settings: TrainSettings, num_classes: int, directory: str, projec
         if is_pretrained and scope.enabled:
             models.unfreeze_top(backbone, scope)
         return models.compile_classifier(classifier, values["optimizer"], float(values["learning_rate"]),
-                                         settings.task, settings.label_smoothing)
+                                         settings.task, settings.label_smoothing, settings.weight_decay)
 
     common = dict(objective="val_accuracy", directory=directory, project_name=project_name, seed=settings.seed,
                   overwrite=False)

@@ -22,7 +22,8 @@ TUNER = {"enabled": True, "algorithm": "hyperband", "max_trials": 7, "epochs_per
 TRAIN = {
     **TRANSFORM, "model": "vgg16", "weights": "/weights/vgg16.h5", "epochs": 5, "fine_tune_epochs": 2,
     "fine_tune": "25%", "fine_tune_learning_rate": 2e-5, "batch_size": 16, "learning_rate": 0.01,
-    "optimizer": "rmsprop", "dropout": 0.5, "dense_units": 64, "conv_filters": [8, 16], "cnn_pooling": "flatten",
+    "optimizer": "rmsprop", "weight_decay": 0.01, "dropout": 0.5, "dense_units": 64, "conv_filters": [8, 16],
+    "cnn_pooling": "flatten",
     "cnn_block_dropout": 0.1, "augment_flip": True, "augment_rotation": 0.05, "augment_zoom": 0.1,
     "augment_translation": 0.2, "augment_crop": 0.3, "augment_color": 0.2, "label_smoothing": 0.05, "tta_flip": True,
     "class_weights": "on", "cache_features": False,
@@ -34,7 +35,8 @@ TRAIN = {
 INVALID = {  # field → a value the component must refuse
     "image_feature": "", "label_feature": "", "image_size": 4, "normalization": "auto", "task": "regression",
     "model": "", "weights": "", "epochs": 0, "fine_tune_epochs": -1, "fine_tune": "1.0",
-    "fine_tune_learning_rate": 0, "batch_size": 0, "learning_rate": -1, "optimizer": "adagrad", "dropout": 1.0,
+    "fine_tune_learning_rate": 0, "batch_size": 0, "learning_rate": -1, "optimizer": "adagrad", "weight_decay": 1.0,
+    "dropout": 1.0,
     "dense_units": -1, "conv_filters": [], "cnn_pooling": "max", "cnn_block_dropout": 1, "augment_flip": "maybe",
     "augment_rotation": 0.6, "augment_zoom": 1.0, "augment_translation": -0.1, "augment_crop": 1.0,
     "augment_color": 0.6, "label_smoothing": 0.5, "tta_flip": [1],

@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -25,7 +24,7 @@ from components.trainer.export import SERVING_EXAMPLES
 from pipeline.configs import PipelineConfig
 from pipeline.eval_config import eval_config
 from pipeline.evaluate.examples import QUARANTINE_REPORT, ExampleSet, write_examples, write_quarantine_report
-from pipeline.report.data import Gate, HeadlineMetric, ReportData, padded_class_names, per_label_metrics
+from pipeline.report.data import Gate, HeadlineMetric, ReportData, per_label_metrics, set_confusion
 from pipeline.runs import evaluation, gates
 
 TFMA_DIR = "tfma"  # TFMA's metrics, plots, validations and eval_config.json, inside the output folder
@@ -125,17 +124,4 @@ def collect(output: str, data: ReportData) -> None:
     if data.task == "multilabel":
         data.per_label = per_label_metrics(found.per_label, data.class_names)
         return
-    entries = evaluation.read_confusion(output)
-    n = max([len(data.class_names)] + [max(a, p) + 1 for a, p in entries])
-    matrix = np.zeros((n, n))
-    unpredicted = np.zeros(n)
-    for (actual, predicted), count in entries.items():
-        if actual < 0:
-            continue
-        if predicted < 0:
-            unpredicted[actual] += count
-        else:
-            matrix[actual, predicted] += count
-    data.confusion = matrix.tolist()
-    data.unpredicted = unpredicted.tolist() if unpredicted.any() else None
-    data.class_names = padded_class_names(data.class_names, n)
+    set_confusion(data, evaluation.read_confusion(output))

@@ -25,7 +25,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tensorflow_data_validation.utils import stats_util
 
 from components.evaluator import catalogue
@@ -37,8 +36,8 @@ from pipeline.report.data import (
     LineageEntry,
     ReportData,
     metric_label,
-    padded_class_names,
     per_label_metrics,
+    set_confusion,
 )
 from pipeline.report.samples import MAX_SAMPLES, MAX_SCAN, collect_samples
 from pipeline.runs import data_health, evaluation, gates
@@ -298,20 +297,7 @@ def _collect_confusion(uri: str, baseline_name: str, data: ReportData) -> None:
     if not entries:
         data.notes.append("confusion matrix: no MultiClassConfusionMatrixPlot in the evaluation")
         return
-    n = max(max(a, p) for a, p in entries) + 1
-    n = max(n, len(data.class_names))
-    matrix = np.zeros((n, n))
-    unpredicted = np.zeros(n)
-    for (actual, predicted), count in entries.items():
-        if actual < 0:
-            continue
-        if predicted < 0:
-            unpredicted[actual] += count
-        else:
-            matrix[actual, predicted] += count
-    data.confusion = matrix.tolist()
-    data.unpredicted = unpredicted.tolist() if unpredicted.any() else None
-    data.class_names = padded_class_names(data.class_names, n)
+    set_confusion(data, entries)
 
 
 def _collect_push(record: RunRecord, data: ReportData) -> None:

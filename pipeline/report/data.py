@@ -322,6 +322,24 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
+def set_confusion(data: ReportData, entries: dict[tuple[int, int], float]) -> None:
+    """Fill `data.confusion` (actual × predicted counts), `data.unpredicted` (per actual class, examples counted as
+    "no prediction", None when there are none) and pad `data.class_names` from TFMA's confusion entries."""
+    n = max([len(data.class_names)] + [max(a, p) + 1 for a, p in entries])
+    matrix = np.zeros((n, n))
+    unpredicted = np.zeros(n)
+    for (actual, predicted), count in entries.items():
+        if actual < 0:
+            continue
+        if predicted < 0:
+            unpredicted[actual] += count
+        else:
+            matrix[actual, predicted] += count
+    data.confusion = matrix.tolist()
+    data.unpredicted = unpredicted.tolist() if unpredicted.any() else None
+    data.class_names = padded_class_names(data.class_names, n)
+
+
 def padded_class_names(names: Sequence[str], n: int) -> list[str]:
     """`names` padded to `n` entries ("class 7") for ids beyond the vocabulary."""
     return [str(names[i]) if i < len(names) else f"class {i}" for i in range(n)]

@@ -100,6 +100,14 @@ def table(name: str, results: list[dict]) -> list[str]:
     return lines
 
 
+INTRO = ("Each row is one whole `visionline run --data DIR --preset NAME` in a fresh work dir (wall time from start-up "
+         "to the pushed model and its report). \"before\" is the demo preset, the small CNN at 32 px that was the "
+         "default before presets. *Outside fit*: the Trainer's time not spent in `model.fit` or in the one-off "
+         "backbone feature extraction (input scan, model build, export, latency timing). *Images/s*: training "
+         "images per second of each phase; *features*: the phase-1 feature extraction. *CPU ms/image*: median of one "
+         "`serving_default` call on one image, in-process.")
+
+
 def main() -> None:
     """Run the configurations on each dataset that is present; print and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,7 +122,6 @@ def main() -> None:
         print(f"bench-photos: skipped {', '.join(missing)}: {SHARED} is not on this machine (it ships with the "
               "development and CI machines, not with the repository)")
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-photos-"))
-    sections = []
     for name in (d for d in wanted if d not in missing):
         data = DATASETS[name]
         results = []
@@ -123,26 +130,11 @@ def main() -> None:
             results.append((label, result))
             print(f"{name} {label}: accuracy {result['accuracy']}, kappa {result['kappa']}, "
                   f"{result['wall_s'] / 60:.1f} min (exit {result['exit']}; log {result['log']})", flush=True)
-        sections += [*table(name, results), ""]
-    if not sections:
-        return
-    body = "\n".join([
-        "## bench-photos: the presets on real colour photos",
-        "",
-        machine_line(),
-        "",
-        "Each row is one whole `visionline run --data DIR --preset NAME` in a fresh work dir (wall time from start-up "
-        "to the pushed model and its report). \"before\" is the demo preset, the small CNN at 32 px that was the "
-        "default before presets. *Outside fit*: the Trainer's time not spent in `model.fit` or in the one-off "
-        "backbone feature extraction (input scan, model build, export, latency timing). *Images/s*: training images "
-        "per second of each phase; *features*: the phase-1 feature extraction. *CPU ms/image*: median of one "
-        "`serving_default` call on one image, in-process.",
-        "",
-        *sections,
-    ])
-    print(body)
-    if args.out:
-        write_section(args.out, "bench-photos", body)
+        body = "\n".join([f"## bench-photos: the presets on {name}", "", machine_line(), "", INTRO, "",
+                          *table(name, results)])
+        print(body)
+        if args.out:
+            write_section(args.out, f"bench-photos-{name}", body)
 
 
 if __name__ == "__main__":

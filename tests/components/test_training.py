@@ -45,6 +45,16 @@ def _tiny_dataset(tmp_path, rng, labels, size=12):
     return str(data), rows
 
 
+def _write_examples(path, rows):
+    """GZIP TFRecords of raw tf.Examples, one per row of {feature: [bytes values]}; returns the path."""
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for row in rows:
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                key: tf.train.Feature(bytes_list=tf.train.BytesList(value=values)) for key, values in row.items()
+            })).SerializeToString())
+    return path
+
+
 def _transform_graph(tmp_path, rows, custom_config):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     out = tmp_path / "transform"
@@ -483,12 +493,7 @@ def _multilabel_rows(rng, count, size=12):
 def multilabel_data(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multilabel")
     rows = _multilabel_rows(np.random.default_rng(3), 80)
-    data = tmp / "train.tfrecord.gz"
-    with tf.io.TFRecordWriter(str(data), options="GZIP") as writer:
-        for row in rows:
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                key: tf.train.Feature(bytes_list=tf.train.BytesList(value=values)) for key, values in row.items()
-            })).SerializeToString())
+    data = _write_examples(tmp / "train.tfrecord.gz", rows)
     config = _trainer_config(**{"transform.image_size": 12, "train.epochs": 12, "train.batch_size": 8,
                                 "train.validation_fraction": 0.2, "train.task": "multilabel",
                                 "train.conv_filters": [8, 16], "train.learning_rate": 0.01,
@@ -573,12 +578,7 @@ def test_tiny_real_dataset_does_not_collapse_to_one_class(tmp_path, capsys):
     root = materialize_digits(tmp_path / "digits", per_class=10)
     rows = [{"image": [path.read_bytes()], "label": [label.encode()]}
             for label in ("0", "1", "2") for path in sorted((root / label).glob("*.png"))]
-    data = tmp_path / "train.tfrecord.gz"
-    with tf.io.TFRecordWriter(str(data), options="GZIP") as writer:
-        for row in rows:
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                key: tf.train.Feature(bytes_list=tf.train.BytesList(value=value)) for key, value in row.items()
-            })).SerializeToString())
+    data = _write_examples(tmp_path / "train.tfrecord.gz", rows)
     config = _trainer_config(**{"transform.image_size": 16, "train.epochs": 15, "train.batch_size": 8,
                                 "train.conv_filters": [8, 16], "train.learning_rate": 0.01,
                                 "train.early_stopping_monitor": "val_accuracy", "train.early_stopping_patience": 2})

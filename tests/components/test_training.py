@@ -593,3 +593,24 @@ def test_tiny_real_dataset_does_not_collapse_to_one_class(tmp_path, capsys):
     chosen = serve(images=tf.constant([row["image"][0] for row in rows]))["predicted_class"].numpy().tolist()
     truth = [row["label"][0] for row in rows]
     assert len(set(chosen)) == 3 and cohen_kappa_score(truth, chosen) > 0.5
+
+
+def test_mixed_precision_training_exports_a_float32_model(binary_data, tmp_path, monkeypatch):
+    """The GPU path's precision handling, run on the CPU: train under the mixed float16 policy, export float32."""
+    from components.trainer import devices
+
+    tmp, files, transform, config = binary_data
+    monkeypatch.setattr(devices, "plan_device", lambda *args, **kwargs: devices.DevicePlan(
+        "GPU", "a described GPU", mixed_precision=True, batch_size=8))
+    config = _with(config, epochs=2)
+    try:
+        record = training.train_and_export([files], transform, str(tmp_path / "model"), str(tmp_path / "run" / "3"),
+                                           config)
+    finally:
+        devices.apply_plan(devices.DevicePlan("CPU", "test", False, 8))
+    assert record["mixed_precision"] is True and record["device"] == "a described GPU"
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    assert {v.dtype for v in loaded.variables} == {tf.float32}
+    png = encode(np.full((12, 12, 3), 90, dtype=np.uint8), "PNG")
+    output = loaded.signatures["serving_default"](images=tf.constant([png]))["probabilities"]
+    assert output.dtype == tf.float32 and output.shape == (1, 2)

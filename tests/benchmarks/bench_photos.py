@@ -130,11 +130,11 @@ def main() -> None:
             results.append((label, result))
             print(f"{name} {label}: accuracy {result['accuracy']}, kappa {result['kappa']}, "
                   f"{result['wall_s'] / 60:.1f} min (exit {result['exit']}; log {result['log']})", flush=True)
-        body = "\n".join([f"## bench-photos: the presets on {name}", "", machine_line(), "", INTRO, "",
-                          *table(name, results)])
+            body = "\n".join([f"## bench-photos: the presets on {name}", "", machine_line(), "", INTRO, "",
+                              *table(name, results)])
+            if args.out:  # after every configuration: a long benchmark stopped early keeps what it measured
+                write_section(args.out, f"bench-photos-{name}", body)
         print(body)
-        if args.out:
-            write_section(args.out, f"bench-photos-{name}", body)
 
 
 if __name__ == "__main__":

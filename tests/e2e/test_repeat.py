@@ -24,7 +24,8 @@ def test_run_repeat_twice_reports_each_run_and_the_spread(digits_root, tmp_path)
     work_dir = tmp_path / "work"
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "--data", str(digits_root), "--work-dir", str(work_dir),
-         "--in-memory", "--repeat", "2", "--json", "--set", "train.seed=5", "--set", "train.epochs=3",
+         "--in-memory", "--repeat", "2", "--json", "--preset", "demo", "--set", "train.seed=5",
+         "--set", "train.epochs=3",
          "--set", "train.conv_filters=[8]", "--set", "transform.image_size=16", "--set", "eval.min_accuracy=0",
          "--set", "eval.min_kappa=-1"],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=900)

@@ -28,6 +28,7 @@ def _generator(seed: int | None) -> tf.random.Generator:
     return tf.random.Generator.from_seed(seed)
 
 
+@keras.saving.register_keras_serializable(package="visionline")
 class RandomResizedCrop(keras.layers.Layer):
     """Per image: a random crop covering `min_area`–100 % of the area with an aspect ratio in `CROP_ASPECT`,
     resized back to the input size (Inception-style); identity at inference."""
@@ -59,6 +60,7 @@ class RandomResizedCrop(keras.layers.Layer):
         return {**super().get_config(), "min_area": self.min_area, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="visionline")
 class ColorJitter(keras.layers.Layer):
     """Per image, in pixel space: brightness ± `strength` (of the [0, 255] range), contrast and saturation scaled by
     a factor in [1 - `strength`, 1 + `strength`]; inputs and outputs normalised with `normalization`; identity at

@@ -26,6 +26,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import features
+from components.trainer import model as models
 from components.transform import preprocessing
 
 SERVING_DEFAULT = "serving_default"
@@ -124,7 +125,14 @@ def mirror_averaged(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
 def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
                        class_names: Sequence[str], image_key: str | None = None, task: str = "multiclass",
                        tta_flip: bool = False) -> None:
-    """Save `model` as a SavedModel with the signatures above."""
+    """Save `model` as a SavedModel with the signatures above.
+
+    TFMA's Evaluator reloads it with `tf.keras.models.load_model` in Beam workers that never import visionline, so
+    a loss of ours (label smoothing: a training-time matter only) is swapped for Keras' plain sparse cross-entropy
+    before saving; the weights and signatures are unchanged."""
+    if isinstance(model.loss, models.SmoothedSparseCategoricalCrossentropy):
+        model.compile(optimizer=model.optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     signatures = build_signatures(model, tft_output, class_names, image_key=image_key, task=task,
                                   tta_flip=tta_flip)
     model.save(export_dir, save_format="tf", signatures=signatures)

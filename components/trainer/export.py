@@ -130,7 +130,7 @@ def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, ex
     TFMA's Evaluator reloads it with `tf.keras.models.load_model` in Beam workers that never import visionline, so
     a loss of ours (label smoothing: a training-time matter only) is swapped for Keras' plain sparse cross-entropy
     before saving; the weights and signatures are unchanged."""
-    if isinstance(model.loss, models.SmoothedSparseCategoricalCrossentropy):
+    if isinstance(getattr(model, "loss", None), models.SmoothedSparseCategoricalCrossentropy):  # compiled with it
         model.compile(optimizer=model.optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     signatures = build_signatures(model, tft_output, class_names, image_key=image_key, task=task,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 import re
 from pathlib import Path
@@ -41,6 +40,7 @@ from pipeline.report.data import (
 )
 from pipeline.report.samples import MAX_SAMPLES, MAX_SCAN, collect_samples
 from pipeline.runs import data_health, evaluation, gates
+from pipeline.runs.model_facts import HISTORY_FILE, read_history
 from pipeline.runs.record import RunRecord, bool_prop, read_run, str_prop
 
 MAX_QUARANTINE_ROWS = 50
@@ -175,11 +175,9 @@ def _collect_training(record: RunRecord, data: ReportData) -> None:
     model_run = record.artifact(TRAINER, "model_run", "ModelRun")
     history: dict[str, Any] = {}
     if model_run is not None:
-        path = os.path.join(model_run.uri, "history.json")
-        if os.path.exists(path):
-            history = json.loads(Path(path).read_text(encoding="utf-8"))
-        else:
-            data.notes.append(f"training history: no history.json in {model_run.uri}")
+        history = read_history(model_run.uri)
+        if not history:
+            data.notes.append(f"training history: no {HISTORY_FILE} in {model_run.uri}")
     data.history = {k: [float(v) for v in values] for k, values in (history.get("history") or {}).items()}
     phases = history.get("phases") or []
     data.phases = [(str(p.get("name", f"phase {i + 1}")), len(next(iter((p.get("history") or {"": []}).values()))))

@@ -251,8 +251,8 @@ class WarmupCosine(keras.callbacks.Callback):
         """The learning rate at global step `step` (0-based)."""
         if step < self.warmup:
             return self.base * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.total - self.warmup)
-        return 0.5 * self.base * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        decay = max(1, self.total - self.warmup)  # the per-epoch schedule's cosine, over the steps after warm-up
+        return cosine_learning_rate(self.base, min(step - self.warmup, decay), decay)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch

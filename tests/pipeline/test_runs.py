@@ -10,7 +10,6 @@ import sqlite3
 
 import pytest
 from ml_metadata import errors
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_model_analysis.proto import config_pb2
@@ -19,6 +18,7 @@ from pipeline.runs import data_health, gates, store
 from pipeline.runs.record import RunRecord, read_run
 from pipeline.runs.summary import latest_outputs, latest_run
 from pipeline.runs.text import format_summary
+from tests.pipeline.mlmd_runs import RunStore
 
 RUNS = ("2026-01-01T10:00:00.000001", "2026-01-02T10:00:00.000002")
 
@@ -26,39 +26,9 @@ RUNS = ("2026-01-01T10:00:00.000001", "2026-01-02T10:00:00.000002")
 def _write_store(path, root):
     """Two runs of pipeline `vl`: the second has ImageExampleGen (with its ingest summary), a failed then retried
     ValidationGate with a verdict, and a Pusher that pushed."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(path)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    mlmd = metadata_store.MetadataStore(config)
-    run_type = mlmd.put_context_type(metadata_store_pb2.ContextType(name="pipeline_run"))
-    node_type = mlmd.put_context_type(metadata_store_pb2.ContextType(name="node"))
-    execution_type = mlmd.put_execution_type(metadata_store_pb2.ExecutionType(name="component"))
-    types = {name: mlmd.put_artifact_type(metadata_store_pb2.ArtifactType(name=name))
-             for name in ("Examples", "visionline.DataVerdict", "PushedModel")}
-    def context(type_id, name):
-        found = metadata_store_pb2.Context(type_id=type_id, name=name)
-        found.id = mlmd.put_contexts([found])[0]
-        return found
-
-    runs = [context(run_type, name) for name in RUNS]
-    nodes = {}
-
-    def execute(run, node_id, state, outputs=()):
-        if node_id not in nodes:
-            nodes[node_id] = context(node_type, f"vl.{node_id}")
-        execution = metadata_store_pb2.Execution(type_id=execution_type, last_known_state=state)
-        pairs = []
-        for key, type_name, uri, props in outputs:
-            artifact = metadata_store_pb2.Artifact(type_id=types[type_name], uri=uri)
-            for name, value in props.items():
-                if isinstance(value, int):
-                    artifact.custom_properties[name].int_value = value
-                else:
-                    artifact.custom_properties[name].string_value = value
-            event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
-            event.path.steps.add().key = key
-            pairs.append((artifact, event))
-        mlmd.put_execution(execution, pairs, [run, nodes[node_id]])
+    runs_store = RunStore(path, ("Examples", "visionline.DataVerdict", "PushedModel"))
+    runs = [runs_store.run(name) for name in RUNS]
+    execute = runs_store.execute
 
     examples = root / "ImageExampleGen" / "examples" / "3"
     examples.mkdir(parents=True)

@@ -11,7 +11,6 @@ import statistics
 
 import numpy as np
 import pytest
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.cli import errors
@@ -20,6 +19,7 @@ from pipeline.report import listing
 from pipeline.runs import repeats
 from pipeline.runs.model_facts import ModelFacts
 from pipeline.runs.summary import RunSummary
+from tests.pipeline.mlmd_runs import RunStore
 
 RUNS = ("2026-03-01T10:00:00.000001", "2026-03-02T10:00:00.000002")
 FACTS = {"backbone": "efficientnet_lite0", "preset": "photos", "image_size": 224, "parameters": 3_413_024,
@@ -39,38 +39,12 @@ def metadata_path(tmp_path_factory):
     """Two runs of pipeline `vl` whose Trainer wrote a `model_run`: the older run's history.json has none of the
     comparison facts, the newer one has all of them, and its Pusher pushed version 17."""
     root = tmp_path_factory.mktemp("compare")
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(root / "metadata.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    mlmd = metadata_store.MetadataStore(config)
-    run_type = mlmd.put_context_type(metadata_store_pb2.ContextType(name="pipeline_run"))
-    node_type = mlmd.put_context_type(metadata_store_pb2.ContextType(name="node"))
-    execution_type = mlmd.put_execution_type(metadata_store_pb2.ExecutionType(name="component"))
-    types = {name: mlmd.put_artifact_type(metadata_store_pb2.ArtifactType(name=name))
-             for name in ("ModelRun", "PushedModel")}
-    nodes = {}
-
-    def context(type_id, name):
-        found = metadata_store_pb2.Context(type_id=type_id, name=name)
-        found.id = mlmd.put_contexts([found])[0]
-        return found
+    runs_store = RunStore(root / "metadata.sqlite", ("ModelRun", "PushedModel"))
 
     def execute(run, node_id, key, type_name, uri, props=None):
-        if node_id not in nodes:
-            nodes[node_id] = context(node_type, f"vl.{node_id}")
-        execution = metadata_store_pb2.Execution(type_id=execution_type,
-                                                 last_known_state=metadata_store_pb2.Execution.COMPLETE)
-        artifact = metadata_store_pb2.Artifact(type_id=types[type_name], uri=uri)
-        for name, value in (props or {}).items():
-            if isinstance(value, int):
-                artifact.custom_properties[name].int_value = value
-            else:
-                artifact.custom_properties[name].string_value = value
-        event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
-        event.path.steps.add().key = key
-        mlmd.put_execution(execution, [(artifact, event)], [run, nodes[node_id]])
+        runs_store.execute(run, node_id, metadata_store_pb2.Execution.COMPLETE, [(key, type_name, uri, props or {})])
 
-    old, new = (context(run_type, name) for name in RUNS)
+    old, new = (runs_store.run(name) for name in RUNS)
     execute(old, "Trainer", "model_run", "ModelRun", _history(root / "Trainer" / "model_run" / "3", {}))
     execute(new, "Trainer", "model_run", "ModelRun", _history(root / "Trainer" / "model_run" / "7", FACTS))
     execute(new, "Pusher", "pushed_model", "PushedModel", str(root / "Pusher" / "pushed_model" / "8"),

@@ -129,13 +129,14 @@ def save_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput, ex
 
     TFMA's Evaluator reloads it with `tf.keras.models.load_model` in Beam workers that never import visionline, so
     a loss of ours (label smoothing: a training-time matter only) is swapped for Keras' plain sparse cross-entropy
-    before saving; the weights and signatures are unchanged."""
+    before saving; the weights and signatures are unchanged. The optimizer's state (AdamW's two slots per weight,
+    twice the model's size) is not saved: nothing serves or evaluates with it."""
     if isinstance(getattr(model, "loss", None), models.SmoothedSparseCategoricalCrossentropy):  # compiled with it
         model.compile(optimizer=model.optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     signatures = build_signatures(model, tft_output, class_names, image_key=image_key, task=task,
                                   tta_flip=tta_flip)
-    model.save(export_dir, save_format="tf", signatures=signatures)
+    model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
     set_signature_method_name(export_dir, CLASSIFICATION, CLASSIFY_METHOD_NAME)
 
 

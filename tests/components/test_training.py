@@ -204,6 +204,9 @@ def test_binary_task_trains_and_exports(binary_data):
     out = model.signatures["serving_default"](images=tf.constant([image]))
     assert out["probabilities"].shape == (1, 2)
     assert json.load(open(tmp / "run_bin" / "1" / "history.json"))["phases"][0]["name"] == "train"
+    saved = [name for name, _ in tf.train.list_variables(str(tmp / "model_bin" / "variables" / "variables"))]
+    assert any(name.startswith("variables/") for name in saved)
+    assert not [name for name in saved if "optimizer" in name.lower()]  # trained, but no optimizer slots exported
 
 
 def test_tta_flip_serves_the_mean_over_the_image_and_its_mirror(binary_data, tmp_path):

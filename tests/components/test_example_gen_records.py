@@ -233,3 +233,52 @@ def test_label_names_are_refused_for_image_folders(tmp_path):
     with pytest.raises(sources.DataLayoutError, match="label_names name the integer labels of TFRecord data"):
         ImageExampleGen(input_base=str(tmp_path), input_config=example_gen_pb2.Input(), data_format="folders",
                         label_names=("a", "b"))
+
+
+def _feature(**values):
+    kinds = {bytes: lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=v)),
+             int: lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v)),
+             float: lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v))}
+    return tf.train.Example(features=tf.train.Features(feature={
+        key: kinds[type(v[0]) if v else bytes](v) for key, v in values.items()})).SerializeToString()
+
+
+@pytest.mark.parametrize(("record", "label", "reason"), [
+    (_feature(label=[1]), "b", "no 'image' feature (the image)"),
+    (_feature(image=[1], label=[1]), "b", "'image' holds int64_list, not encoded image bytes"),
+    (_feature(image=[b""], label=[0]), "a", "'image' is empty (0 bytes): no image"),
+    (_feature(image=[b"x", b"y"], label=[0]), "a", "'image' holds 2 values: expected one encoded image"),
+    (_feature(image=[HTML], label=[0.5]), "", "'label' holds floats: a label is bytes (a class name) or int64"),
+    (_feature(image=[HTML], label=[0, 1]), "", "'label' holds 2 values: expected one label"),
+    (_feature(image=[HTML], label=[]), "", "'label' holds 0 values: expected one label"),
+    (_feature(image=[HTML], label=[b"  "]), "", "'label' is empty: no label"),
+    (_feature(image=[HTML], label=[b"\xff"]), "", "'label' is not UTF-8 text"),
+    (_feature(image=[HTML], label=[b"c"]), "c", "label 'c' is not one of the 2 label names (data.label_names)"),
+    (_feature(image=[HTML], label=[-1]), "-1", "label -1 has no name (data.label_names names labels 0 to 1)"),
+])
+def test_each_bad_record_gets_its_own_reason(record, label, reason):
+    spec = records.RecordSpec("image", "label", ("a", "b"), 40_000_000, "data.label_names")
+    assert records.check_record(record, "r.tfrecord#4", spec) == records.RecordRead("r.tfrecord#4", label,
+                                                                                     reason=reason)
+
+
+def test_an_accepted_record_keeps_its_features_and_gets_a_name_and_a_path(rng):
+    image = _png(rng)
+    record = _feature(image=[image], label=[1], source_id=[b"cifar-17"])
+    spec = records.RecordSpec("image", "label", ("a", "b"), 40_000_000)
+    read = records.check_record(record, "train/r.tfrecord#4", spec)
+    feature = tf.train.Example.FromString(read.example).features.feature
+    assert (read.label, read.reason) == ("b", "")
+    assert feature["image"].bytes_list.value == [image] and feature["label"].bytes_list.value == [b"b"]
+    assert feature["source_id"].bytes_list.value == [b"cifar-17"]
+    assert feature[features.PATH].bytes_list.value == [b"train/r.tfrecord#4"]
+
+
+def test_listing_skips_labels_txt_and_rejects_folders(tmp_path):
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    (tmp_path / "a.tfrecord").write_bytes(b"")
+    (tmp_path / "nested").mkdir()
+    found, rejected = records.list_record_files(str(tmp_path), "*", "all")
+    assert [f.relative_path for f in found] == ["a.tfrecord"]
+    assert [(r.relative_path, r.reason) for r in rejected] == [
+        ("nested", "nested folder: only the TFRecord files directly inside a split folder are read")]

@@ -2,7 +2,7 @@
 a run back from ML Metadata (run records, the report, the schema tool, the Kubeflow compiler) looks them up by them.
 Plain strings: importing this module loads no TFX."""
 
-EXAMPLE_GEN = "ImageExampleGen"  # also the id of ImportExampleGen for TFRecord input
+EXAMPLE_GEN = "ImageExampleGen"  # image folders, CSV manifests and TFRecords alike
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 IMPORT_SCHEMA_GEN = "ImportSchemaGen"

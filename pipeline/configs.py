@@ -56,6 +56,9 @@ class DataConfig:
     train_fraction: float = 0.8  # hash split when the data has no train/test sub-trees
     image_feature: str = "image"  # tfrecord passthrough: feature holding encoded image bytes
     label_feature: str = "label"  # tfrecord passthrough: bytes or int64 label feature
+    # TFRecord integer labels' class names: item i names label i (the examples and the served model then carry
+    # names); empty = a labels.txt beside the split folders if there is one (TFX/TFDS style), else the numbers.
+    label_names: list[str] = field(default_factory=list)
     max_image_pixels: int = MAX_IMAGE_PIXELS  # decompression-bomb guard: larger images are quarantined
     # Eval images byte-identical (sha256) to a train image, i.e. train/eval leakage: "remove" (quarantined with
     # their train twin named) or "report" (kept); both list them in the Examples' leakage_report.csv.
@@ -299,6 +302,11 @@ class PipelineConfig:
             (0.0 < self.data.train_fraction < 1.0, "data.train_fraction", "strictly between 0 and 1"),
             (self.data.max_image_pixels > 0, "data.max_image_pixels", "positive"),
             (self.data.leakage in LEAKAGE_MODES, "data.leakage", f"one of {LEAKAGE_MODES}"),
+            (all(name.strip() for name in self.data.label_names)
+             and len(set(self.data.label_names)) == len(self.data.label_names), "data.label_names",
+             "distinct, non-empty class names (item i names integer label i)"),
+            (not (self.data.label_names and self.data.format in ("folders", "csv")), "data.label_names",
+             "empty with data.format=folders or csv (it names the integer labels of TFRecord data)"),
             (not (self.train.task == "multilabel" and self.data.format == "folders"), "train.task",
              "multiclass or binary with data.format=folders (multilabel needs a CSV manifest with labels "
              "separated by '|')"),

@@ -1,6 +1,6 @@
 """`create_pipeline`: the visionline TFX DAG built from one `PipelineConfig`.
 
-ExampleGen (images/CSV → ImageExampleGen, TFRecords → ImportExampleGen) → StatisticsGen → SchemaGen (or
+ImageExampleGen (image folders, CSV manifests, TFRecords: every file or record checked) → StatisticsGen → SchemaGen (or
 ImportSchemaGen from a curated schema) → ExampleValidator → ValidationGate (anomalies, missing images, label drift
 vs. the last accepted statistics: stops the run) → Transform → Tuner → Trainer → Resolver (latest blessed model)
 → Evaluator (per-task metrics; accuracy + Cohen's kappa bounds and `eval.gates`, no regression vs. the baseline)
@@ -19,7 +19,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import features
-from components.example_gen import sources
+from components.example_gen import records, sources
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
 from components.validation_gate import component as validation
@@ -46,7 +46,8 @@ TUNER_FN = "components.modules.tuner_module.tuner_fn"
 
 def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[example_gen_pb2.Input,
                                                                                 example_gen_pb2.Output | None]:
-    """Input splits from the layout; a deterministic hash split (on the source path) when not pre-split."""
+    """Input splits from the layout; a deterministic hash split (on the source path, `<file>#<index>` for a
+    TFRecord record) when not pre-split."""
     if layout.presplit:
         splits = [example_gen_pb2.Input.Split(name=name, pattern=pattern)
                   for name, pattern in layout.split_patterns.items()]
@@ -56,10 +57,9 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
         splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=100 - train_buckets),
-        ]
+        ],
+        partition_feature_name=features.PATH,  # split on the source path: stable across re-labelling
     )
-    if layout.format != "tfrecord":  # our own examples: split on the source path, stable across re-labelling
-        split_config.partition_feature_name = features.PATH
     output = example_gen_pb2.Output(split_config=split_config)
     pattern = layout.split_patterns["all"]
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]), output
@@ -93,21 +93,23 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     layout = layout or sources.detect_layout(absolute(config.data.root), config.data.format)
     input_config, output_config = example_gen_configs(layout, config.data.train_fraction)
     input_base = param("data_root", layout.input_base)
-    if layout.format == "tfrecord":
-        example_gen = tfx.components.ImportExampleGen(
-            input_base=input_base, input_config=input_config, output_config=output_config
-        ).with_id(EXAMPLE_GEN)
-    else:
-        example_gen = ImageExampleGen(
-            input_base=input_base,
-            input_config=input_config,
-            output_config=output_config,
-            data_format=layout.format,
-            max_image_pixels=config.data.max_image_pixels,
-            code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
-            multilabel=config.train.task == "multilabel",
-            leakage=config.data.leakage,
-        ).with_id(EXAMPLE_GEN)
+    settings = component_settings(config, layout.format)
+    label_names = tuple(config.data.label_names)
+    if layout.format == "tfrecord" and parameter is None:  # labels.txt read here: editing it re-runs ingestion
+        label_names = records.resolve_label_names(layout.input_base, label_names)
+    example_gen = ImageExampleGen(
+        input_base=input_base,
+        input_config=input_config,
+        output_config=output_config,
+        data_format=layout.format,
+        max_image_pixels=config.data.max_image_pixels,
+        code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
+        multilabel=config.train.task == "multilabel",
+        leakage=config.data.leakage,
+        image_feature=settings.transform.image_feature,
+        label_feature=settings.transform.label_feature,
+        label_names=label_names,
+    ).with_id(EXAMPLE_GEN)
     examples = example_gen.outputs["examples"]
 
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
@@ -124,7 +126,6 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
         verdict=tfx.dsl.Channel(type=validation.DataVerdict),
     ).with_id(STATISTICS_BASELINE)
-    settings = component_settings(config, layout.format)
     validation_gate = validation.ValidationGate(
         statistics=statistics_gen.outputs["statistics"],
         anomalies=example_validator.outputs["anomalies"],

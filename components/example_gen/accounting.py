@@ -2,7 +2,8 @@
 
 The executor writes two halves into the Examples artifact's `quarantine/` folder: the listing (`listing.json`:
 what was seen before any file was read, `write_listing`) and the Beam job's report rows (`report_rows-*.jsonl`,
-one JSON object `{"record": kind, "data": row}` per line, kinds `REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`).
+one JSON object `{"record": kind, "data": row}` per line, kinds `REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`, and
+`SEEN`: TFRecord records, counted as seen when read since their labels are not known before).
 `write_quarantine_report` merges them into `quarantine_report.csv`, `leakage_report.csv` and
 `ingest_summary.json` and checks files seen = ingested + quarantined for every split and class
 (`IngestAccountingError` when not: a file was lost or counted twice, i.e. a bug).
@@ -29,6 +30,7 @@ INGEST_SUMMARY = "ingest_summary.json"
 TRAIN_SPLIT = "train"
 ROWS = "report_rows"  # the Beam job's output: JSON lines {"record": kind, "data": row}, kinds below
 REJECTS, COUNTS, LEAKS, DUPLICATES = "quarantined", "ingested_count", "leak", "duplicate"
+SEEN = "seen_count"  # TFRecord records seen, counted by the Beam job (files are counted by the listing)
 FILES = "*files*"  # accounting key for "number of files" next to the per-class keys
 _LISTING = "listing.json"
 
@@ -61,7 +63,7 @@ def write_listing(quarantine_dir: str, split_names: list[str], found: Iterable[s
 
 def _read_rows(quarantine_dir: str) -> dict[str, list[Any]]:
     """The Beam job's report rows, by kind (`REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`)."""
-    rows: dict[str, list[Any]] = {kind: [] for kind in (REJECTS, COUNTS, LEAKS, DUPLICATES)}
+    rows: dict[str, list[Any]] = {kind: [] for kind in (REJECTS, COUNTS, LEAKS, DUPLICATES, SEEN)}
     for shard in sorted(fileio.glob(os.path.join(quarantine_dir, f"{ROWS}-*.jsonl"))):
         with fileio.open(shard, "r") as handle:
             for line in handle.read().splitlines():
@@ -84,6 +86,7 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
     duplicates = rows[DUPLICATES]
 
     seen = Counter({(row["split"], row["key"]): row["count"] for row in listing["seen"]})
+    seen.update({(row["split"], row["key"]): row["count"] for row in rows[SEEN]})
     ingested = Counter({(row["split"], row["key"]): row["count"] for row in rows[COUNTS]})
     quarantined: Counter[tuple[str, str]] = Counter()
     for record in records:

@@ -1,4 +1,5 @@
-"""ImageExampleGen's Beam executor: image folders / CSV manifests → tf.Examples per split, quarantining bad files.
+"""ImageExampleGen's Beam executor: image folders / CSV manifests / TFRecord files → tf.Examples per split,
+quarantining bad files and records.
 
 It overrides `GenerateExamplesByBeam` (TFX's documented hook for custom splitting) so that it sees every split at
 once:
@@ -10,6 +11,9 @@ once:
    for multilabel) is refused here, naming the class.
 2. Reading (Beam): every file is read and checked by `images.inspect_image`; good images become
    `tf.train.Example`s with their original bytes, the rest go to the quarantine side output.
+   TFRecord input (see `records`): the record files are listed, and each record, `<file>#<index>`, gets its output
+   split (the hash split on that id), is counted as seen (its label is only known once read), parsed and checked
+   in Beam — the same quarantine, leakage and accounting as a file.
 3. Cross-split checks (Beam, see `leakage`): an eval image whose class has no training image is quarantined;
    identical content (sha256) in train and eval is train/eval leakage — listed in `leakage_report.csv` and, with
    `leakage="remove"` (the default), the eval copy is quarantined; duplicates within one split are only counted.
@@ -40,7 +44,7 @@ from tfx.utils import proto_utils
 from tqdm import tqdm
 
 from components import features
-from components.example_gen import accounting, images, leakage, sources
+from components.example_gen import accounting, images, leakage, records, sources
 from components.example_gen.accounting import TRAIN_SPLIT
 from components.example_gen.options import ingest_options
 
@@ -89,6 +93,26 @@ class _ReadImage(beam.DoFn):
     def teardown(self) -> None:
         if self._progress is not None:
             self._progress.close()
+
+
+class _ReadRecords(beam.DoFn):
+    """Reads every record of one `records.RecordFile` into its output split: an `_Ingested` or a quarantine record
+    (tagged), and the record's accounting keys (tagged `accounting.SEEN`)."""
+
+    def __init__(self, spec: records.RecordSpec, assign: Callable[[str, str], str]) -> None:
+        self._spec = spec
+        self._assign = assign
+
+    def process(self, record_file: records.RecordFile) -> Iterator[Any]:
+        for read in records.read_record_file(record_file, self._spec):
+            split = self._assign(read.path, record_file.split)
+            for key in accounting.count_keys(split, read.label, False):
+                yield beam.pvalue.TaggedOutput(accounting.SEEN, key)
+            if read.reason:
+                yield beam.pvalue.TaggedOutput(
+                    QUARANTINE_TAG, accounting.quarantine_record(read.path, read.label, split, read.reason))
+            else:
+                yield _Ingested(split, read.path, read.label, read.sha256, read.example)
 
 
 def _quarantined(item: sources.Source | _Ingested, reason: str) -> dict[str, str]:
@@ -177,6 +201,29 @@ def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_c
     return found, rejected, warnings
 
 
+def _list_records(input_base: str, input_config: example_gen_pb2.Input, output_config: example_gen_pb2.Output,
+                  split_names: list[str], options: dict[str, Any]) -> tuple[list[records.RecordFile],
+                                                                             list[sources.Rejected], _ReadRecords]:
+    """TFRecord input: the record files of every split, what listing rejected, and the reader of their records."""
+    if options["multilabel"]:
+        raise sources.DataLayoutError(f"data root {input_base} holds TFRecords: {sources.MULTILABEL_NEEDS_CSV}")
+    assign = _split_assigner(input_config, output_config, split_names)
+    found: list[records.RecordFile] = []
+    rejected: list[sources.Rejected] = []
+    for split in input_config.splits:
+        listed, refused = records.list_record_files(input_base, split.pattern, split.name)
+        found += listed  # each record gets its output split when read
+        rejected += [dataclasses.replace(r, split=assign(r.relative_path, split.name)) for r in refused]
+    if not found:
+        patterns = ", ".join(split.pattern for split in input_config.splits)
+        raise sources.DataLayoutError(f"no TFRecord files found under {input_base} (patterns {patterns})")
+    names = records.resolve_label_names(input_base, options["label_names"])
+    spec = records.RecordSpec(
+        str(options["image_feature"]), str(options["label_feature"]), names, int(options["max_image_pixels"]),
+        records.LABEL_NAMES_FILE if records.read_label_names(input_base) else "data.label_names")
+    return found, rejected, _ReadRecords(spec, assign)
+
+
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Beam executor: images → tf.Examples per split, with quarantine, leakage and accounting reports."""
 
@@ -218,9 +265,16 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         quarantine_dir = exec_properties[_QUARANTINE_DIR_KEY]
 
-        found, rejected, warnings = _list_sources(input_base, input_config, output_config, split_names, options)
-        accounting.write_listing(quarantine_dir, split_names, found, rejected, warnings, multilabel, leakage_mode)
-        if TRAIN_SPLIT in split_names:
+        tfrecord = options["format"] == "tfrecord"  # records are counted as seen when read (labels unknown before)
+        if tfrecord:
+            found, rejected, reader = _list_records(input_base, input_config, output_config, split_names, options)
+            warnings: list[str] = []
+        else:
+            found, rejected, warnings = _list_sources(input_base, input_config, output_config, split_names, options)
+            reader = _ReadImage(int(options["max_image_pixels"]), multilabel)
+        accounting.write_listing(quarantine_dir, split_names, [] if tfrecord else found, rejected, warnings,
+                                 multilabel, leakage_mode)
+        if TRAIN_SPLIT in split_names and not tfrecord:
             sources.require_two_classes(
                 [label for s in found if s.split == TRAIN_SPLIT for label in sources.split_labels(s.label, multilabel)],
                 f"the training split of data root {input_base}", multilabel,
@@ -230,9 +284,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         read = (
             pipeline
             | "ListSources" >> beam.Create(found, reshuffle=True)
-            | "ReadAndValidate"
-            >> beam.ParDo(_ReadImage(int(options["max_image_pixels"]), multilabel)).with_outputs(
-                QUARANTINE_TAG, main="ingested")
+            | "ReadAndValidate" >> beam.ParDo(reader).with_outputs(QUARANTINE_TAG, accounting.SEEN, main="ingested")
         )
         ingested = read.ingested
         index = {name: i for i, name in enumerate(split_names)}
@@ -276,8 +328,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             | "Count" >> beam.combiners.Count.PerElement()
             | "CountRows" >> beam.Map(lambda kv: {"split": kv[0][0], "key": kv[0][1], "count": kv[1]})
         )
+        seen = (read[accounting.SEEN]  # records only: files are counted as seen by the listing
+                | "CountSeen" >> beam.combiners.Count.PerElement()
+                | "SeenRows" >> beam.Map(lambda kv: {"split": kv[0][0], "key": kv[0][1], "count": kv[1]}))
         kinds = ((accounting.REJECTS, rejects | "AllRejects" >> beam.Flatten()), (accounting.COUNTS, counts),
-                 (accounting.LEAKS, findings.leaks), (accounting.DUPLICATES, findings[accounting.DUPLICATES]))
+                 (accounting.LEAKS, findings.leaks), (accounting.DUPLICATES, findings[accounting.DUPLICATES]),
+                 (accounting.SEEN, seen))
         _ = (  # one output for all report rows: fewer Beam stages than one sink per kind
             [rows | f"Tag[{kind}]" >> beam.Map(lambda row, kind: {"record": kind, "data": row}, kind)
              for kind, rows in kinds]

@@ -5,7 +5,9 @@ Layouts understood:
                (also `training`, `testing`, `val`, `valid`, `validation`, `eval`).
   * csv      – a manifest file `path,label` (delimiter sniffed: `,` `;` tab); paths relative to the manifest.
                For multilabel data the label cell holds 0..n labels separated by `|` (`smiling|eyeglasses`).
-  * tfrecord – existing TFRecord files of `tf.train.Example` (optionally under `train/` and `test/`).
+  * tfrecord – existing TFRecord files of `tf.train.Example` (optionally under `train/` and `test/`), with an
+               optional `labels.txt` beside them naming integer labels (TFX's CIFAR-10 example layout; see
+               `records`).
 
 Also here: the label rules shared by listing and accounting (`split_labels`, `class_keys`), the empty-class-folder
 scan, and the at-least-two-classes check (`require_two_classes`).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,6 +30,8 @@ from tfx.dsl.io import fileio
 TRAIN_DIR_NAMES = ("train", "training")
 EVAL_DIR_NAMES = ("test", "testing", "eval", "val", "valid", "validation")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
+TFRECORD_SHARD = re.compile(r"\.tfrecords?(\.gz)?-\d+-of-\d+$")  # TFDS shards: cifar10-train.tfrecord-00000-of-00001
+LABEL_NAMES_FILE = "labels.txt"  # beside TFRecord files or split folders: line i names integer label i
 LABEL_SEPARATOR = "|"  # between the labels of one image in a multilabel manifest
 NO_LABEL = "(no label)"  # accounting key for files without a label (stray files, multilabel rows with none)
 MULTILABEL_NEEDS_CSV = "multilabel needs a CSV manifest with labels separated by '|' (path,label rows, e.g. " \
@@ -88,7 +93,10 @@ def detect_layout(root: str, data_format: str = "auto") -> Layout:
     subdirs = [e.rstrip("/") for e in entries if fileio.isdir(os.path.join(root, e))]
     files = [e for e in entries if not fileio.isdir(os.path.join(root, e))]
     if data_format == "auto":
-        data_format = "tfrecord" if _looks_like_tfrecords(root, subdirs, files) else "folders"
+        tfrecords = _looks_like_tfrecords(root, subdirs, files)
+        if not tfrecords:
+            _refuse_undetected_tfrecords(root, subdirs, files)
+        data_format = "tfrecord" if tfrecords else "folders"
     if data_format == "csv":
         manifests = [f for f in files if f.lower().endswith((".csv", ".tsv"))]
         if len(manifests) != 1:
@@ -110,10 +118,29 @@ def detect_layout(root: str, data_format: str = "auto") -> Layout:
 
 
 def _looks_like_tfrecords(root: str, subdirs: list[str], files: list[str]) -> bool:
+    files = [f for f in files if f != LABEL_NAMES_FILE]  # the names of integer labels, beside the records
     candidates = files or [
         f for d in subdirs if d.lower() in TRAIN_DIR_NAMES for f in fileio.listdir(os.path.join(root, d))
     ]
-    return bool(candidates) and all(c.lower().endswith(TFRECORD_SUFFIXES) for c in candidates)
+    return bool(candidates) and all(_is_tfrecord_name(c) for c in candidates)
+
+
+def _is_tfrecord_name(name: str) -> bool:
+    return name.lower().endswith(TFRECORD_SUFFIXES) or bool(TFRECORD_SHARD.search(name.lower()))
+
+
+def _refuse_undetected_tfrecords(root: str, subdirs: list[str], files: list[str]) -> None:
+    """A root not auto-detected as TFRecords although it holds TFRecord files (next to other files): say how to
+    read them."""
+    split_dirs = [d for d in subdirs if d.lower() in TRAIN_DIR_NAMES + EVAL_DIR_NAMES]
+    names = files + [f"{d}/{f}" for d in split_dirs for f in sorted(fileio.listdir(os.path.join(root, d)))
+                     if not fileio.isdir(os.path.join(root, d, f))]
+    found = [name for name in names if ".tfrecord" in name.lower()]
+    if found:
+        raise DataLayoutError(
+            f"data root {root} holds TFRecord files (e.g. {found[0]}) but also other files, so it was not "
+            f"auto-detected as TFRecord data: set data.format=tfrecord to read the records (other files are then "
+            f"quarantined as unreadable), or data.format=folders to read class folders")
 
 
 def list_folder_sources(input_base: str, pattern: str, split: str) -> tuple[list[Source], list[Rejected]]:

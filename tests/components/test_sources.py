@@ -137,3 +137,27 @@ def test_empty_class_folders_are_found(tmp_path):
     (tmp_path / "test" / "dog").mkdir(parents=True)
     assert sources.empty_class_folders(str(tmp_path), "train/*/*") == ["train/dog"]
     assert sources.empty_class_folders(str(tmp_path), "*/*") == []
+
+
+def test_tfx_cifar10_layout_with_labels_txt_is_detected(tmp_path):
+    # TFX's tfx/examples/cifar10/data: labels.txt beside the train/ and test/ TFRecord folders
+    _touch(tmp_path / "labels.txt", b"airplane\nautomobile\n")
+    _touch(tmp_path / "train" / "cifar10_train.tfrecord")
+    _touch(tmp_path / "test" / "cifar10_test.tfrecord")
+    layout = sources.detect_layout(str(tmp_path))
+    assert (layout.format, layout.split_patterns) == ("tfrecord", {"train": "train/*", "eval": "test/*"})
+    flat = tmp_path / "flat"
+    _touch(flat / "labels.txt")
+    _touch(flat / "cifar10-train.tfrecord-00000-of-00001")  # TFDS shard names
+    assert sources.detect_layout(str(flat)).format == "tfrecord"
+
+
+@pytest.mark.parametrize("extra", ["README.md", "train/notes.txt"])
+def test_tfrecords_not_auto_detected_suggest_the_format(tmp_path, extra):
+    _touch(tmp_path / "train" / "part-0.tfrecord")
+    _touch(tmp_path / "test" / "part-0.tfrecord")
+    _touch(tmp_path / extra)
+    with pytest.raises(sources.DataLayoutError, match=r"TFRecord files \(e\.g\. test/part-0\.tfrecord\).*"
+                                                      r"set data\.format=tfrecord"):
+        sources.detect_layout(str(tmp_path))
+    assert sources.detect_layout(str(tmp_path), "tfrecord").format == "tfrecord"

@@ -209,3 +209,15 @@ def test_default_kappa_gate_is_relative_to_chance():
     assert PipelineConfig().eval.min_kappa == 0.6
     accuracy, chance = 0.517, 0.1
     assert (accuracy - chance) / (1 - chance) < PipelineConfig().eval.min_kappa
+
+
+def test_label_names_name_tfrecord_integer_labels(tmp_path):
+    config = PipelineConfig().override([f"data.root={tmp_path}", "data.label_names=[cat, dog]"]).validate()
+    assert config.data.label_names == ["cat", "dog"] and config.to_dict()["data"]["label_names"] == ["cat", "dog"]
+    assert PipelineConfig().data.label_names == []
+    for names in ("[cat, cat]", "['cat', ' ']"):
+        with pytest.raises(ConfigError, match=r"data\.label_names must be distinct, non-empty"):
+            PipelineConfig().override([f"data.root={tmp_path}", f"data.label_names={names}"]).validate()
+    with pytest.raises(ConfigError, match=r"data\.label_names must be empty with data\.format=folders"):
+        PipelineConfig().override([f"data.root={tmp_path}", "data.format=folders",
+                                   "data.label_names=[cat, dog]"]).validate()

@@ -1,4 +1,4 @@
-"""Tests for pipeline.pipeline: the DAG's shape, split configs, the component payloads, TFRecord passthrough."""
+"""Tests for pipeline.pipeline: the DAG's shape, split configs, the component payloads, TFRecord input."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.example_gen import sources
+from components.example_gen.executor import Executor
+from components.example_gen.options import ingest_options
 from components.trainer.settings import TrainSettings
 from pipeline.component_settings import component_settings
 from pipeline.configs import PipelineConfig
@@ -100,29 +100,37 @@ def _cifar_style_records(path, rng, count):
             writer.write(example.SerializeToString())
 
 
-def test_tfrecord_passthrough_uses_import_example_gen(tmp_path, rng):
+def test_tfrecords_go_through_image_example_gen_with_their_feature_and_label_names(tmp_path, rng):
+    # TFX's CIFAR-10 example layout: labels.txt beside train/ and test/ (formerly passed through ImportExampleGen
+    # unchecked; now every record is checked, counted and named)
     _cifar_style_records(tmp_path / "data" / "train" / "train.tfrecord", rng, 9)
     _cifar_style_records(tmp_path / "data" / "test" / "test.tfrecord", rng, 3)
+    (tmp_path / "data" / "labels.txt").write_text("cat\ndog\nbird\n")
     config = PipelineConfig().override([f"data.root={tmp_path / 'data'}", "data.image_feature=image_raw"])
     pipeline = create_pipeline(config)
     example_gen = pipeline.components[0]
-    assert type(example_gen).__name__ == "ImportExampleGen"
+    assert type(example_gen).__name__ == "ImageExampleGen"
+    options = ingest_options(example_gen.exec_properties)
+    assert (options["format"], options["image_feature"], options["label_feature"], options["label_names"]) == (
+        "tfrecord", "image_raw", "label", ["cat", "dog", "bird"])
     transform = next(c for c in pipeline.components if c.id == "Transform")
     assert json.loads(transform.exec_properties["custom_config"])["image_feature"] == "image_raw"
 
-    # and the records really go through ImportExampleGen unchanged
-    layout = sources.detect_layout(str(tmp_path / "data"))
-    input_config, _ = example_gen_configs(layout, 0.8)
+    # and the records really go through the ImageExampleGen executor with these options
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "out")
-    import_executor.Executor().Do({}, {"examples": [examples]}, {
-        "input_base": layout.input_base,
-        "input_config": proto_utils.proto_to_json(input_config),
-        "output_config": proto_utils.proto_to_json(example_gen_pb2.Output()),
+    properties = example_gen.exec_properties
+    Executor().Do({}, {"examples": [examples]}, {
+        "input_base": properties["input_base"],
+        "input_config": properties["input_config"],
+        "output_config": properties["output_config"],
         "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        "custom_config": properties["custom_config"],
     })
-    counts = {split: sum(1 for _ in tf.data.TFRecordDataset(
-        glob.glob(os.path.join(examples.uri, f"Split-{split}", "*")), compression_type="GZIP"))
-        for split in ("train", "eval")}
-    assert counts == {"train": 9, "eval": 3}
+    labels = {split: sorted(tf.train.Example.FromString(r.numpy()).features.feature["label"].bytes_list.value[0]
+                            for r in tf.data.TFRecordDataset(glob.glob(os.path.join(examples.uri, f"Split-{split}",
+                                                                                    "*")), compression_type="GZIP"))
+              for split in ("train", "eval")}
+    assert labels == {"train": [b"bird"] * 3 + [b"cat"] * 3 + [b"dog"] * 3, "eval": [b"bird", b"cat", b"dog"]}
+    assert examples.get_int_custom_property("files_seen") == 12

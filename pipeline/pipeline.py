@@ -104,6 +104,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
             output_config=output_config,
             data_format=layout.format,
             max_image_pixels=config.data.max_image_pixels,
+            min_image_side=config.data.min_image_side,
+            transcode=config.data.transcode,
             code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
             multilabel=config.train.task == "multilabel",
             leakage=config.data.leakage,

@@ -29,6 +29,8 @@ class ImageExampleGen(FileBasedExampleGen):
         code_fingerprint: str = "",
         multilabel: bool = False,
         leakage: str = "remove",
+        min_image_side: int = images.MIN_IMAGE_SIDE,
+        transcode: bool = True,
     ) -> None:
         if multilabel and data_format != "csv":
             raise sources.DataLayoutError(f"data root {input_base} is a {data_format} layout: "
@@ -37,6 +39,7 @@ class ImageExampleGen(FileBasedExampleGen):
             input_base=input_base,
             input_config=input_config,
             output_config=output_config,
-            custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage),
+            custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage,
+                                               min_image_side, transcode),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         )

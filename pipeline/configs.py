@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from components.evaluator.catalogue import GateError, validate_eval
-from components.example_gen.images import MAX_IMAGE_PIXELS
+from components.example_gen.images import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from components.trainer.settings import (
     CLASS_WEIGHTS,
     CNN_POOLING,
@@ -60,6 +60,11 @@ class DataConfig:
     # names); empty = a labels.txt beside the split folders if there is one (TFX/TFDS style), else the numbers.
     label_names: list[str] = field(default_factory=list)
     max_image_pixels: int = MAX_IMAGE_PIXELS  # decompression-bomb guard: larger images are quarantined
+    # Images smaller than this many pixels on either side (1x1 tracking pixels, broken thumbnails) are quarantined.
+    min_image_side: int = MIN_IMAGE_SIDE
+    # TIFF and WebP files (TensorFlow cannot decode them) are transcoded losslessly to PNG at ingestion and listed
+    # in the ingest summary; false quarantines them. EXIF-oriented images are turned upright either way.
+    transcode: bool = True
     # Eval images byte-identical (sha256) to a train image, i.e. train/eval leakage: "remove" (quarantined with
     # their train twin named) or "report" (kept); both list them in the Examples' leakage_report.csv.
     leakage: str = "remove"
@@ -301,6 +306,8 @@ class PipelineConfig:
             (self.data.format in DATA_FORMATS, "data.format", f"one of {DATA_FORMATS}"),
             (0.0 < self.data.train_fraction < 1.0, "data.train_fraction", "strictly between 0 and 1"),
             (self.data.max_image_pixels > 0, "data.max_image_pixels", "positive"),
+            (self.data.min_image_side >= 1, "data.min_image_side", "at least 1 (1 accepts every size)"),
+            (isinstance(self.data.transcode, bool), "data.transcode", "true or false"),
             (self.data.leakage in LEAKAGE_MODES, "data.leakage", f"one of {LEAKAGE_MODES}"),
             (all(name.strip() for name in self.data.label_names)
              and len(set(self.data.label_names)) == len(self.data.label_names), "data.label_names",

@@ -106,6 +106,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
         multilabel=config.train.task == "multilabel",
         leakage=config.data.leakage,
+        min_image_side=config.data.min_image_side,
+        transcode=config.data.transcode,
         image_feature=settings.transform.image_feature,
         label_feature=settings.transform.label_feature,
         label_names=label_names,

@@ -2,10 +2,12 @@
 
 The executor writes two halves into the Examples artifact's `quarantine/` folder: the listing (`listing.json`:
 what was seen before any file was read, `write_listing`) and the Beam job's report rows (`report_rows-*.jsonl`,
-one JSON object `{"record": kind, "data": row}` per line, kinds `REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`, and
-`SEEN`: TFRecord records, counted as seen when read since their labels are not known before).
-`write_quarantine_report` merges them into `quarantine_report.csv`, `leakage_report.csv` and
-`ingest_summary.json` and checks files seen = ingested + quarantined for every split and class
+one JSON object `{"record": kind, "data": row}` per line, kinds `REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`,
+`CONVERTED`, and `SEEN`: TFRecord records, counted as seen when read since their labels are not known before).
+`write_quarantine_report` merges them into `quarantine_report.csv`, `leakage_report.csv`,
+`converted_report.csv` (images re-encoded as PNG: EXIF orientation applied, TIFF/WebP transcoded) and
+`ingest_summary.json` (hidden/system files skipped while listing are listed there, apart from the accounting) and
+checks files seen = ingested + quarantined for every split and class
 (`IngestAccountingError` when not: a file was lost or counted twice, i.e. a bug).
 """
 
@@ -29,7 +31,8 @@ LEAKAGE_REPORT = "leakage_report.csv"
 INGEST_SUMMARY = "ingest_summary.json"
 TRAIN_SPLIT = "train"
 ROWS = "report_rows"  # the Beam job's output: JSON lines {"record": kind, "data": row}, kinds below
-REJECTS, COUNTS, LEAKS, DUPLICATES = "quarantined", "ingested_count", "leak", "duplicate"
+CONVERTED_REPORT = "converted_report.csv"
+REJECTS, COUNTS, LEAKS, DUPLICATES, CONVERTED = "quarantined", "ingested_count", "leak", "duplicate", "converted"
 SEEN = "seen_count"  # TFRecord records seen, counted by the Beam job (files are counted by the listing)
 FILES = "*files*"  # accounting key for "number of files" next to the per-class keys
 _LISTING = "listing.json"
@@ -44,26 +47,34 @@ def quarantine_record(path: str, label: str, split: str, reason: str) -> dict[st
     return {"path": path, "label": label, "split": split, "reason": reason}
 
 
+def converted_record(path: str, label: str, split: str, kind: str, note: str) -> dict[str, str]:
+    """A row of the converted report: an ingested image stored re-encoded (`kind` orientation | transcode)."""
+    return {"path": path, "label": label, "split": split, "kind": kind, "note": note}
+
+
 def count_keys(split: str, label: str, multilabel: bool) -> list[tuple[str, str]]:
     """The (split, key) counters one file adds to: the split's file count and each of its classes."""
     return [(split, FILES)] + [(split, key) for key in sources.class_keys(label, multilabel)]
 
 
 def write_listing(quarantine_dir: str, split_names: list[str], found: Iterable[sources.Source],
-                  rejected: Iterable[sources.Rejected], warnings: list[str], multilabel: bool, leakage: str) -> None:
-    """What was seen, per split and class, before any file was read: the left side of the accounting."""
+                  rejected: Iterable[sources.Rejected], warnings: list[str], multilabel: bool, leakage: str,
+                  skipped: Iterable[sources.Rejected] = ()) -> None:
+    """What was seen, per split and class, before any file was read: the left side of the accounting; `skipped`
+    (hidden/system files) are listed but are not inputs."""
     seen: Counter[tuple[str, str]] = Counter()
     for item in [*found, *rejected]:
         seen.update(count_keys(item.split, item.label, multilabel))
     listing = {"splits": split_names, "multilabel": multilabel, "leakage": leakage, "warnings": warnings,
+               "skipped": [r.to_record() for r in skipped],
                "seen": [{"split": split, "key": key, "count": count} for (split, key), count in sorted(seen.items())]}
     with fileio.open(os.path.join(quarantine_dir, _LISTING), "w") as handle:
         handle.write(json.dumps(listing))
 
 
 def _read_rows(quarantine_dir: str) -> dict[str, list[Any]]:
-    """The Beam job's report rows, by kind (`REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`)."""
-    rows: dict[str, list[Any]] = {kind: [] for kind in (REJECTS, COUNTS, LEAKS, DUPLICATES, SEEN)}
+    """The Beam job's report rows, by kind (`REJECTS`, `COUNTS`, `LEAKS`, `DUPLICATES`, `CONVERTED`, `SEEN`)."""
+    rows: dict[str, list[Any]] = {kind: [] for kind in (REJECTS, COUNTS, LEAKS, DUPLICATES, CONVERTED, SEEN)}
     for shard in sorted(fileio.glob(os.path.join(quarantine_dir, f"{ROWS}-*.jsonl"))):
         with fileio.open(shard, "r") as handle:
             for line in handle.read().splitlines():
@@ -84,6 +95,8 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
     records = sorted(rows[REJECTS], key=lambda r: (r["split"], r["path"], r["reason"]))
     leaks = sorted(rows[LEAKS], key=lambda r: (r["eval_path"], r["train_path"]))
     duplicates = rows[DUPLICATES]
+    converted = sorted(rows[CONVERTED], key=lambda r: (r["split"], r["path"]))
+    skipped = listing.get("skipped", [])
 
     seen = Counter({(row["split"], row["key"]): row["count"] for row in listing["seen"]})
     seen.update({(row["split"], row["key"]): row["count"] for row in rows[SEEN]})
@@ -120,6 +133,11 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
                                 extrasaction="ignore")
         writer.writeheader()
         writer.writerows(leaks)
+    converted_path = os.path.join(examples_uri, CONVERTED_REPORT)
+    with fileio.open(converted_path, "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "split", "kind", "note"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(converted)
 
     within: Counter[str] = Counter()
     for row in duplicates:
@@ -149,7 +167,18 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
         + ([f"{len(conflicts)} set(s) of byte-identical images carry different labels, e.g. "
             f"{', '.join(conflicts[0])}"] if conflicts else []),
         "accounting_ok": not mismatches,
+        # ingested images stored as PNG instead of their original bytes (EXIF orientation applied, transcoded)
+        "converted": {"count": len(converted), "by_kind": dict(Counter(r["kind"] for r in converted)),
+                      "report": converted_path},
+        # hidden/system files (.DS_Store, Thumbs.db, ._* AppleDouble, desktop.ini): not inputs, so not in files_seen
+        "skipped": {"count": len(skipped), "files": [{"path": r["path"], "split": r["split"], "reason": r["reason"]}
+                                                      for r in skipped]},
     }
+    if converted:
+        summary["warnings"].append(f"{len(converted)} image(s) stored re-encoded as PNG ("
+                                   + ", ".join(f"{kind}: {n}" for kind, n in sorted(summary["converted"]["by_kind"]
+                                                                                    .items()))
+                                   + f"); see {CONVERTED_REPORT}")
     with fileio.open(os.path.join(examples_uri, INGEST_SUMMARY), "w") as handle:
         handle.write(json.dumps(summary, indent=2, ensure_ascii=False))
     if mismatches:

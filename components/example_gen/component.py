@@ -38,6 +38,8 @@ class ImageExampleGen(FileBasedExampleGen):
         image_feature: str = "image",
         label_feature: str = "label",
         label_names: Sequence[str] = (),
+        min_image_side: int = images.MIN_IMAGE_SIDE,
+        transcode: bool = True,
     ) -> None:
         if multilabel and data_format != "csv":
             raise sources.DataLayoutError(f"data root {input_base} is a {data_format} layout: "
@@ -50,7 +52,7 @@ class ImageExampleGen(FileBasedExampleGen):
             input_config=input_config,
             output_config=output_config,
             custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage,
-                                               image_feature=image_feature, label_feature=label_feature,
-                                               label_names=label_names),
+                                               min_image_side, transcode, image_feature=image_feature,
+                                               label_feature=label_feature, label_names=label_names),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         )

@@ -9,11 +9,13 @@ once:
    base executor would give it (`_PartitionFn` on the `path` feature), so even files that are later quarantined
    are accounted to a split. A data root whose training split holds fewer than two classes (or distinct labels,
    for multilabel) is refused here, naming the class.
-2. Reading (Beam): every file is read and checked by `images.inspect_image`; good images become
-   `tf.train.Example`s with their original bytes, the rest go to the quarantine side output.
+2. Reading (Beam): every file is read and checked by `images.prepare_image`; good images become
+   `tf.train.Example`s with their original bytes (or, EXIF-oriented or transcoded, a PNG, listed on a side
+   output), the rest go to the quarantine side output. Hidden/system files (`sources.HIDDEN_REASON`) are skipped.
    TFRecord input (see `records`): the record files are listed, and each record, `<file>#<index>`, gets its output
    split (the hash split on that id), is counted as seen (its label is only known once read), parsed and checked
-   in Beam — the same quarantine, leakage and accounting as a file.
+   in Beam (`images.inspect_image`: records are ingested as they are, never re-encoded) — the same quarantine,
+   leakage and accounting as a file.
 3. Cross-split checks (Beam, see `leakage`): an eval image whose class has no training image is quarantined;
    identical content (sha256) in train and eval is train/eval leakage — listed in `leakage_report.csv` and, with
    `leakage="remove"` (the default), the eval copy is quarantined; duplicates within one split are only counted.
@@ -65,9 +67,12 @@ class _Ingested(NamedTuple):
 class _ReadImage(beam.DoFn):
     """Reads one `Source`; emits an `_Ingested`, or a quarantine record on the side output."""
 
-    def __init__(self, max_image_pixels: int, multilabel: bool) -> None:
+    def __init__(self, max_image_pixels: int, multilabel: bool, min_image_side: int = images.MIN_IMAGE_SIDE,
+                 transcode: bool = True) -> None:
         self._max_pixels = max_image_pixels
         self._multilabel = multilabel
+        self._min_side = min_image_side
+        self._transcode = transcode
         self._progress = None
 
     def setup(self) -> None:
@@ -77,9 +82,13 @@ class _ReadImage(beam.DoFn):
         try:
             with fileio.open(source.path, "rb") as handle:
                 data = handle.read()
-            info = images.inspect_image(data, self._max_pixels)
+            prepared = images.prepare_image(data, self._max_pixels, transcode=self._transcode,
+                                            min_side=self._min_side)
             label = sources.split_labels(source.label, True) if self._multilabel else source.label
-            example = images.make_example(data, label, source.relative_path, info)
+            example = images.make_example(prepared.data, label, source.relative_path, prepared.info)
+            if prepared.note:  # re-encoded (EXIF orientation, transcoded): listed in the ingest summary
+                yield beam.pvalue.TaggedOutput(accounting.CONVERTED, accounting.converted_record(
+                    source.relative_path, source.label, source.split, prepared.kind, prepared.note))
             yield _Ingested(source.split, source.relative_path, source.label, hashlib.sha256(data).hexdigest(),
                             example.SerializeToString())
         except images.Quarantined as rejected:
@@ -220,7 +229,8 @@ def _list_records(input_base: str, input_config: example_gen_pb2.Input, output_c
     names = records.resolve_label_names(input_base, options["label_names"])
     spec = records.RecordSpec(
         str(options["image_feature"]), str(options["label_feature"]), names, int(options["max_image_pixels"]),
-        records.LABEL_NAMES_FILE if records.read_label_names(input_base) else "data.label_names")
+        records.LABEL_NAMES_FILE if records.read_label_names(input_base) else "data.label_names",
+        int(options["min_image_side"]))
     return found, rejected, _ReadRecords(spec, assign)
 
 
@@ -271,9 +281,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             warnings: list[str] = []
         else:
             found, rejected, warnings = _list_sources(input_base, input_config, output_config, split_names, options)
-            reader = _ReadImage(int(options["max_image_pixels"]), multilabel)
+            reader = _ReadImage(int(options["max_image_pixels"]), multilabel, int(options["min_image_side"]),
+                                bool(options["transcode"]))
+        skipped = [r for r in rejected if r.reason == sources.HIDDEN_REASON]  # not inputs: listed, never quarantined
+        rejected = [r for r in rejected if r.reason != sources.HIDDEN_REASON]
         accounting.write_listing(quarantine_dir, split_names, [] if tfrecord else found, rejected, warnings,
-                                 multilabel, leakage_mode)
+                                 multilabel, leakage_mode, skipped)
         if TRAIN_SPLIT in split_names and not tfrecord:
             sources.require_two_classes(
                 [label for s in found if s.split == TRAIN_SPLIT for label in sources.split_labels(s.label, multilabel)],
@@ -284,7 +297,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         read = (
             pipeline
             | "ListSources" >> beam.Create(found, reshuffle=True)
-            | "ReadAndValidate" >> beam.ParDo(reader).with_outputs(QUARANTINE_TAG, accounting.SEEN, main="ingested")
+            | "ReadAndValidate" >> beam.ParDo(reader).with_outputs(
+                QUARANTINE_TAG, accounting.SEEN, accounting.CONVERTED, main="ingested")
         )
         ingested = read.ingested
         index = {name: i for i, name in enumerate(split_names)}
@@ -333,7 +347,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 | "SeenRows" >> beam.Map(lambda kv: {"split": kv[0][0], "key": kv[0][1], "count": kv[1]}))
         kinds = ((accounting.REJECTS, rejects | "AllRejects" >> beam.Flatten()), (accounting.COUNTS, counts),
                  (accounting.LEAKS, findings.leaks), (accounting.DUPLICATES, findings[accounting.DUPLICATES]),
-                 (accounting.SEEN, seen))
+                 (accounting.SEEN, seen), (accounting.CONVERTED, read[accounting.CONVERTED]))
         _ = (  # one output for all report rows: fewer Beam stages than one sink per kind
             [rows | f"Tag[{kind}]" >> beam.Map(lambda row, kind: {"record": kind, "data": row}, kind)
              for kind, rows in kinds]

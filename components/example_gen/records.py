@@ -51,6 +51,7 @@ class RecordSpec:
     label_names: tuple[str, ...]
     max_image_pixels: int
     label_names_source: str = LABEL_NAMES_FILE  # named in the reason of an integer label without a name
+    min_image_side: int = images.MIN_IMAGE_SIDE  # smaller images are quarantined (data.min_image_side)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def check_record(serialized: bytes, path: str, spec: RecordSpec) -> RecordRead:
         return RecordRead(path, "", reason=rejected.reason)
     try:
         data = _image(feature, spec.image_feature)
-        images.inspect_image(data, spec.max_image_pixels)
+        images.inspect_image(data, spec.max_image_pixels, spec.min_image_side)
     except images.Quarantined as rejected:
         return RecordRead(path, name, reason=rejected.reason)
     if spec.label_names and feature[spec.label_feature].HasField("int64_list"):  # named: the examples carry names

@@ -38,6 +38,18 @@ MULTILABEL_NEEDS_CSV = "multilabel needs a CSV manifest with labels separated by
     "img/1.jpg,smiling|eyeglasses)"
 
 
+# Files and folders the OS or a copy tool leaves behind: skipped while listing folders (and listed, not quarantined).
+HIDDEN_REASON = "hidden/system file, skipped"
+_SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db", "__macosx"})
+
+
+def is_hidden(relative_path: str) -> bool:
+    """True when a component of the path is hidden (`.DS_Store`, `._foo.jpg` AppleDouble, `.git`) or a system
+    file/folder (`Thumbs.db`, `desktop.ini`, `__MACOSX`)."""
+    return any(part.startswith(".") or part.lower() in _SYSTEM_NAMES
+               for part in relative_path.replace(os.sep, "/").split("/") if part not in ("", ".", ".."))
+
+
 class DataLayoutError(ValueError):
     """The data root cannot be used; the message names the path."""
 
@@ -147,7 +159,8 @@ def list_folder_sources(input_base: str, pattern: str, split: str) -> tuple[list
     """Files matching `<input_base>/<pattern>` (pattern `[split_dir/]*/*`) labelled by their class folder.
 
     Anything that matches but cannot be ingested as a file (a nested folder, a symlink leaving the data root)
-    and any stray file that is not inside a class folder is returned as `Rejected`, so nothing is lost silently.
+    and any stray file that is not inside a class folder is returned as `Rejected`, so nothing is lost silently;
+    hidden/system files and folders are returned as `Rejected` with `HIDDEN_REASON` and no label (skipped).
     """
     sources: list[Source] = []
     rejected: list[Rejected] = []
@@ -155,7 +168,9 @@ def list_folder_sources(input_base: str, pattern: str, split: str) -> tuple[list
     for path in sorted(fileio.glob(os.path.join(input_base, pattern))):
         relative = os.path.relpath(path, input_base)
         label = os.path.basename(os.path.dirname(path))
-        if fileio.isdir(path):
+        if is_hidden(relative):
+            rejected.append(Rejected(relative, "", split, HIDDEN_REASON))
+        elif fileio.isdir(path):
             rejected.append(Rejected(relative, label, split, "nested folder: only <class>/<file> is scanned"))
         elif real_base is not None and not _inside(os.path.realpath(path), real_base):
             rejected.append(Rejected(relative, label, split, "symlink points outside the data root (not followed)"))
@@ -164,9 +179,9 @@ def list_folder_sources(input_base: str, pattern: str, split: str) -> tuple[list
     class_level = os.path.dirname(pattern)  # e.g. "train/*" or "*"
     for path in sorted(fileio.glob(os.path.join(input_base, class_level))):
         if not fileio.isdir(path):
-            rejected.append(
-                Rejected(os.path.relpath(path, input_base), "", split, "not inside a class folder (no label)")
-            )
+            relative = os.path.relpath(path, input_base)
+            rejected.append(Rejected(relative, "", split,
+                                     HIDDEN_REASON if is_hidden(relative) else "not inside a class folder (no label)"))
     return sources, rejected
 
 
@@ -175,7 +190,8 @@ def empty_class_folders(input_base: str, pattern: str) -> list[str]:
     nothing at all: their class silently gets no images, so ingestion reports them."""
     class_level = os.path.dirname(pattern)
     return [os.path.relpath(path, input_base) for path in sorted(fileio.glob(os.path.join(input_base, class_level)))
-            if fileio.isdir(path) and not fileio.listdir(path)]
+            if fileio.isdir(path) and not is_hidden(os.path.relpath(path, input_base))
+            and not [name for name in fileio.listdir(path) if not is_hidden(name)]]
 
 
 def split_labels(cell: str, multilabel: bool) -> tuple[str, ...]:

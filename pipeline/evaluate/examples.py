@@ -1,6 +1,7 @@
 """A labelled data root as raw tf.Examples, exactly as ingestion builds them: the files are listed by
-`components.example_gen.sources`, every file is checked by `images.inspect_image` and becomes an Example with
-`images.make_example`; a file ingestion would quarantine is listed with its reason, never dropped silently.
+`components.example_gen.sources`, every file is checked by `images.prepare_image` (EXIF orientation applied,
+TIFF/WebP as PNG, as at ingestion) and becomes an Example with `images.make_example`; a file ingestion would
+quarantine is listed with its reason, never dropped silently.
 
 Layouts: class folders (`<root>/<class>/<image>`), a train/test tree (its test split is read), or a CSV manifest
 (`path,label`; for multilabel models the only layout, labels separated by `|`). TFRecord data roots are refused:
@@ -78,10 +79,10 @@ def write_examples(data_root: str, tfrecord: str, multilabel: bool = False,
             try:
                 with tf.io.gfile.GFile(source.path, "rb") as handle:
                     data = handle.read()
-                info = images.inspect_image(data, max_image_pixels)
+                prepared = images.prepare_image(data, max_image_pixels)  # as ingestion: EXIF, TIFF/WebP to PNG
                 labels = sources.split_labels(source.label, multilabel)
-                example = images.make_example(data, labels if multilabel else source.label, source.relative_path,
-                                              info)
+                example = images.make_example(prepared.data, labels if multilabel else source.label,
+                                              source.relative_path, prepared.info)
             except images.Quarantined as refused:
                 found.quarantined.append(_row(source, refused.reason))
                 continue

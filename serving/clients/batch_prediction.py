@@ -3,7 +3,8 @@
     Create(relative paths) → ReadAndValidate ─┬─ ok → BatchElements → Predict ─┬─ ok → predictions CSV
                                               └─ quarantine ───────────────────┴─ quarantine → quarantine CSV
 
-`ReadAndValidate` reads each file and passes it through the ingestion gate (`inspect_image`); `Predict`
+`ReadAndValidate` reads each file (never one whose real path leaves the folder: a symlink out of it is quarantined
+unopened) and passes it through the ingestion gate (`prepare_image`: EXIF orientation, TIFF/WebP to PNG); `Predict`
 calls a predictor (REST, gRPC or in-process SavedModel) on batches and, when the service rejects a batch,
 retries its images one by one so only the bad ones are quarantined. Service failures (server down) fail
 the job. Both CSVs are written as single files with a header, even when empty: predictions
@@ -46,7 +47,7 @@ class ReadAndValidate(beam.DoFn):
 
     def process(self, relative: str) -> Iterator[Any]:
         """Read and check one file."""
-        data, stage, reason = read_and_check(os.path.join(self._folder, relative), self._max_pixels)
+        data, stage, reason = read_and_check(os.path.join(self._folder, relative), self._max_pixels, self._folder)
         if data is None:
             yield beam.pvalue.TaggedOutput(QUARANTINE, FileResult(relative, stage=stage, reason=reason))
         else:

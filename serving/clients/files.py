@@ -1,8 +1,10 @@
 """Image files for the clients: list a folder, read and check each file with the ingestion gate, predict the
 usable ones in batches (retrying a rejected batch one by one so only the bad files fail), keep input order.
 
-The check is `components.example_gen.images.inspect_image`, the same gate ingestion quarantines with, so a file
-`visionline predict` refuses would also have been refused as training data.
+The check is `components.example_gen.images.prepare_image`, the same gate ingestion quarantines with, so a file
+`visionline predict` refuses would also have been refused as training data; and what it sends is what ingestion
+would have stored: an EXIF-oriented image turned upright, a TIFF or WebP transcoded to PNG (both as PNG). A file
+of a folder whose real path leaves the folder (a symlink out of it) is refused without being opened.
 """
 
 from __future__ import annotations
@@ -10,25 +12,38 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
-from components.example_gen.images import MAX_IMAGE_PIXELS, Quarantined, inspect_image
+from components.example_gen.images import MAX_IMAGE_PIXELS, Quarantined, prepare_image
 from serving.clients.predictors import Predictor
 from serving.clients.results import FileResult, PredictionError
 
 DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # checked before sending, as at ingestion
 
 
-def read_and_check(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes | None, str, str]:
-    """(bytes, "", "") for a usable image, else (None, stage, reason) — the ingestion gate's verdict."""
+OUTSIDE_FOLDER = "symlink points outside the folder (not followed)"
+
+
+def read_and_check(path: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   folder: str | None = None) -> tuple[bytes | None, str, str]:
+    """(bytes to send, "", "") for a usable image, else (None, stage, reason) — the ingestion gate's verdict.
+
+    With `folder`, a path whose real location is outside it is refused before it is opened."""
+    if folder is not None and not inside(path, folder):
+        return None, "read", OUTSIDE_FOLDER
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as err:
         return None, "read", f"cannot read file: {err.strerror or err}"
     try:
-        inspect_image(data, max_pixels)
+        return prepare_image(data, max_pixels).data, "", ""
     except Quarantined as err:
         return None, "validate", err.reason
-    return data, "", ""
+
+
+def inside(path: str, folder: str) -> bool:
+    """True when the real path of `path` (symlinks resolved) is `folder`'s real path or below it."""
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def predict_with_fallback(predictor: Predictor, items: Sequence[tuple[str, bytes]]) -> Iterator[FileResult]:

@@ -41,7 +41,7 @@ from tensorflow_serving.apis import (
 
 from serving.errors import ServingError, invalid
 from serving.server.config import validate_model_name
-from serving.server.image_guard import check_encoded_sizes, check_image_sizes
+from serving.server.image_guard import prepare_encoded, prepare_image_inputs
 from serving.server.manager import ModelManager
 from serving.server.prometheus import ServingMetrics
 from serving.server.tensors import array_to_tensor_proto, check_batch_rows, tensor_proto_to_array
@@ -173,7 +173,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             signature = servable.signature(request.model_spec.signature_name or None)
             inputs = {key: tensor_proto_to_array(proto, f"input {key!r}", self._max_rows, self._max_elements)
                       for key, proto in request.inputs.items()}
-            check_image_sizes(inputs, self._max_pixels)
+            inputs = prepare_image_inputs(inputs, self._max_pixels)  # pixel guard, EXIF orientation
             outputs = servable.predict(signature, inputs, tuple(request.output_filter))
             response = predict_pb2.PredictResponse()
             _set_spec(response.model_spec, name, servable.version, signature.name)
@@ -187,7 +187,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         name, version = _model_spec(request.model_spec)
         check_batch_rows(_example_count(request.input), self._max_rows, "examples")
         examples = _serialized_examples(request.input)
-        check_encoded_sizes(examples, "examples", self._max_pixels)
+        examples = prepare_encoded(examples, "examples", self._max_pixels)
         with self._manager.acquire(name, version) as servable:
             signature = servable.classify_signature(request.model_spec.signature_name or None)
             results = servable.classify(signature, examples)

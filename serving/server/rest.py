@@ -38,7 +38,7 @@ import tornado.web
 
 from serving.errors import ServingError, invalid
 from serving.server.config import ServerConfig, parse_version, validate_model_name
-from serving.server.image_guard import check_encoded_sizes, check_image_sizes
+from serving.server.image_guard import prepare_encoded, prepare_image_inputs
 from serving.server.manager import ModelManager
 from serving.server.prometheus import CONTENT_TYPE, ServingMetrics
 from serving.server.tensors import (
@@ -238,7 +238,7 @@ class InferenceHandler(_JsonHandler):
             signature = servable.signature(signature_name_from_json(doc))
             inputs, row_format = predict_inputs_from_json(doc, signature, self.ctx.config.max_batch_rows)
             check_inputs(inputs, signature)
-            check_image_sizes(inputs, self.ctx.config.max_image_pixels)
+            inputs = prepare_image_inputs(inputs, self.ctx.config.max_image_pixels)  # pixel guard, EXIF
             return signature, inputs, row_format
 
         signature, inputs, row_format = await self._off_loop(parse)
@@ -252,7 +252,7 @@ class InferenceHandler(_JsonHandler):
             doc = decode_json(body)
             signature = servable.classify_signature(signature_name_from_json(doc))
             examples = examples_from_json(doc, self.ctx.config.max_batch_rows)
-            check_encoded_sizes(examples, "examples", self.ctx.config.max_image_pixels)
+            examples = prepare_encoded(examples, "examples", self.ctx.config.max_image_pixels)
             return signature, examples
 
         signature, examples = await self._off_loop(parse)

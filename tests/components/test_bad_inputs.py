@@ -22,9 +22,10 @@ import tensorflow as tf
 from PIL import Image
 
 from components import features
-from components.example_gen import sources
+from components.example_gen import accounting, sources
 from components.transform.preprocessing import decode_and_resize
 from tests.components.test_example_gen import _records, _report, _run, _summary, _write
+from tests.image_files import asymmetric, gif_with_frames, oriented_jpeg, upright_pixels
 
 SIZE = 16  # test images are SIZE x SIZE, so decode_and_resize(…, SIZE) keeps every pixel
 
@@ -106,6 +107,17 @@ def _check_cmyk(pixels: np.ndarray) -> None:
 
 
 CMYK, CMYK_RGB, CMYK_AS_RGB = _cmyk_jpeg()
+ASYMMETRIC = asymmetric(SIZE, SIZE)  # square, so the upright image keeps SIZE x SIZE
+# stored as PNG instead of their original bytes, with what the converted report says
+CONVERTED = {"scan.tiff": ("transcode", "TIFF transcoded to PNG"),
+             "scan-16bit.tiff": ("transcode", "TIFF transcoded to PNG"),
+             "photo.webp": ("transcode", "WEBP transcoded to PNG"),
+             "rotated-6.jpg": ("orientation", "EXIF orientation 6 applied, re-encoded as PNG"),
+             "rotated-8.jpg": ("orientation", "EXIF orientation 8 applied, re-encoded as PNG")}
+# hidden/system files a Mac, Windows or a copy tool leaves: skipped, listed apart, never in the accounting
+HIDDEN = {"train/cat/.DS_Store": b"\0\0\0\x01Bud1", "train/cat/._0.png": b"\0\x05\x16\x07AppleDouble",
+          "train/dog/Thumbs.db": b"\xd0\xcf\x11\xe0", "train/desktop.ini": b"[.ShellClassInfo]\r\n",
+          "test/dog/.hidden.png": b"not even a PNG"}
 TRUNCATED = _save(Image.fromarray(np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)), "JPEG")
 SPECIAL = {  # train/cat/<name>: bytes (made when the fixture runs), expected
     "zero.jpg": (lambda: b"", ("quarantined", "empty file (0 bytes)")),
@@ -136,8 +148,34 @@ SPECIAL = {  # train/cat/<name>: bytes (made when the fixture runs), expected
                         ("ingested", lambda px: np.testing.assert_allclose(px, _pillow_rgb(PROGRESSIVE), atol=8))),
     "gray.jpg": (lambda: GRAY_JPEG,
                  ("ingested", lambda px: np.testing.assert_allclose(px, _pillow_rgb(GRAY_JPEG), atol=8))),
-    "scan.tiff": (lambda: _save(Image.fromarray(_rgb(18)), "TIFF"),
-                  ("quarantined", "format TIFF is not decodable by TensorFlow (supported: JPEG, PNG, GIF, BMP)")),
+    "scan.tiff": (lambda: _save(Image.fromarray(_rgb(18)), "TIFF"),  # transcoded to PNG (data.transcode)
+                  ("ingested", lambda px: np.testing.assert_allclose(px, _rgb(18)))),
+    "scan-16bit.tiff": (lambda: _save(Image.fromarray(GRAY16), "TIFF"),
+                        ("ingested", lambda px: np.testing.assert_allclose(
+                            px, np.repeat(GRAY16[..., None] / 257.0, 3, -1), atol=1.0))),
+    "pages.tiff": (lambda: _save(Image.fromarray(_rgb(21)), "TIFF", save_all=True,
+                                 append_images=[Image.fromarray(_rgb(22))]),
+                   ("quarantined", "multi-page TIFF (2 pages/frames) is not transcoded")),
+    "phone.heic": (lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200),
+                   ("quarantined", "HEIC/HEIF image: Pillow needs the pillow-heif plugin to read it, which is not "
+                                   "installed; convert it to JPEG or PNG first")),
+    "rotated-6.jpg": (lambda: oriented_jpeg(ASYMMETRIC, 6),  # a phone photo held upright: stored upright as PNG
+                      ("ingested", lambda px: np.testing.assert_array_equal(
+                          px, upright_pixels(oriented_jpeg(ASYMMETRIC, 6))))),
+    "rotated-8.jpg": (lambda: oriented_jpeg(ASYMMETRIC, 8),
+                      ("ingested", lambda px: np.testing.assert_array_equal(
+                          px, upright_pixels(oriented_jpeg(ASYMMETRIC, 8))))),
+    "pixel.png": (lambda: _save(Image.new("RGB", (1, 1), RED), "PNG"),
+                  ("quarantined", "image too small: 1x1 px (under data.min_image_side=8 px on a side)")),
+    "strip.png": (lambda: _save(Image.new("RGB", (300, 4), RED), "PNG"),
+                  ("quarantined", "image too small: 300x4 px (under data.min_image_side=8 px on a side)")),
+    "big-frame.gif": (lambda: gif_with_frames((SIZE, SIZE), [(SIZE, SIZE), (7000, 6000)]),  # ~40 KB, 42 Mpx frame 2
+                      ("quarantined", "image too large: GIF frame 2 of 2 is 7000x6000 px (logical screen 16x16); "
+                                      "TensorFlow decodes every frame onto a 7000x6000 px canvas, which exceeds "
+                                      "max_image_pixels=40000000")),
+    "many-frames.gif": (lambda: gif_with_frames((1000, 1000), [(1000, 1000)] * 41),
+                        ("quarantined", "image too large: 41 GIF frames decode to 41000000 px in all (TensorFlow "
+                                        "decodes every frame), which exceeds max_image_pixels=40000000")),
     "no-end-chunk.png": (lambda: _save(Image.fromarray(_rgb(19)), "PNG")[:-12],
                          ("quarantined", "not decodable by TensorFlow although Pillow reads it (PNG, mode RGB")),
     "animated.gif": (_animated_gif, ("ingested", lambda px: np.testing.assert_allclose(px, np.full_like(px, RED)))),
@@ -146,8 +184,8 @@ SPECIAL = {  # train/cat/<name>: bytes (made when the fixture runs), expected
     "palette.bmp": (lambda: _save(PALETTE, "BMP"), ("quarantined", "palette BMP (indexed colour) is not supported")),
     "one-bit.bmp": (lambda: _save(Image.fromarray(_rgb(9)).convert("1"), "BMP"),
                     ("quarantined", "1-bit BMP is not supported by TensorFlow's BMP decoder")),
-    "photo.webp": (lambda: _save(Image.fromarray(_rgb(10)), "WEBP"),
-                   ("quarantined", "format WEBP is not decodable by TensorFlow (supported: JPEG, PNG, GIF, BMP)")),
+    "photo.webp": (lambda: _save(Image.fromarray(_rgb(10)), "WEBP", lossless=True),  # transcoded to PNG
+                   ("ingested", lambda px: np.testing.assert_allclose(px, _rgb(10)))),
     "huge.png": (lambda: _save(Image.new("1", (6500, 6500)), "PNG"),  # a real, valid 42 Mpx PNG of ~30 kB
                  ("quarantined", "image too large: 6500x6500 px exceeds max_image_pixels=40000000")),
     "bomb.png": (lambda: _png_header_only(20_000, 20_000),
@@ -207,6 +245,8 @@ def messy(tmp_path_factory):
     seen[("train", "cat")] += 1
     add("train/README.txt", b"photos from the shelter", ("quarantined", "not inside a class folder (no label)"),
         label=sources.NO_LABEL)
+    for relative, data in HIDDEN.items():  # not added to `expected` / `seen`: they are not inputs
+        _write(root / relative, data)
 
     examples = _run(root, base)
     return examples, expected, seen, written
@@ -237,7 +277,14 @@ def test_each_special_file_is_ingested_and_decodes_or_is_quarantined_with_its_re
     else:
         assert path not in reasons
         split, label, data = ingested[path]
-        assert (split, label) == ("train", "cat") and data == written[path]  # original bytes
+        assert (split, label) == ("train", "cat")
+        if name in CONVERTED:  # re-encoded as PNG, and listed as such
+            assert data.startswith(b"\x89PNG\r\n") and data != written[path]
+            rows = {row["path"]: row for row in _report(examples, accounting.CONVERTED_REPORT)}
+            assert (rows[path]["kind"], rows[path]["note"], rows[path]["split"], rows[path]["label"]) == (
+                *CONVERTED[name], "train", "cat")
+        else:
+            assert data == written[path]  # original bytes
         pixels = _decoded(data)
         assert pixels.shape == (SIZE, SIZE, 3)
         detail(pixels)
@@ -254,6 +301,28 @@ def test_every_file_has_its_expected_outcome(messy):
             assert path in ingested, (path, reasons.get(path))
         else:
             assert reasons.get(path, "").startswith(detail), (path, reasons.get(path))
+
+
+def test_converted_images_are_counted_and_listed(messy):
+    examples, _, _, _ = messy
+    summary = _summary(examples)
+    assert summary["converted"]["count"] == len(CONVERTED)
+    assert summary["converted"]["by_kind"] == {"transcode": 3, "orientation": 2}
+    assert sorted(row["path"] for row in _report(examples, accounting.CONVERTED_REPORT)) == sorted(
+        f"train/cat/{name}" for name in CONVERTED)
+    assert "5 image(s) stored re-encoded as PNG (orientation: 2, transcode: 3); see converted_report.csv" in \
+        summary["warnings"]
+
+
+def test_hidden_and_system_files_are_skipped_and_listed_not_quarantined(messy):
+    examples, _, _, _ = messy
+    summary = _summary(examples)
+    assert summary["skipped"]["count"] == len(HIDDEN)
+    assert {row["path"]: (row["split"], row["reason"]) for row in summary["skipped"]["files"]} == {
+        path: ("train" if path.startswith("train/") else "eval", "hidden/system file, skipped") for path in HIDDEN}
+    reported = {row["path"] for row in _report(examples)}
+    assert not reported & set(HIDDEN)  # not errors
+    assert "hidden" not in " ".join(summary["quarantined_by_reason"])
 
 
 def test_unicode_and_spaces_in_names_survive(messy):

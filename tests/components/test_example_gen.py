@@ -128,7 +128,7 @@ def test_presplit_trees_keep_their_splits(tmp_path, rng):
         for label in ("homer", "marge"):
             for i in range(count):
                 _write(root / split / label / f"{i}.png",
-                       encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG"))
+                       encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
     examples = _run(root, tmp_path)
     assert len(_read_split(examples, "train")) == 8
     evaluation = _read_split(examples, "eval")
@@ -228,7 +228,7 @@ def test_presplit_leakage_across_train_and_test_trees(tmp_path, rng):
     for split, count in (("train", 3), ("test", 2)):
         for label in ("homer", "marge"):
             for i in range(count):
-                images[f"{split}/{label}/{i}.png"] = encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG")
+                images[f"{split}/{label}/{i}.png"] = encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG")
     images["test/marge/again.png"] = images["train/marge/1.png"]
     for path, data in images.items():
         _write(root / path, data)

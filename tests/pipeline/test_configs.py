@@ -48,6 +48,8 @@ def test_empty_data_root_is_a_named_error():
         ("train.mixed_precision=yes", "train.mixed_precision"),
         ("transform.image_size=2000", "transform.image_size"),
         ("preset=huge", "preset"),
+        ("data.min_image_side=0", "data.min_image_side"),
+        ("data.transcode=maybe", "data.transcode"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):

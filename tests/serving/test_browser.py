@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import socket
 import subprocess
 import time
@@ -15,11 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
+from components.example_gen import images
 from serving.server.config import ModelConfig, ServerConfig
 from serving.server.model_server import ServingServer
+from tests.image_files import asymmetric, oriented_jpeg
 from tests.serving.helpers import MODEL, build_tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -249,3 +254,60 @@ def test_page_shows_a_multilabel_models_predicted_label_set(multilabel_server, b
     assert browser.call("POST", "/execute/sync", {
         "script": "return [document.getElementById('labels-box').hidden, "
                   "document.getElementById('labels').textContent]", "args": []}) == [True, ""]
+
+
+CAPTURE = """window.__sent = [];
+const original = window.fetch;
+window.fetch = (url, init) => {
+  window.__sent.push(JSON.parse(init.body).instances[0].b64);
+  return original(url, init);
+};"""
+
+
+def test_page_sends_what_ingestion_stores_upright_jpegs_and_transcoded_webp(server, browser, digit_paths, tmp_path):
+    pixels = asymmetric(24, 40)
+    files = {"phone.jpg": oriented_jpeg(pixels, 6), "plain.png": next(iter(digit_paths.values())).read_bytes()}
+    webp, tiff = io.BytesIO(), io.BytesIO()
+    Image.fromarray(pixels).save(webp, format="WEBP", lossless=True)
+    Image.fromarray(pixels).save(tiff, format="TIFF")
+    files |= {"scan.webp": webp.getvalue(), "scan.tiff": tiff.getvalue()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    browser.call("POST", "/url", {"url": server.rest_url + "/"})
+    browser.call("POST", "/execute/sync", {"script": CAPTURE, "args": []})
+
+    def send(name: str) -> None:
+        browser.call("POST", "/execute/sync", {"script": "document.getElementById('status').textContent = '';"
+                                                         "document.getElementById('error').textContent = '';",
+                                               "args": []})
+        browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(tmp_path / name)})
+        deadline = time.monotonic() + 30
+        while not (browser.text(browser.find("#status")).endswith(" ms") or browser.text(browser.find("#error"))):
+            assert time.monotonic() < deadline, "no prediction and no error"
+            time.sleep(0.1)
+
+    def sent() -> bytes:
+        return base64.b64decode(browser.call("POST", "/execute/sync", {"script": "return window.__sent.pop()",
+                                                                       "args": []}))
+
+    send("phone.jpg")
+    assert "(EXIF orientation 6 applied, sent as PNG)" in browser.text(browser.find("#status"))
+    png = sent()
+    assert png.startswith(b"\x89PNG")
+    browser_pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    ingested = np.asarray(Image.open(io.BytesIO(images.prepare_image(files["phone.jpg"]).data)), dtype=np.int16)
+    assert browser_pixels.shape == ingested.shape == (40, 24, 3)  # upright, as ingestion stores it
+    assert np.abs(browser_pixels - ingested).max() <= 3  # the browser's JPEG decoder vs Pillow's: a level or so
+
+    send("scan.webp")
+    assert "(WEBP sent as PNG)" in browser.text(browser.find("#status"))
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(sent())).convert("RGB")), pixels)  # lossless
+
+    send("plain.png")
+    assert sent() == files["plain.png"]  # nothing to do: the original bytes
+
+    send("scan.tiff")
+    assert browser.text(browser.find("#error")) == (
+        "Prediction failed: scan.tiff: this browser cannot decode this TIFF image; convert it to PNG or JPEG first, "
+        "or use `visionline predict`, which transcodes TIFF and WebP")
+    assert browser.call("POST", "/execute/sync", {"script": "return window.__sent.length", "args": []}) == 0

@@ -282,3 +282,12 @@ def test_listing_skips_labels_txt_and_rejects_folders(tmp_path):
     assert [f.relative_path for f in found] == ["a.tfrecord"]
     assert [(r.relative_path, r.reason) for r in rejected] == [
         ("nested", "nested folder: only the TFRecord files directly inside a split folder are read")]
+
+
+def test_records_get_the_pixel_guards_of_image_files(rng):
+    spec = records.RecordSpec("image", "label", ("a", "b"), 40_000_000, min_image_side=9)
+    read = records.check_record(_feature(image=[_png(rng)], label=[0]), "r.tfrecord#0", spec)
+    assert read.reason == "image too small: 8x8 px (under data.min_image_side=9 px on a side)"
+    bomb = records.RecordSpec("image", "label", ("a", "b"), 63)
+    read = records.check_record(_feature(image=[_png(rng)], label=[0]), "r.tfrecord#1", bomb)
+    assert read.reason.startswith("image too large: 8x8 px exceeds")

@@ -43,6 +43,14 @@ MIN_IMAGE_SIDE = 8
 
 # What tf.io.decode_image can decode; anything else is transcoded (`transcode`) or quarantined with a reason.
 DECODABLE_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP"})
+# Pillow's name for a JPEG with an MPF extension (many phone and camera photos: the main image plus previews or a
+# second view in APP2). TensorFlow's JPEG decoder reads its first image, so it is a JPEG here.
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+
+
+def _format(image: PIL.Image.Image) -> str:
+    name = str(image.format)
+    return _FORMAT_ALIASES.get(name, name)
 
 class Quarantined(Exception):
     """An input file was rejected; `reason` is what goes into the quarantine report."""
@@ -112,7 +120,7 @@ def prepare_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, *, transcode:
     `transcode`), checked by `inspect_image`; or raise `Quarantined` saying why the file is unusable."""
     converted: conversion.Converted | None = None
     with _opened(data) as image:
-        fmt = str(image.format)
+        fmt = _format(image)
         _check_size(data, image, max_pixels)  # before anything decodes a pixel
         try:
             if fmt in DECODABLE_FORMATS:
@@ -138,7 +146,7 @@ def inspect_image(data: bytes, max_pixels: int, min_side: int = MIN_IMAGE_SIDE) 
     """Return format and size of an encoded image TensorFlow can decode as it is, or raise `Quarantined` saying
     why it is unusable (no conversion: `prepare_image` is the gate for files as users have them)."""
     with _opened(data) as image:
-        info = ImageInfo(format=str(image.format), width=image.width, height=image.height, mode=image.mode)
+        info = ImageInfo(format=_format(image), width=image.width, height=image.height, mode=image.mode)
         if info.format not in DECODABLE_FORMATS:
             raise Quarantined(f"format {info.format} is not decodable by TensorFlow (supported: JPEG, PNG, GIF, BMP)")
         _check_size(data, image, max_pixels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 
@@ -249,3 +250,16 @@ def test_tiny_images_are_refused(shape, accepted):
                                                      r"data.min_image_side=8 px on a side\)$"):
             images.prepare_image(data, MAX)
     assert images.prepare_image(data, MAX, min_side=1).info.height == shape[0]
+
+
+def test_a_phone_jpeg_with_mpf_previews_is_a_jpeg():
+    """Pillow calls a JPEG with an MPF extension (main image + previews, as many phones write) "MPO"; TensorFlow
+    decodes its first image as a JPEG, so it is ingested as one, not quarantined as an unknown format."""
+    main = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8))
+    preview = PIL.Image.fromarray(np.zeros((16, 20, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    main.save(buffer, "MPO", save_all=True, append_images=[preview])
+    data = buffer.getvalue()
+    assert PIL.Image.open(io.BytesIO(data)).format == "MPO"
+    prepared = images.prepare_image(data, 40_000_000)
+    assert prepared.data == data and prepared.info == images.ImageInfo("JPEG", 40, 32, "RGB")

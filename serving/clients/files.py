@@ -4,7 +4,9 @@ usable ones in batches (retrying a rejected batch one by one so only the bad fil
 The check is `components.example_gen.images.prepare_image`, the same gate ingestion quarantines with, so a file
 `visionline predict` refuses would also have been refused as training data; and what it sends is what ingestion
 would have stored: an EXIF-oriented image turned upright, a TIFF or WebP transcoded to PNG (both as PNG). A file
-of a folder whose real path leaves the folder (a symlink out of it) is refused without being opened.
+of a folder whose real path leaves the folder (a symlink out of it) is refused without being opened, and so is
+anything listed that is not a regular file (a symlinked folder, which is not followed; a FIFO, socket or device; a
+broken symlink): each gets a row with its reason, none is skipped silently.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # checked before sending, as at ingestion
 
 
 OUTSIDE_FOLDER = "symlink points outside the folder (not followed)"
+LINKED_FOLDER = "a folder, not an image file (symlinked folders are not followed)"
+NOT_A_FILE = "not a regular file (a FIFO, socket, device or broken symlink): not opened"
 
 
 def read_and_check(path: str, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -29,6 +33,10 @@ def read_and_check(path: str, max_pixels: int = DEFAULT_MAX_PIXELS,
     With `folder`, a path whose real location is outside it is refused before it is opened."""
     if folder is not None and not inside(path, folder):
         return None, "read", OUTSIDE_FOLDER
+    if os.path.isdir(path):
+        return None, "read", LINKED_FOLDER
+    if not os.path.isfile(path):  # opening a FIFO would block
+        return None, "read", NOT_A_FILE
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -80,14 +88,17 @@ def predict_files(paths: Iterable[str], predictor: Predictor, max_pixels: int = 
 
 
 def list_files(folder: str, exclude: Iterable[str] = ()) -> list[str]:
-    """Every regular file below `folder` (recursively, sorted), as paths relative to it."""
+    """Every entry below `folder` that is not a folder walked into (recursively, sorted), as paths relative to it:
+    files, and also symlinks to folders (not followed) and other non-regular entries, which `read_and_check`
+    then refuses with their reason."""
     excluded = {os.path.realpath(p) for p in exclude}
     found = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
-        for name in files:
+        linked = [name for name in dirs if os.path.islink(os.path.join(root, name))]  # os.walk does not enter them
+        for name in [*files, *linked]:
             path = os.path.join(root, name)
-            if os.path.realpath(path) in excluded or not os.path.isfile(path):
+            if os.path.realpath(path) in excluded:
                 continue
             found.append(os.path.relpath(path, folder).replace(os.sep, "/"))
     return sorted(found)

@@ -186,3 +186,23 @@ def test_predict_batch_refuses_symlinks_leaving_the_folder_without_opening_them(
                      "reason": "symlink points outside the folder (not followed)"}]
     if watch_atime:
         assert os.stat(secret).st_atime == 1_000_000  # never read
+
+
+def test_predict_batch_lists_linked_folders_and_special_files_instead_of_skipping_them(tmp_path, model_base,
+                                                                                         digit_pngs):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(digit_pngs[0])
+    (folder / "more").mkdir()
+    (folder / "more" / "b.png").write_bytes(digit_pngs[1])
+    os.symlink(folder / "more", folder / "linked")  # inside the folder, but os.walk does not enter it
+    os.mkfifo(folder / "pipe.png")  # opening it would block
+    os.symlink(tmp_path / "gone.png", folder / "broken.png")
+    out = tmp_path / "out" / "predictions.csv"
+    summary = predict_batch(str(folder), str(out), PredictorSpec("saved_model", str(model_base)))
+    assert (summary.files, summary.predicted, summary.quarantined) == (5, 2, 3)
+    with open(summary.quarantine_csv, newline="") as handle:
+        rows = sorted((row["path"], row["reason"]) for row in csv.DictReader(handle))
+    assert rows == [("broken.png", "symlink points outside the folder (not followed)"),
+                    ("linked", "a folder, not an image file (symlinked folders are not followed)"),
+                    ("pipe.png", "not a regular file (a FIFO, socket, device or broken symlink): not opened")]

@@ -107,6 +107,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
             code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
             multilabel=config.train.task == "multilabel",
             leakage=config.data.leakage,
+            manifest=config.data.manifest_options(),
         ).with_id(EXAMPLE_GEN)
     examples = example_gen.outputs["examples"]
 

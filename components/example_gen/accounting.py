@@ -177,7 +177,7 @@ def _class_warnings(per_split: dict[str, Any], leaks: list[dict[str, str]], leak
 
 def _reason_kind(reason: str) -> str:
     """Group reasons for the summary: text before the first ':' or '(' (file names stripped)."""
-    text = reason.split(": ", 1)[1] if reason.split(":", 1)[0].endswith((".csv", ".tsv")) else reason
+    text = reason.split(": ", 1)[1] if reason.split(":", 1)[0].endswith((".csv", ".tsv", ".txt")) else reason
     if text.startswith(LEAK_REASON_PREFIX):
         return "duplicate of a train image (train/eval leakage)"
     if text.startswith("file already listed on line "):

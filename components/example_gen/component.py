@@ -17,6 +17,7 @@ class ImageExampleGen(FileBasedExampleGen):
 
     `multilabel`: the CSV manifest's label cells hold 0..n labels separated by `|` (folder layouts are refused).
     `leakage`: `remove` (eval images byte-identical to a train image are quarantined) or `report` (kept, listed).
+    `manifest`: how a CSV manifest is read (`manifest.ManifestOptions.to_dict()`: path and label columns, kind).
     """
 
     def __init__(
@@ -29,6 +30,7 @@ class ImageExampleGen(FileBasedExampleGen):
         code_fingerprint: str = "",
         multilabel: bool = False,
         leakage: str = "remove",
+        manifest: dict[str, str] | None = None,
     ) -> None:
         if multilabel and data_format != "csv":
             raise sources.DataLayoutError(f"data root {input_base} is a {data_format} layout: "
@@ -37,6 +39,7 @@ class ImageExampleGen(FileBasedExampleGen):
             input_base=input_base,
             input_config=input_config,
             output_config=output_config,
-            custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage),
+            custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage,
+                                               manifest),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         )

@@ -1,5 +1,6 @@
 """ImageExampleGen's ingestion options: packed into ExampleGen's `custom_config` by the component, read back by the
-executor (`format`, `max_image_pixels`, `code_fingerprint`, `multilabel`, `leakage`)."""
+executor (`format`, `max_image_pixels`, `code_fingerprint`, `multilabel`, `leakage`, `manifest`: how a CSV
+manifest is read, `manifest.ManifestOptions.to_dict()`)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ LEAKAGE_MODES = ("remove", "report")
 
 
 def ingest_custom_config(data_format: str, max_image_pixels: int, code_fingerprint: str = "",
-                         multilabel: bool = False, leakage: str = "remove") -> example_gen_pb2.CustomConfig:
+                         multilabel: bool = False, leakage: str = "remove",
+                         manifest: dict[str, str] | None = None) -> example_gen_pb2.CustomConfig:
     """Pack ingestion options into ExampleGen's `custom_config` (an `Any` holding a `Struct`)."""
     if leakage not in LEAKAGE_MODES:
         raise ValueError(f"ImageExampleGen leakage={leakage!r}: expected one of {LEAKAGE_MODES}")
     options = struct_pb2.Struct()
     options.update({"format": data_format, "max_image_pixels": max_image_pixels, "code_fingerprint": code_fingerprint,
-                    "multilabel": multilabel, "leakage": leakage})
+                    "multilabel": multilabel, "leakage": leakage, "manifest": manifest or {}})
     packed = any_pb2.Any()
     packed.Pack(options)
     return example_gen_pb2.CustomConfig(custom_config=packed)
@@ -30,7 +32,7 @@ def ingest_custom_config(data_format: str, max_image_pixels: int, code_fingerpri
 def ingest_options(exec_properties: dict[str, Any]) -> dict[str, Any]:
     """The options an executor's `exec_properties` carry, with the defaults for any left out."""
     defaults = {"format": "folders", "max_image_pixels": images.MAX_IMAGE_PIXELS, "multilabel": False,
-                "leakage": "remove"}
+                "leakage": "remove", "manifest": {}}
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if not raw:
         return defaults

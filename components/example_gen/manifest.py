@@ -179,12 +179,13 @@ def parse_manifest(text: str, name: str, options: ManifestOptions | None = None,
         if celeba:
             header = ["", *header]  # the names line names the columns after the file name
     if count is not None and count != len(rows):
-        raise DataLayoutError(f"manifest {name}: line {count_line} says {count} rows follow, but {len(rows)} do: "
-                              "a truncated or edited file? Correct or delete that count line")
+        raise DataLayoutError(f"manifest {name}: line {count_line} says {count} rows follow, but "
+                              f"{len(rows)} {'does' if len(rows) == 1 else 'do'}: a truncated or edited file? "
+                              "Correct or delete that count line")
     if not rows:
         raise DataLayoutError(f"manifest {name} has a header but no rows")
     path_index = _column(options.path_column, header, PATH_NAMES, 0, name, "data.path_column")
-    kind = _kind(options, header, celeba, multilabel)
+    kind = _kind(options, header, celeba, multilabel, name)
     if kind == "attributes":
         return _attribute_rows(rows, header, path_index, name, multilabel, shown)
     label_index = _column(options.label_column, header, LABEL_NAMES, 1 if path_index == 0 else 0, name,
@@ -283,7 +284,7 @@ def _column(wanted: str, header: list[str], known: frozenset[str], default: int,
     return next((i for i, cell in enumerate(header) if cell.lower() in known), default)
 
 
-def _kind(options: ManifestOptions, header: list[str], celeba: bool, multilabel: bool) -> str:
+def _kind(options: ManifestOptions, header: list[str], celeba: bool, multilabel: bool, name: str) -> str:
     if options.kind != "auto":
         kind = options.kind
     elif celeba or (multilabel and not options.label_column and len(header) > 2
@@ -292,7 +293,8 @@ def _kind(options: ManifestOptions, header: list[str], celeba: bool, multilabel:
     else:
         kind = "labels"
     if kind == "attributes" and options.label_column:
-        raise DataLayoutError(f"data.label_column={options.label_column!r} does not apply to an attribute table "
+        raise DataLayoutError(f"manifest {name}: data.label_column={options.label_column!r} does not apply to an "
+                              "attribute table "
                               "(every column but the path is an attribute): unset it, or set "
                               "data.manifest_kind=labels")
     return kind

@@ -40,6 +40,7 @@ from pipeline import presets
 NORMALIZATIONS = ("auto", *transform_settings.NORMALIZATIONS)  # auto: the backbone's own
 DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
+MANIFEST_KINDS = ("auto", "labels", "attributes")  # = components.example_gen.manifest's (which loads TFX)
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
@@ -69,6 +70,19 @@ class DataConfig:
     # their train twin named) or "report" (kept); both list them in the Examples' leakage_report.csv.
     leakage: str = "remove"
     schema_path: str = ""  # curated schema.pbtxt (ImportSchemaGen); empty = infer with SchemaGen
+    # CSV manifests (components/example_gen/manifest.py): the column holding the image path and the one holding the
+    # label, each by header name or 0-based index. "" = a column named like a path (path, filename, image, …), else
+    # the first; and one named like a label (label, class, tags, …), else the first other one.
+    path_column: str = ""
+    label_column: str = ""
+    # labels (a path and a label column) | attributes (one 1/-1 or 0/1 column per attribute, read as multilabel
+    # data: CelebA's list_attr_celeba.txt or a CSV path,attr1,attr2,…) | auto: attributes for CelebA's shape or a
+    # multilabel manifest whose header has 3+ columns, none named like a label column; else labels.
+    manifest_kind: str = "auto"
+
+    def manifest_options(self) -> dict[str, str]:
+        """How ImageExampleGen reads a CSV manifest (`components.example_gen.manifest.ManifestOptions`' dict)."""
+        return {"path_column": self.path_column, "label_column": self.label_column, "kind": self.manifest_kind}
 
 
 @dataclass
@@ -314,6 +328,17 @@ class PipelineConfig:
              "distinct, non-empty class names (item i names integer label i)"),
             (not (self.data.label_names and self.data.format in ("folders", "csv")), "data.label_names",
              "empty with data.format=folders or csv (it names the integer labels of TFRecord data)"),
+            (self.data.manifest_kind in MANIFEST_KINDS, "data.manifest_kind", f"one of {MANIFEST_KINDS}"),
+            (not self.data.path_column.lstrip().startswith("-"), "data.path_column",
+             "a header name or a 0-based column index"),
+            (not self.data.label_column.lstrip().startswith("-"), "data.label_column",
+             "a header name or a 0-based column index"),
+            (not (self.data.label_column and self.data.label_column == self.data.path_column), "data.label_column",
+             "a different column than data.path_column"),
+            (not (self.data.manifest_kind == "attributes" and self.data.label_column), "data.label_column",
+             "empty with data.manifest_kind=attributes (every column but the path is an attribute)"),
+            (not (self.data.manifest_kind == "attributes" and self.train.task != "multilabel"), "train.task",
+             "multilabel with data.manifest_kind=attributes (an attribute table gives each image a label set)"),
             (not (self.train.task == "multilabel" and self.data.format == "folders"), "train.task",
              "multiclass or binary with data.format=folders (multilabel needs a CSV manifest with labels "
              "separated by '|')"),

@@ -111,6 +111,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         image_feature=settings.transform.image_feature,
         label_feature=settings.transform.label_feature,
         label_names=label_names,
+        manifest=config.data.manifest_options(),
     ).with_id(EXAMPLE_GEN)
     examples = example_gen.outputs["examples"]
 

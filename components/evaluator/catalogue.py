@@ -125,6 +125,7 @@ def gate_metrics(task: str, top_k: int = DEFAULT_TOP_K, kappa_weighting: str = "
 
 _LABELS = {info.key: info.label for task in TASKS for info in task_metrics(task)}
 _LABELS[names.SUBSET_ACCURACY] = "Subset accuracy"
+_ALIASES = {info.key: info.alias for task in TASKS for info in task_metrics(task)}  # one alias per key, any task
 _TOP_K = re.compile(r"^top_(\d+)_accuracy$")
 
 
@@ -138,6 +139,18 @@ def metric_label(name: str) -> str:
         pass
     match = _TOP_K.match(name)
     return f"Top-{match.group(1)} accuracy" if match else name
+
+
+def config_name(name: str) -> str:
+    """The name the config uses for a TFMA metric name (`eval.gates` aliases, `eval.min_accuracy` → `accuracy`,
+    `eval.min_kappa` → `kappa`): `accuracy` for sparse_categorical_accuracy and (multilabel) subset_accuracy, `kappa`
+    for cohen_kappa and its weighted variants, `top_k_accuracy` for top_5_accuracy, `f1` for f1_score, `auc_pr` for
+    auc_precision_recall; other names as they are."""
+    if name in _ALIASES:
+        return _ALIASES[name]
+    if is_kappa(name):
+        return "kappa"
+    return "top_k_accuracy" if _TOP_K.match(name) else name
 
 
 def is_kappa(name: str) -> bool:

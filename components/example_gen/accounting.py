@@ -196,6 +196,9 @@ def _class_warnings(per_split: dict[str, Any], leaks: list[dict[str, str]], leak
             if cls["seen"] and not cls["ingested"] and name != sources.NO_LABEL:
                 warnings.append(f"class '{name}' has no images in split '{split}' "
                                 f"(all {cls['quarantined']} file(s) quarantined)")
+            elif cls["ingested"] == 1 and name != sources.NO_LABEL:
+                why = "too few to learn the class from" if split == TRAIN_SPLIT else "its metrics rest on one image"
+                warnings.append(f"class '{name}' has only one image in split '{split}' ({why})")
         if split != TRAIN_SPLIT:
             for name in sorted(set(train) - set(counts["classes"]) - {sources.NO_LABEL}):
                 if train[name]["ingested"]:
@@ -209,7 +212,7 @@ def _class_warnings(per_split: dict[str, Any], leaks: list[dict[str, str]], leak
 
 def _reason_kind(reason: str) -> str:
     """Group reasons for the summary: text before the first ':' or '(' (file names stripped)."""
-    text = reason.split(": ", 1)[1] if reason.split(":", 1)[0].endswith((".csv", ".tsv")) else reason
+    text = reason.split(": ", 1)[1] if reason.split(":", 1)[0].endswith((".csv", ".tsv", ".txt")) else reason
     if text.startswith(LEAK_REASON_PREFIX):
         return "duplicate of a train image (train/eval leakage)"
     if text.startswith("file already listed on line "):

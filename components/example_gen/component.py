@@ -23,6 +23,7 @@ class ImageExampleGen(FileBasedExampleGen):
     TFRecord input (`data_format="tfrecord"`, see `records`): `image_feature` / `label_feature` name the features
     holding the encoded image and the label; `label_names` name integer labels (else `labels.txt` at the input
     base, read by the executor).
+    `manifest`: how a CSV manifest is read (`manifest.ManifestOptions.to_dict()`: path and label columns, kind).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class ImageExampleGen(FileBasedExampleGen):
         label_names: Sequence[str] = (),
         min_image_side: int = images.MIN_IMAGE_SIDE,
         transcode: bool = True,
+        manifest: dict[str, str] | None = None,
     ) -> None:
         if multilabel and data_format != "csv":
             raise sources.DataLayoutError(f"data root {input_base} is a {data_format} layout: "
@@ -53,6 +55,7 @@ class ImageExampleGen(FileBasedExampleGen):
             output_config=output_config,
             custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage,
                                                min_image_side, transcode, image_feature=image_feature,
-                                               label_feature=label_feature, label_names=label_names),
+                                               label_feature=label_feature, label_names=label_names,
+                                               manifest=manifest),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         )

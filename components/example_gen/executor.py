@@ -46,8 +46,9 @@ from tfx.utils import proto_utils
 from tqdm import tqdm
 
 from components import features
-from components.example_gen import accounting, images, leakage, records, sources
+from components.example_gen import accounting, images, leakage, manifest, records, sources
 from components.example_gen.accounting import TRAIN_SPLIT
+from components.example_gen.manifest import ManifestOptions
 from components.example_gen.options import ingest_options
 
 QUARANTINE_TAG = "quarantine"
@@ -194,7 +195,8 @@ def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_c
     warnings: list[str] = []
     for split in input_config.splits:
         if options["format"] == "csv":
-            listed, refused = sources.list_csv_sources(input_base, split.pattern, split.name, multilabel)
+            listed, refused = manifest.list_csv_sources(
+                input_base, split.pattern, split.name, multilabel, ManifestOptions.from_dict(options["manifest"]))
         else:
             listed, refused = sources.list_folder_sources(input_base, split.pattern, split.name)
             warnings += [f"empty class folder '{folder}': class '{os.path.basename(folder)}' gets no images from it"

@@ -3,8 +3,8 @@
 Layouts understood:
   * folders  – `<root>/<class>/<image>`; or already split: `<root>/train/<class>/…` and `<root>/test/<class>/…`
                (also `training`, `testing`, `val`, `valid`, `validation`, `eval`).
-  * csv      – a manifest file `path,label` (delimiter sniffed: `,` `;` tab); paths relative to the manifest.
-               For multilabel data the label cell holds 0..n labels separated by `|` (`smiling|eyeglasses`).
+  * csv      – a manifest file beside the images (read by `manifest`: path and label columns, or an attribute
+               table); paths relative to the manifest.
   * tfrecord – existing TFRecord files of `tf.train.Example` (optionally under `train/` and `test/`), with an
                optional `labels.txt` beside them naming integer labels (TFX's CIFAR-10 example layout; see
                `records`).
@@ -18,8 +18,6 @@ files they match (so unchanged images mean a cached ExampleGen), and the executo
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections.abc import Iterable
@@ -232,89 +230,6 @@ def require_two_classes(labels: Iterable[str], where: str, multilabel: bool = Fa
     other = sorted(set(elsewhere) - set(distinct) - {"", NO_LABEL})
     hint = f" (seen only in other splits: {', '.join(repr(c) for c in other)})" if other else ""
     raise DataLayoutError(f"{where} has {found}{hint}: training needs at least two {kind}")
-
-
-def list_csv_sources(input_base: str, manifest: str, split: str,
-                     multilabel: bool = False) -> tuple[list[Source], list[Rejected]]:
-    """Rows of a `path,label` manifest; a header row is detected, the delimiter is sniffed.
-
-    With `multilabel` the label cell holds 0..n labels separated by `|`; the `Source.label` is then the canonical
-    cell (sorted, de-duplicated labels joined by `|`, empty for none), and a cell with an empty label between
-    separators is rejected.
-    """
-    manifest_path = os.path.join(input_base, manifest)
-    with fileio.open(manifest_path, "r") as handle:
-        text = handle.read()
-    if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
-    text = text.lstrip("\ufeff")
-    rows = parse_manifest(text, manifest_path)
-    sources: list[Source] = []
-    rejected: list[Rejected] = []
-    real_base = os.path.realpath(input_base) if _is_local(input_base) else None
-    first_line: dict[str, int] = {}  # file -> manifest line that listed it first
-    for line_no, relative, label in rows:
-        path = relative if _is_uri(relative) or os.path.isabs(relative) else os.path.join(input_base, relative)
-        key = path if _is_uri(path) else os.path.normpath(path)
-        if multilabel:
-            try:
-                label = LABEL_SEPARATOR.join(split_labels(label, multilabel=True))
-            except ValueError as err:
-                rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: {err}"))
-                continue
-        if not label and not multilabel:
-            rejected.append(Rejected(relative, "", split, f"{manifest}:{line_no}: empty label"))
-            continue
-        if key in first_line:
-            rejected.append(Rejected(relative, label, split,
-                                     f"{manifest}:{line_no}: file already listed on line {first_line[key]}"))
-            continue
-        first_line[key] = line_no
-        if not fileio.exists(path):
-            rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: file not found"))
-        elif fileio.isdir(path):
-            rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: is a folder, not a file"))
-        elif real_base is not None and not _inside(os.path.realpath(path), real_base):
-            rejected.append(Rejected(relative, label, split, f"{manifest}:{line_no}: outside the manifest's folder"))
-        else:
-            sources.append(Source(path, relative, label, split))
-    return sources, rejected
-
-
-def parse_manifest(text: str, name: str) -> list[tuple[int, str, str]]:
-    """(line number, path, label) rows of a manifest; raise `DataLayoutError` naming the file and line."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise DataLayoutError(f"manifest {name} is empty")
-    try:
-        dialect = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=",;\t")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows: list[tuple[int, str, str]] = []
-    path_col, label_col = 0, 1
-    for line_no, row in enumerate(reader, start=1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        cells = [cell.strip() for cell in row]
-        if not rows and line_no == _first_nonempty(text) and {"path", "label"} <= {c.lower() for c in cells}:
-            lowered = [c.lower() for c in cells]
-            path_col, label_col = lowered.index("path"), lowered.index("label")
-            continue
-        if len(cells) <= max(path_col, label_col):
-            raise DataLayoutError(
-                f"manifest {name}, line {line_no}: expected 'path{delimiter}label', got {delimiter.join(cells)!r}"
-            )
-        rows.append((line_no, cells[path_col], cells[label_col]))
-    return rows
-
-
-def _first_nonempty(text: str) -> int:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            return number
-    return 0
 
 
 def _is_uri(path: str) -> bool:

@@ -4,10 +4,11 @@ effective configuration).
     visionline run --demo | --data PATH [--config F] [--set KEY=VALUE …] [--json] [-v] [--repeat N]
     visionline config [--config F] [--set …]
 
-`run` exits 0 when the run finished and its report was written, 3 when the run finished but the report failed,
-4 when the data validation gate stopped it (the problems on stderr, with what to do). `--repeat N` runs it N times
-with seeds train.seed, +1, … (see pipeline/runs/repeats.py), then prints each run's accuracy and kappa with their
-mean ± std, and exits with the worst run's code.
+`run` exits 0 when the run finished, its model was blessed (and pushed) and its report was written; 3 when the run
+finished but the report failed; 4 when the data validation gate stopped it (the problems on stderr, with what to
+do); 5 when the run finished but its model failed an Evaluator gate (not blessed, nothing pushed: the summary names
+each failed gate). `--repeat N` runs it N times with seeds train.seed, +1, … (see pipeline/runs/repeats.py), then
+prints each run's accuracy and kappa with their mean ± std, and exits with the worst (highest) run's code.
 """
 
 from __future__ import annotations
@@ -24,9 +25,22 @@ if TYPE_CHECKING:  # ML Metadata and TFMA stay out of `visionline --help`
     from pipeline.runs.summary import RunSummary
 
 
+EXIT_CODES = f"""exit codes:
+  {errors.OK}  the model was blessed and pushed (or, blessed before, is already served), the report written
+  {errors.USAGE_ERROR}  usage or configuration error (bad config, missing data root, …)
+  {errors.REPORT_FAILED}  the run finished but its report could not be written
+  {errors.DATA_STOPPED}  the data validation gate stopped the run before training
+  {errors.NOT_BLESSED}  the model failed an Evaluator gate: not blessed, nothing pushed
+  with --repeat: the highest code of the runs"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `run` and `config`."""
-    run = subparsers.add_parser("run", help="run the whole pipeline locally (LocalDagRunner + Beam)")
+    run = subparsers.add_parser(
+        "run", help="run the whole pipeline locally (LocalDagRunner + Beam)",
+        description="Run the whole pipeline locally, print its summary (ingestion counts and warnings, data gate, "
+                    "metrics, failed gates, pushed model) and write its report.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(run)
     run.add_argument("--json", action="store_true", help="print the run summary as JSON")
     run.add_argument("-v", "--verbose", action="store_true", help="full TFX/Beam logs")
@@ -93,7 +107,13 @@ def run_once(config: PipelineConfig, as_json: bool, quiet: bool = False) -> tupl
         return errors.DATA_STOPPED, None
     if not quiet:
         print(summary.to_json() if as_json else format_summary(summary))
-    return write_run_report(config.metadata_path, quiet=as_json), summary
+    return run_exit_code(summary, write_run_report(config.metadata_path, quiet=as_json)), summary
+
+
+def run_exit_code(summary: RunSummary, report_code: int) -> int:
+    """A finished run's exit code: `NOT_BLESSED` when the Evaluator did not bless its model (a gate failed, nothing
+    was pushed), else the report's (`OK` or `REPORT_FAILED`)."""
+    return errors.NOT_BLESSED if summary.blessed is False else report_code
 
 
 def run_repeated(config: PipelineConfig, times: int, as_json: bool) -> int:

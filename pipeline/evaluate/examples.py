@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import tensorflow as tf
 
-from components.example_gen import images, sources
+from components.example_gen import images, manifest, sources
 
 QUARANTINE_REPORT = "quarantine_report.csv"
 
@@ -56,7 +56,7 @@ def list_sources(data_root: str, multilabel: bool) -> tuple[list[sources.Source]
                                       f"{sources.MULTILABEL_NEEDS_CSV}")
     split, pattern = next((name, p) for name, p in layout.split_patterns.items() if name in ("eval", "all"))
     if layout.format == "csv":
-        listed, rejected = sources.list_csv_sources(layout.input_base, pattern, split, multilabel)
+        listed, rejected = manifest.list_csv_sources(layout.input_base, pattern, split, multilabel)
         described = "CSV manifest"
     else:
         listed, rejected = sources.list_folder_sources(layout.input_base, pattern, split)

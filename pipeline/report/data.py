@@ -78,6 +78,11 @@ class Gate:
         """Display name of the metric."""
         return metric_label(self.metric)
 
+    @property
+    def config_name(self) -> str:
+        """The metric as the config names it (`accuracy`, `kappa`, …)."""
+        return catalogue.config_name(self.metric)
+
 
 @dataclass
 class HeadlineMetric:

@@ -1,6 +1,7 @@
 """What a run recorded about its data: ingestion facts (ImageExampleGen's `ingest_summary.json`), ExampleValidator's
 anomalies per split, and the validation gate's verdict (its `verdict.json`, or the verdict a stopped gate's failed
-execution keeps), with the verdict's lines for people.
+execution keeps), with the verdict's lines for people; and the run's data warnings (`run_warnings`: ingestion's and
+the Trainer's), the one list `visionline run`, `last-run` and `run --json` show.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ EXECUTION_RESULT = "__execution_result__"
 INGEST_SUMMARY = "ingest_summary.json"
 VERDICT_FILE = "verdict.json"
 DATASET = "(dataset)"  # the feature name of a dataset-level anomaly
+# How the Trainer's history.json says a phase kept its last epoch because the validation set was too small to choose
+# by (components/trainer/training.py, `fit_phase`'s "kept_because").
+LAST_EPOCH_KEPT = "the last epoch: "
 
 
 @dataclass
@@ -43,6 +47,19 @@ def ingest_facts(examples: Any, with_counts: bool = False) -> dict[str, Any]:
     if os.path.exists(path):
         facts.update(json.loads(Path(path).read_text(encoding="utf-8")))
     return facts
+
+
+def run_warnings(ingest: dict[str, Any], history: dict[str, Any]) -> list[str]:
+    """Every warning a run recorded about its data, in one list: ingestion's (`ingest_summary.json` "warnings" —
+    whatever the listing and the accounting add: empty class folders, unused folders, a class with one image or none
+    in a split, a class absent from eval, train/eval leakage, label conflicts) and the Trainer's (`history.json`: a
+    validation set too small to choose an epoch by, so the last epoch was kept)."""
+    found = [str(warning) for warning in ingest.get("warnings") or []]
+    for phase in history.get("phases") or []:
+        reason = str(phase.get("kept_because") or "")
+        if reason.startswith(LAST_EPOCH_KEPT):
+            found.append(f"training: {reason.removeprefix(LAST_EPOCH_KEPT)}")
+    return list(dict.fromkeys(found))  # both Trainer phases may say the same
 
 
 def read_anomalies(uri: str) -> dict[str, list[Anomaly]]:

@@ -86,7 +86,8 @@ def repeat_runs(config: PipelineConfig, times: int, run_once: RunOnce, stopped_c
 
 
 def worst_exit_code(runs: Sequence[RepeatedRun]) -> int:
-    """The exit code of the worst run (the highest: 4 data gate stopped > 3 report failed > 0)."""
+    """The exit code of the worst run (the highest: 5 not blessed > 4 data gate stopped > 3 report failed > 0; a
+    data-gate stop ends the repetition)."""
     return max((r.exit_code for r in runs), default=0)
 
 

@@ -1,6 +1,7 @@
 """The headline facts of a pipeline run (`RunSummary`): components with their state and timings, ingestion counts,
-anomalies and the data gate's verdict, metrics (the task's headline metrics of components/evaluator/catalogue.py)
-with the baseline's, failed gates with their value and threshold, blessing and pushed model.
+the run's data warnings, anomalies and the data gate's verdict, metrics (the task's headline metrics of
+components/evaluator/catalogue.py) with the baseline's, failed gates (named as the config names the metric) with
+their value and threshold, blessing and pushed model.
 
 What `visionline run` prints after a run, `visionline last-run` prints, and `run --json` writes. The latest
 `pipeline_run` context is the run; cached components appear in it as CACHED executions linked to the artifacts
@@ -13,8 +14,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR, PUSHER, VALIDATION_GATE
-from pipeline.runs import data_health, evaluation, gates
+from components.evaluator.catalogue import config_name
+from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR, PUSHER, TRAINER, VALIDATION_GATE
+from pipeline.runs import data_health, evaluation, gates, model_facts
 from pipeline.runs.record import ComponentRun, RunRecord, bool_prop, read_run
 
 
@@ -22,9 +24,10 @@ from pipeline.runs.record import ComponentRun, RunRecord, bool_prop, read_run
 class GateResult:
     """A threshold the Evaluator checked and the candidate failed."""
 
-    metric: str
+    metric: str  # as the config names it (`accuracy`, `kappa`, …), plus " (change vs baseline)" for a change gate
     value: float | None
     threshold: str
+    key: str = ""  # TFMA's metric name (`sparse_categorical_accuracy`, `cohen_kappa`, …)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class RunSummary:
     pushed: bool = False
     pushed_model: str | None = None
     evaluation_uri: str | None = None
+    warnings: list[str] = field(default_factory=list)  # data warnings of ingestion and the Trainer (run_warnings)
 
     def to_json(self) -> str:
         """JSON for machines (`visionline run --json`)."""
@@ -65,6 +69,7 @@ def summarize(record: RunRecord) -> RunSummary:
     examples = _outputs(record, EXAMPLE_GEN, "Examples")
     if examples:
         summary.ingest = data_health.ingest_facts(examples[-1])
+    summary.warnings = data_health.run_warnings(summary.ingest, _history(record))
     anomalies = _outputs(record, EXAMPLE_VALIDATOR, "ExampleAnomalies")
     if anomalies:
         summary.anomalies = data_health.anomaly_lines(data_health.read_anomalies(anomalies[-1].uri))
@@ -90,6 +95,16 @@ def summarize(record: RunRecord) -> RunSummary:
     return summary
 
 
+def _history(record: RunRecord) -> dict[str, Any]:
+    """The Trainer's history.json ({} when the Trainer did not run, or its file cannot be read: the summary still
+    shows everything else)."""
+    model_run = record.artifact(TRAINER, "model_run", "ModelRun")
+    try:
+        return model_facts.read_history(model_run.uri) if model_run is not None else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def _outputs(record: RunRecord, node_id: str, type_name: str) -> list[Any]:
     return record.outputs_by_type(node_id).get(type_name, [])
 
@@ -101,7 +116,8 @@ def read_evaluation(uri: str, summary: RunSummary) -> None:
     summary.baseline_metrics.update(found.baselines)
     for failure in gates.read_failures(uri):
         summary.failed_gates.append(GateResult(
-            metric=failure.metric + (" (change vs baseline)" if failure.is_diff else ""),
+            metric=config_name(failure.metric) + (" (change vs baseline)" if failure.is_diff else ""),
             value=failure.value,
             threshold=gates.threshold_text(failure.threshold),
+            key=failure.metric,
         ))

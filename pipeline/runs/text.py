@@ -1,5 +1,6 @@
 """A run summary as terminal text: what `visionline run` prints after a run (or after the validation gate stopped
-it) and what `visionline last-run` prints.
+it) and what `visionline last-run` prints — the ingestion counts, every data warning (`warning: …` lines), the data
+gate, metrics, failed gates named as the config names their metric, blessing and push.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ def _component_lines(components: list[ComponentRun]) -> list[str]:
     return [f"  {c.node_id:<32} {c.state:<9} {c.seconds:7.1f} s" for c in components]
 
 
+def warning_lines(warnings: list[str]) -> list[str]:
+    """The run's data warnings (`RunSummary.warnings`), one line each."""
+    return [f"warning: {warning}" for warning in warnings]
+
+
 def format_stopped(summary: RunSummary | None, problems: list[Any], notes: list[str] | None = None) -> str:
-    """A run the validation gate stopped: the components that ran, then every problem, then what to do."""
+    """A run the validation gate stopped: the components that ran and the data warnings, then every problem, then
+    what to do."""
     lines = []
     if summary is not None:
         lines.append(f"run {summary.run_id}")
         lines += _component_lines(summary.components)
+        lines += warning_lines(summary.warnings)
     lines.append(f"STOPPED before training: the data validation gate found {len(problems)} problem(s)")
     lines += [f"  {problem}" for problem in problems]
     lines += [f"  note: {note}" for note in notes or []]
@@ -50,6 +58,7 @@ def format_summary(summary: RunSummary) -> str:
             lines.append(f"  quarantine report: {ingest.get('quarantine_report')}")
             for reason, count in ingest.get("quarantined_by_reason", {}).items():
                 lines.append(f"    {count:>5} × {reason}")
+    lines += warning_lines(summary.warnings)
     if summary.data_validation:  # the gate's verdict covers ExampleValidator's anomalies, with exact counts
         lines += data_gate_lines(summary.data_validation)
     else:

@@ -222,6 +222,20 @@ def test_multilabel_upper_bound_gate_is_explained():
     assert "subset_accuracy" in text and "f1_micro" in text
 
 
+def test_multiclass_gate_failures_name_metrics_as_the_config_does():
+    """top_2_accuracy and cohen_kappa_quadratic are gated as `top_k_accuracy` and `kappa` in the config: the
+    summary names them so (their TFMA names stay in `key`)."""
+    run = helpers.multiclass_run()
+    summary = RunSummary(run_id="r3")
+    read_evaluation(run.output, summary)
+    failed = {(g.metric, g.key) for g in summary.failed_gates}
+    assert {(name, key) for name, key in failed if not name.endswith("(change vs baseline)")} == {
+        (evaluation.config_name(key), key) for key, is_diff in _failures(run) if not is_diff}
+    assert ("top_k_accuracy", "top_2_accuracy") in failed  # eval.gates "top_k_accuracy>=0.99"
+    text = format_summary(summary)
+    assert "gate failed: top_k_accuracy = " in text and "top_2_accuracy =" not in text
+
+
 def test_without_a_baseline_only_value_gates_apply(tmp_path):
     """The first model: TFX drops change thresholds (rubber stamp), so only the absolute bounds decide."""
     labels, candidate, _ = helpers.binary_data()

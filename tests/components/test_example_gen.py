@@ -32,13 +32,14 @@ def _write(path, data: bytes) -> None:
 
 
 def _run(root, tmp_path, data_format="folders", train_fraction=0.8, max_image_pixels=40_000_000,
-         leakage="remove", multilabel=False):
+         leakage="remove", multilabel=False, manifest=None):
     """The real ImageExampleGen executor (Beam DirectRunner) on `root`, laid out as `create_pipeline` would."""
     layout = sources.detect_layout(str(root), data_format)
     input_config, output_config = example_gen_configs(layout, train_fraction)
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    custom_config = ingest_custom_config(layout.format, max_image_pixels, leakage=leakage, multilabel=multilabel)
+    custom_config = ingest_custom_config(layout.format, max_image_pixels, leakage=leakage, multilabel=multilabel,
+                                         manifest=manifest)
     exec_properties = {
         "input_base": layout.input_base,
         "input_config": proto_utils.proto_to_json(input_config),
@@ -322,3 +323,72 @@ def test_multilabel_needs_two_distinct_labels_and_a_manifest(tmp_path, rng):
     with pytest.raises(sources.DataLayoutError, match="multilabel needs a CSV manifest"):
         ImageExampleGen(input_base=str(root), input_config=example_gen_pb2.Input(),
                         data_format="folders", multilabel=True)
+
+
+# ---------------------------------------------------------------- attribute tables (CelebA's list_attr_celeba.txt)
+
+ATTRIBUTES = ("Eyeglasses", "Smiling", "Wearing_Hat")
+
+
+def test_attribute_table_is_ingested_as_multilabel_data(tmp_path, rng):
+    """CelebA's shape: a count line, the attribute names, then `file v1 v2 v3` (1 / -1) separated by spaces. Each
+    image's present attributes are its labels; a bad cell quarantines its row, naming file, line and column."""
+    root = tmp_path / "celeba"
+    lines, expected = [], {}
+    for i in range(24):
+        name = f"{i + 1:06d}.jpg"
+        _write(root / name, encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "JPEG"))
+        values = [1 if (i >> bit) & 1 else -1 for bit in range(3)]
+        lines.append(f"{name}  " + "  ".join(f"{v:2d}" for v in values))
+        expected[name] = [a for a, v in zip(ATTRIBUTES, values) if v == 1]
+    lines[5] = lines[5][:-2] + " 3"  # line 8 of the file: 000006.jpg's Wearing_Hat is 3
+    text = "\n".join([str(len(lines)), " ".join(ATTRIBUTES), *lines]) + "\n"
+    _write(root / "list_attr_celeba.txt", text.encode())
+    examples = _run(root / "list_attr_celeba.txt", tmp_path, data_format="auto", multilabel=True)
+
+    got = {}
+    for split in ("train", "eval"):
+        for example in _records(examples, split):
+            feature = example.features.feature
+            got[feature[features.PATH].bytes_list.value[0].decode()] = [
+                v.decode() for v in feature[features.LABEL].bytes_list.value]
+    del expected["000006.jpg"]
+    assert got == expected
+    assert [(row["path"], row["reason"]) for row in _report(examples)] == [
+        ("000006.jpg", "list_attr_celeba.txt:8: attribute value not 1, -1 or 0: column 'Wearing_Hat' (index 3) "
+                       "holds '3'")]
+    summary = _summary(examples)
+    assert summary["accounting_ok"] is True and summary["files_seen"] == 24 and summary["quarantined"] == 1
+    assert summary["quarantined_by_reason"] == {"attribute value not 1, -1 or 0": 1}
+    assert set(summary["per_split"]["train"]["classes"]) <= {*ATTRIBUTES, sources.NO_LABEL}
+
+
+def test_manifest_options_flow_from_the_config_to_the_executor(tmp_path, rng):
+    from pipeline.configs import ConfigError, PipelineConfig
+    from pipeline.pipeline import create_pipeline
+
+    root = tmp_path / "photos"
+    rows = ["id;species;file"]
+    for i in range(8):
+        _write(root / "img" / f"{i}.png", encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
+        rows.append(f"{i};{'cat' if i % 2 else 'dog'};img/{i}.png")
+    _write(root / "labels.csv", "\n".join(rows).encode())
+    config = PipelineConfig().override([f"data.root={root / 'labels.csv'}", f"work_dir={tmp_path}",
+                                        "data.path_column=file", "data.label_column=1"])
+    component = next(c for c in create_pipeline(config).components if c.id == "ImageExampleGen")
+    options = ingest_options(component.exec_properties)
+    assert options["manifest"] == {"path_column": "file", "label_column": "1", "kind": "auto"}
+    examples = _run(root / "labels.csv", tmp_path, data_format="auto", manifest=options["manifest"])
+    ingested = _read_split(examples, "train") + _read_split(examples, "eval")
+    assert sorted((path, label) for path, label, _ in ingested) == [
+        (f"img/{i}.png", "cat" if i % 2 else "dog") for i in range(8)]
+    assert _report(examples) == []
+    for bad, message in (("data.manifest_kind=table", "data.manifest_kind must be one of"),
+                         ("data.path_column=-1", "data.path_column must be a header name or a 0-based column index"),
+                         ("data.label_column=file", "data.label_column must be a different column"),
+                         ("data.manifest_kind=attributes", "data.label_column must be empty with "
+                                                           "data.manifest_kind=attributes")):
+        with pytest.raises(ConfigError, match=message):
+            config.override([bad]).validate()
+    with pytest.raises(ConfigError, match="train.task must be multilabel with data.manifest_kind=attributes"):
+        config.override(["data.manifest_kind=attributes", "data.label_column="]).validate()

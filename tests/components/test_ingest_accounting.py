@@ -65,6 +65,9 @@ def test_reports_merge_the_listing_and_the_beam_rows(tmp_path):
                                                 "duplicate of a train image (train/eval leakage)": 1}
     assert summary["per_split"]["eval"]["classes"]["b"] == {"seen": 1, "ingested": 0, "quarantined": 1}
     assert "split 'eval' has no images after ingestion" in summary["warnings"]
+    assert [w for w in summary["warnings"] if "only one image" in w] == [
+        "class 'a' has only one image in split 'train' (too few to learn the class from)",
+        "class 'b' has only one image in split 'train' (too few to learn the class from)"]
     with open(tmp_path / accounting.LEAKAGE_REPORT, newline="") as handle:
         assert list(csv.DictReader(handle)) == [{"eval_path": "e/a.png", "train_path": "t/a.png", "sha256": "f00"}]
     with open(tmp_path / accounting.INGEST_SUMMARY) as handle:

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from pipeline.cli.run import write_run_report
+from pipeline.cli import errors
+from pipeline.cli.run import run_once, write_run_report
 from pipeline.local_runner import run_local
 from pipeline.runs.text import format_summary
 
@@ -83,18 +84,21 @@ def test_classification_signature_serves_tf_serving_classify(pipeline_run):
     assert out["scores"].shape == (1, 10)
 
 
-def test_impossible_kappa_bound_blocks_the_push_and_reuses_the_cache(pipeline_run):
+def test_impossible_kappa_bound_blocks_the_push_and_reuses_the_cache(pipeline_run, capsys):
     versions_before = sorted(os.listdir(pipeline_run.config.push_base))
     config = pipeline_run.config.override(["eval.min_kappa=1.01"])
-    summary = run_local(config)
+    code, summary = run_once(config, as_json=False)  # what `visionline run` does
+    assert code == errors.NOT_BLESSED  # cron/CI tell "not blessed" from "pushed"
     states = {c.node_id: c.state for c in summary.components}
     for cached in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer"):
         assert states[cached] == "CACHED", states
     assert states["Evaluator"] == "COMPLETE"
     assert summary.blessed is False and not summary.pushed
-    assert any(g.metric == "cohen_kappa" and "1.01" in g.threshold for g in summary.failed_gates)
+    assert any(g.metric == "kappa" and g.key == "cohen_kappa" and "1.01" in g.threshold
+               for g in summary.failed_gates)
     assert sorted(os.listdir(pipeline_run.config.push_base)) == versions_before
-    assert "gate failed: cohen_kappa" in format_summary(summary)
+    assert "gate failed: kappa = " in format_summary(summary)  # as the config names it (eval.min_kappa)
+    assert "gate failed: kappa = " in capsys.readouterr().out
 
 
 def test_example_validator_found_no_anomalies_in_clean_data(pipeline_run):

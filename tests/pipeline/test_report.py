@@ -336,6 +336,7 @@ def test_not_blessed_and_cached_runs_render_their_reasons():
     assert "Cohen's kappa" in verdict and "kappa of a too low" in verdict
     assert "cached" in verdict
     assert "NOT blessed: failed Cohen's kappa (unweighted) value gate" in render_markdown(data)
+    assert "- gate failed: kappa (value) = " in render_markdown(data)  # as the config names it (eval.min_kappa)
 
 
 def test_renderer_copes_with_a_run_that_never_got_to_evaluation():
@@ -500,6 +501,7 @@ def test_multiclass_report_names_the_kappa_weighting_and_top_k():
     assert "Cohen's kappa (quadratic-weighted): κ =" in _text(soup.find("section", id="kappa"))
     top = next(m for m in data.metrics if m.name == "top_2_accuracy")
     assert [(g.kind, g.status) for g in top.gates] == [("value", "fail")]
+    assert "- gate failed: top\\_k\\_accuracy (value) = " in render_markdown(data)  # eval.gates names it so
     assert "Top-2 accuracy" in _text(soup.find("section", id="metrics"))
     assert set(_table(soup.find("table", id="per-class-table"))) == {*run.class_names, "macro avg", "weighted avg"}
 

@@ -79,10 +79,14 @@ class DataConfig:
     # data: CelebA's list_attr_celeba.txt or a CSV path,attr1,attr2,…) | auto: attributes for CelebA's shape or a
     # multilabel manifest whose header has 3+ columns, none named like a label column; else labels.
     manifest_kind: str = "auto"
+    # The folder a CSV manifest's paths are relative to: "" = the manifest's own folder; a relative value is resolved
+    # against it (CelebA: data.root=…/Anno/list_attr_celeba.txt, data.image_dir=../img_align_celeba).
+    image_dir: str = ""
 
     def manifest_options(self) -> dict[str, str]:
         """How ImageExampleGen reads a CSV manifest (`components.example_gen.manifest.ManifestOptions`' dict)."""
-        return {"path_column": self.path_column, "label_column": self.label_column, "kind": self.manifest_kind}
+        return {"path_column": self.path_column, "label_column": self.label_column, "kind": self.manifest_kind,
+                "image_dir": self.image_dir}
 
 
 @dataclass
@@ -329,6 +333,8 @@ class PipelineConfig:
             (not (self.data.label_names and self.data.format in ("folders", "csv")), "data.label_names",
              "empty with data.format=folders or csv (it names the integer labels of TFRecord data)"),
             (self.data.manifest_kind in MANIFEST_KINDS, "data.manifest_kind", f"one of {MANIFEST_KINDS}"),
+            (not (self.data.image_dir and self.data.format in ("folders", "tfrecord")), "data.image_dir",
+             "empty with data.format=folders or tfrecord (it is where a CSV manifest's paths point)"),
             (not self.data.path_column.lstrip().startswith("-"), "data.path_column",
              "a header name or a 0-based column index"),
             (not self.data.label_column.lstrip().startswith("-"), "data.label_column",

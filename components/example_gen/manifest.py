@@ -19,8 +19,10 @@ says so. Columns are chosen by header name or 0-based index (`path_column`, `lab
 `data.path_column` / `data.label_column`); by default a column named like a path, else the first, and a column
 named like a label, else the first other one.
 
-Paths are relative to the manifest's folder; a row whose file is missing, a folder, listed twice or outside that
-folder is rejected with `<manifest>:<line>: <reason>`, never dropped.
+Paths are relative to the manifest's folder, or to `image_dir` when the images live elsewhere (CelebA ships
+`Anno/list_attr_celeba.txt` beside `img_align_celeba/`: `image_dir="../img_align_celeba"`, relative to the manifest's
+folder, or absolute); a row whose file is missing, a folder, listed twice or outside that folder is rejected with
+`<manifest>:<line>: <reason>`, never dropped.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class ManifestOptions:
     path_column: str = ""
     label_column: str = ""
     kind: str = "auto"  # auto | labels | attributes
+    image_dir: str = ""  # the folder the paths are relative to ("" = the manifest's); relative to the manifest's
 
     def __post_init__(self) -> None:
         if self.kind not in MANIFEST_KINDS:
@@ -65,7 +68,7 @@ class ManifestOptions:
         """Options from their dict form (`to_dict`; missing keys keep their defaults)."""
         values = values or {}
         return cls(str(values.get("path_column", "")), str(values.get("label_column", "")),
-                   str(values.get("kind", "auto")))
+                   str(values.get("kind", "auto")), str(values.get("image_dir", "")))
 
     def to_dict(self) -> dict[str, str]:
         """Plain dict (ExampleGen's custom_config)."""
@@ -103,7 +106,9 @@ def list_csv_sources(input_base: str, manifest: str, split: str, multilabel: boo
     cell (sorted, de-duplicated labels joined by `|`, empty for none), and a cell with an empty label between
     separators is rejected. Attribute tables need `multilabel`.
     """
+    options = options or ManifestOptions()
     manifest_path = os.path.join(input_base, manifest)
+    image_base, outside = image_folder(input_base, options.image_dir)
     with fileio.open(manifest_path, "r") as handle:
         text = handle.read()
     if isinstance(text, bytes):
@@ -112,21 +117,21 @@ def list_csv_sources(input_base: str, manifest: str, split: str, multilabel: boo
 
     def exists(cell: str) -> bool:
         try:
-            return fileio.exists(os.path.join(input_base, cell)) and not fileio.isdir(os.path.join(input_base, cell))
+            return fileio.exists(os.path.join(image_base, cell)) and not fileio.isdir(os.path.join(image_base, cell))
         except Exception:  # noqa: BLE001  (a cell that is no valid path for the filesystem is no file)
             return False
 
     parsed = parse_manifest(text, manifest_path, options, exists=exists, multilabel=multilabel)
     sources: list[Source] = []
     rejected: list[Rejected] = []
-    real_base = os.path.realpath(input_base) if not _is_uri(input_base) else None
+    real_base = os.path.realpath(image_base) if not _is_uri(image_base) else None
     first_line: dict[str, int] = {}  # file -> manifest line that listed it first
     for row in parsed.rows:
         relative, label, where = row.path, row.label, f"{manifest}:{row.line}"
         if row.error:
             rejected.append(Rejected(relative, label, split, f"{where}: {row.error}"))
             continue
-        path = relative if _is_uri(relative) or os.path.isabs(relative) else os.path.join(input_base, relative)
+        path = relative if _is_uri(relative) or os.path.isabs(relative) else os.path.join(image_base, relative)
         key = path if _is_uri(path) else os.path.normpath(path)
         if multilabel:
             try:
@@ -146,10 +151,23 @@ def list_csv_sources(input_base: str, manifest: str, split: str, multilabel: boo
         elif fileio.isdir(path):
             rejected.append(Rejected(relative, label, split, f"{where}: is a folder, not a file"))
         elif real_base is not None and not _inside(os.path.realpath(path), real_base):
-            rejected.append(Rejected(relative, label, split, f"{where}: outside the manifest's folder"))
+            rejected.append(Rejected(relative, label, split, f"{where}: {outside}"))
         else:
             sources.append(Source(path, relative, label, split))
     return sources, rejected
+
+
+def image_folder(input_base: str, image_dir: str) -> tuple[str, str]:
+    """The folder a manifest's paths are relative to (`image_dir` resolved against the manifest's folder `input_base`)
+    and the reason given to a row whose file lies outside it; `DataLayoutError` when `image_dir` is not a folder."""
+    if not image_dir:
+        return input_base, "outside the manifest's folder"
+    folder = image_dir if _is_uri(image_dir) or os.path.isabs(image_dir) else os.path.normpath(
+        os.path.join(input_base, image_dir))
+    if not fileio.isdir(folder):
+        raise DataLayoutError(f"data.image_dir={image_dir!r}: {folder} is not a folder (it is resolved against the "
+                              f"manifest's folder {input_base})")
+    return folder, f"outside the image folder {folder} (data.image_dir)"
 
 
 def parse_manifest(text: str, name: str, options: ManifestOptions | None = None,

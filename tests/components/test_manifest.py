@@ -193,3 +193,24 @@ def test_attribute_table_kind_is_told_from_the_file_and_the_task(tmp_path):
 def test_celeba_count_line_must_match_the_rows(tmp_path):
     with pytest.raises(sources.DataLayoutError, match="line 1 says 5 rows follow, but 3 do"):
         manifest.parse_manifest(CELEBA.replace("3\n", "5\n", 1), "list_attr_celeba.txt", multilabel=True)
+
+
+def test_celeba_layout_with_the_images_in_another_folder(tmp_path):
+    """CelebA ships Anno/list_attr_celeba.txt beside img_align_celeba/: data.image_dir points at the images."""
+    _images(tmp_path / "img_align_celeba", "000001.jpg", "000002.jpg", "000003.jpg")
+    _touch(tmp_path / "secret.jpg")
+    _touch(tmp_path / "Anno" / "list_attr_celeba.txt",
+           CELEBA.replace("000003.jpg  1 -1  1  2", "../secret.jpg  1 -1  1  1").encode())
+    options = manifest.ManifestOptions(image_dir="../img_align_celeba")
+    found, rejected = manifest.list_csv_sources(str(tmp_path / "Anno"), "list_attr_celeba.txt", "all",
+                                                multilabel=True, options=options)
+    assert [(s.relative_path, s.path, s.label) for s in found] == [
+        ("000001.jpg", str(tmp_path / "img_align_celeba" / "000001.jpg"), "Arched_Eyebrows|Smiling"),
+        ("000002.jpg", str(tmp_path / "img_align_celeba" / "000002.jpg"), "")]
+    assert [(r.relative_path, r.reason) for r in rejected] == [
+        ("../secret.jpg", f"list_attr_celeba.txt:5: outside the image folder {tmp_path / 'img_align_celeba'} "
+                          "(data.image_dir)")]
+    assert manifest.ManifestOptions.from_dict(options.to_dict()) == options
+    with pytest.raises(sources.DataLayoutError, match="data.image_dir='../images': .* is not a folder"):
+        manifest.list_csv_sources(str(tmp_path / "Anno"), "list_attr_celeba.txt", "all", multilabel=True,
+                                  options=manifest.ManifestOptions(image_dir="../images"))

@@ -137,6 +137,10 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         code_fingerprint=fingerprint.source_fingerprint(fingerprint.VALIDATION_SOURCES),
     ).with_id(VALIDATION_GATE)
 
+    # The Tuner's and Trainer's eval_args: a val/ folder (three-way split) is their validation data; without one
+    # they carve train.validation_fraction off train and the eval split is only the Evaluator's.
+    fit_eval_split = features.VALIDATION_SPLIT if features.VALIDATION_SPLIT in layout.split_patterns \
+        else features.EVAL_SPLIT
     transform_config = param("transform_config", settings.transform.to_custom_config())
     transform = _late_custom_config(tfx.components.Transform(
         examples=examples,
@@ -154,8 +158,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[fit_eval_split]),
         custom_config=trainer_config,
     ), trainer_config).with_id(TUNER)
     trainer = tfx.components.Trainer(
@@ -164,8 +168,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         hyperparameters=tuner.outputs["best_hyperparameters"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[fit_eval_split]),
         custom_config=trainer_config,
     ).with_id(TRAINER)
     model_resolver = tfx.dsl.Resolver(
@@ -177,7 +181,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         examples=examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        example_splits=["eval"],
+        example_splits=[features.EVAL_SPLIT],
         eval_config=param("eval_config", eval_config(config, settings.transform.label_feature)),
     ).with_id(EVALUATOR)
     pusher = tfx.components.Pusher(

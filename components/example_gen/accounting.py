@@ -19,6 +19,7 @@ from typing import Any
 
 from tfx.dsl.io import fileio
 
+from components import features
 from components.example_gen import sources
 from components.example_gen.leakage import LEAK_REASON_PREFIX
 
@@ -26,7 +27,8 @@ QUARANTINE_DIR = "quarantine"  # Beam shards and the listing, inside the Example
 QUARANTINE_REPORT = "quarantine_report.csv"
 LEAKAGE_REPORT = "leakage_report.csv"
 INGEST_SUMMARY = "ingest_summary.json"
-TRAIN_SPLIT = "train"
+TRAIN_SPLIT = features.TRAIN_SPLIT
+VALIDATION_SPLIT = features.VALIDATION_SPLIT
 ROWS = "report_rows"  # the Beam job's output: JSON lines {"record": kind, "data": row}, kinds below
 REJECTS, COUNTS, LEAKS, DUPLICATES = "quarantined", "ingested_count", "leak", "duplicate"
 FILES = "*files*"  # accounting key for "number of files" next to the per-class keys
@@ -48,12 +50,15 @@ def count_keys(split: str, label: str, multilabel: bool) -> list[tuple[str, str]
 
 
 def write_listing(quarantine_dir: str, split_names: list[str], found: Iterable[sources.Source],
-                  rejected: Iterable[sources.Rejected], warnings: list[str], multilabel: bool, leakage: str) -> None:
-    """What was seen, per split and class, before any file was read: the left side of the accounting."""
+                  rejected: Iterable[sources.Rejected], warnings: list[str], multilabel: bool, leakage: str,
+                  unused_folders: Iterable[str] = ()) -> None:
+    """What was seen, per split and class, before any file was read: the left side of the accounting
+    (`unused_folders`: subfolders of a pre-split data root that no split reads, listed in the summary)."""
     seen: Counter[tuple[str, str]] = Counter()
     for item in [*found, *rejected]:
         seen.update(count_keys(item.split, item.label, multilabel))
     listing = {"splits": split_names, "multilabel": multilabel, "leakage": leakage, "warnings": warnings,
+               "unused_folders": list(unused_folders),
                "seen": [{"split": split, "key": key, "count": count} for (split, key), count in sorted(seen.items())]}
     with fileio.open(os.path.join(quarantine_dir, _LISTING), "w") as handle:
         handle.write(json.dumps(listing))
@@ -131,6 +136,7 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
         "quarantine_report": report_path,
         "multilabel": multilabel,
         "per_split": per_split,
+        "unused_folders": listing.get("unused_folders", []),
         "duplicates": {
             "within_split_extra_copies": {s: within[s] for s in splits},
             "label_conflicts": len(conflicts),  # identical content under different labels
@@ -167,7 +173,8 @@ def _class_warnings(per_split: dict[str, Any], leaks: list[dict[str, str]], leak
         if split != TRAIN_SPLIT:
             for name in sorted(set(train) - set(counts["classes"]) - {sources.NO_LABEL}):
                 if train[name]["ingested"]:
-                    warnings.append(f"class '{name}' has no images in split '{split}' (not evaluated)")
+                    use = "not validated" if split == VALIDATION_SPLIT else "not evaluated"
+                    warnings.append(f"class '{name}' has no images in split '{split}' ({use})")
     if leaks:
         action = "removed from eval" if leakage == "remove" else "kept (data.leakage=report)"
         warnings.append(f"{len(leaks)} eval image(s) are byte-identical to train images (train/eval leakage), "

@@ -45,6 +45,7 @@ from components.example_gen.accounting import TRAIN_SPLIT
 from components.example_gen.options import ingest_options
 
 QUARANTINE_TAG = "quarantine"
+UNUSED_FOLDER = "folder not read:"  # how the warning about a subfolder no split reads starts
 _QUARANTINE_DIR_KEY = "_visionline_quarantine_dir"
 
 
@@ -177,6 +178,16 @@ def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_c
     return found, rejected, warnings
 
 
+def unused_folder_warnings(unused: list[str], patterns: list[str]) -> list[str]:
+    """A warning per subfolder of a pre-split data root that no split reads (also printed: never silently lost)."""
+    read = ", ".join(f"{pattern.split('/', 1)[0]}/" for pattern in patterns)
+    warnings = [f"{UNUSED_FOLDER} '{name}/' (the data root is pre-split: only {read} are read; move its images into "
+                f"one of them, or remove it)" for name in unused]
+    for warning in warnings:
+        print(f"ImageExampleGen: WARNING: {warning}", flush=True)
+    return warnings
+
+
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Beam executor: images → tf.Examples per split, with quarantine, leakage and accounting reports."""
 
@@ -219,7 +230,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         quarantine_dir = exec_properties[_QUARANTINE_DIR_KEY]
 
         found, rejected, warnings = _list_sources(input_base, input_config, output_config, split_names, options)
-        accounting.write_listing(quarantine_dir, split_names, found, rejected, warnings, multilabel, leakage_mode)
+        patterns = [split.pattern for split in input_config.splits]
+        unused = sources.unused_folders(input_base, patterns)
+        warnings += unused_folder_warnings(unused, patterns)
+        accounting.write_listing(quarantine_dir, split_names, found, rejected, warnings, multilabel, leakage_mode,
+                                 unused_folders=unused)
         if TRAIN_SPLIT in split_names:
             sources.require_two_classes(
                 [label for s in found if s.split == TRAIN_SPLIT for label in sources.split_labels(s.label, multilabel)],

@@ -322,3 +322,33 @@ def test_multilabel_needs_two_distinct_labels_and_a_manifest(tmp_path, rng):
     with pytest.raises(sources.DataLayoutError, match="multilabel needs a CSV manifest"):
         ImageExampleGen(input_base=str(root), input_config=example_gen_pb2.Input(),
                         data_format="folders", multilabel=True)
+
+
+def test_train_val_test_root_gives_three_splits_and_names_unread_folders(tmp_path, rng, capsys):
+    root = tmp_path / "data"
+    images = {}
+    for split, count in (("train", 3), ("val", 2), ("test", 2), ("extra", 1)):
+        for label in ("homer", "marge"):
+            for i in range(count):
+                images[f"{split}/{label}/{i}.png"] = encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG")
+    images["val/homer/again.png"] = images["train/homer/0.png"]  # leakage into the validation split
+    images["val/lisa/1.png"] = encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG")  # no training images
+    for path, data in images.items():
+        _write(root / path, data)
+    examples = _run(root, tmp_path)
+    assert sorted(p for p, _, _ in _read_split(examples, "val")) == [f"val/{c}/{i}.png" for c in ("homer", "marge")
+                                                                     for i in range(2)]
+    assert all(p.startswith("test/") for p, _, _ in _read_split(examples, "eval"))
+    assert len(_read_split(examples, "train")) == 6
+    reasons = {row["path"]: (row["split"], row["reason"]) for row in _report(examples)}
+    assert reasons == {"val/homer/again.png": ("val", "duplicate of train image train/homer/0.png (train/eval "
+                                                      "leakage)"),
+                       "val/lisa/1.png": ("val", "class 'lisa' has no training images")}
+    summary = _summary(examples)
+    assert list(summary["per_split"]) == ["train", "val", "eval"]
+    assert summary["per_split"]["val"]["files_seen"] == 6 == summary["per_split"]["val"]["ingested"] + 2
+    assert summary["unused_folders"] == ["extra"]
+    unread = [w for w in summary["warnings"] if w.startswith("folder not read: 'extra/'")]
+    assert unread == ["folder not read: 'extra/' (the data root is pre-split: only train/, val/, test/ are read; "
+                      "move its images into one of them, or remove it)"]
+    assert unread[0] in capsys.readouterr().out  # on the console as well

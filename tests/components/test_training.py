@@ -614,3 +614,21 @@ def test_mixed_precision_training_exports_a_float32_model(binary_data, tmp_path,
     png = encode(np.full((12, 12, 3), 90, dtype=np.uint8), "PNG")
     output = loaded.signatures["serving_default"](images=tf.constant([png]))["probabilities"]
     assert output.dtype == tf.float32 and output.shape == (1, 2)
+
+
+def test_a_val_split_is_the_validation_data_instead_of_a_slice_of_train(binary_data, rng):
+    tmp, files, transform, config = binary_data
+    tft_output = training.tft.TFTransformOutput(transform)
+    (tmp / "Split-val").mkdir(exist_ok=True)
+    rows = [{"image": [encode(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), "PNG")], "label": [label.encode()],
+             "path": [f"valid/{label}/{i}.png".encode()]} for i, label in enumerate(["photo", "scan"] * 11)]
+    _write_examples(tmp / "Split-val" / "data.gz", rows)
+    pattern = str(tmp / "Split-val" / "*")
+    assert training.validation_split_files([pattern]) == [pattern]
+    assert training.validation_split_files([str(tmp / "Split-eval" / "*")]) == []  # the Evaluator's: carve train
+    carved = training.training_inputs([files], tft_output, config)
+    held_out = training.training_inputs([files], tft_output, config, validation_files=[pattern])
+    assert held_out["validation_examples"] == 22
+    assert held_out["label_counts"].sum() == 60 > carved["label_counts"].sum()  # all of train is trained on
+    assert held_out["validation_source"] == "the valid/ folder (split 'val')"
+    assert carved["validation_source"] == "train.validation_fraction=0.2 of the training split"

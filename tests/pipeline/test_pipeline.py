@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -126,3 +127,29 @@ def test_tfrecord_passthrough_uses_import_example_gen(tmp_path, rng):
         glob.glob(os.path.join(examples.uri, f"Split-{split}", "*")), compression_type="GZIP"))
         for split in ("train", "eval")}
     assert counts == {"train": 9, "eval": 3}
+
+
+def _fit_and_evaluated_splits(pipeline):
+    components = {c.id: c for c in pipeline.components}
+    fit = {node: (json.loads(components[node].exec_properties["train_args"])["splits"],
+                  json.loads(components[node].exec_properties["eval_args"])["splits"]) for node in ("Tuner", "Trainer")}
+    return fit, json.loads(components["Evaluator"].exec_properties["example_splits"])
+
+
+def test_a_val_folder_is_the_trainers_validation_data_and_test_the_evaluators(tmp_path, rng):
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label in ("cat", "dog"):
+            (root / split / label).mkdir(parents=True)
+            (root / split / label / "1.png").write_bytes(encode(rng.integers(0, 256, (6, 6, 3), np.uint8), "PNG"))
+    config = PipelineConfig().override([f"data.root={root}", f"work_dir={tmp_path / 'work'}"])
+    fit, evaluated = _fit_and_evaluated_splits(create_pipeline(config))
+    assert fit == {"Tuner": (["train"], ["val"]), "Trainer": (["train"], ["val"])}
+    assert evaluated == ["eval"]
+    example_gen = next(c for c in create_pipeline(config).components if c.id == "ImageExampleGen")
+    splits = json.loads(example_gen.exec_properties["input_config"])["splits"]
+    assert [(s["name"], s["pattern"]) for s in splits] == [("train", "train/*/*"), ("val", "val/*/*"),
+                                                         ("eval", "test/*/*")]
+    shutil.rmtree(root / "test")  # train + val: val stays the eval split, validation is carved off train
+    fit, evaluated = _fit_and_evaluated_splits(create_pipeline(config))
+    assert fit["Trainer"] == (["train"], ["eval"]) and evaluated == ["eval"]

@@ -79,6 +79,10 @@ class TrainConfig:
     weights: str = "auto"  # auto (imagenet if the backbone has weights) | imagenet | none | /path/to/weights.h5
     task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit) | multilabel (a sigmoid per label;
     #                          CSV manifest labels separated by "|")
+    # binary: the class whose probability the model outputs as "positive" (label index 1; precision, recall and
+    # AUC are about it). Empty = the second of the two class names in sorted order (e.g. "photo" of
+    # "not_photo"/"photo"). Class indices are always stable: sorted names, or a curated schema's label domain.
+    positive_class: str = ""
     epochs: int = 30  # phase 1: the new head (backbone frozen when pretrained; on cached features)
     fine_tune_epochs: int = 4  # phase 2: unfreeze (part of) the backbone, with augmentation
     fine_tune: str = "all"  # what phase 2 unfreezes: none | all | a share such as 30% | a count such as 20 layers
@@ -306,6 +310,8 @@ class PipelineConfig:
              "0 (the backbone's native size) or between 8 and 1024"),
             (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
             (self.train.task in TASKS, "train.task", f"one of {TASKS}"),
+            (not self.train.positive_class or self.train.task == "binary", "train.positive_class",
+             "empty unless train.task=binary (it names the binary task's positive class)"),
             (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
             (self.train.class_weights in CLASS_WEIGHTS, "train.class_weights", "auto, on or off"),
             (self.train.fine_tune_epochs >= 0, "train.fine_tune_epochs", ">= 0"),

@@ -48,6 +48,7 @@ def test_empty_data_root_is_a_named_error():
         ("train.mixed_precision=yes", "train.mixed_precision"),
         ("transform.image_size=2000", "transform.image_size"),
         ("preset=huge", "preset"),
+        ("train.positive_class=cat", "train.positive_class"),  # only for train.task=binary
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):

@@ -70,12 +70,16 @@ def component_settings(config: PipelineConfig, data_format: str, *, transform_co
 
 def schema_label_classes(schema_path: str, label_feature: str) -> tuple[str, ...]:
     """The label feature's string domain in a curated schema (in the schema's order), which fixes the label
-    vocabulary; () without a schema, or when the label has no string domain (e.g. integer labels)."""
+    vocabulary; () without a schema, when the label has no string domain (e.g. integer labels), or when the schema
+    is not readable here (a Kubeflow compile names its path inside the image): the vocabulary is then the sorted
+    labels, the same order `visionline schema` writes domains in."""
     if not schema_path:
         return ()
     from tensorflow_metadata.proto.v0 import schema_pb2  # protobuf only: what a curated schema.pbtxt holds
     from tfx.dsl.io import fileio  # loads TFX: only when a curated schema is configured (and for gs:// paths)
 
+    if not fileio.exists(absolute(schema_path)):
+        return ()
     with fileio.open(absolute(schema_path), "r") as handle:
         schema = text_format.Parse(handle.read(), schema_pb2.Schema())
     for feature in schema.feature:

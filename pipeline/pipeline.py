@@ -20,6 +20,7 @@ from tfx.types import standard_component_specs
 
 from components import features
 from components.example_gen import sources
+from components.example_gen.class_selection import ClassSelection
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
 from components.validation_gate import component as validation
@@ -36,7 +37,7 @@ from pipeline.component_ids import (
     VALIDATION_GATE,
 )
 from pipeline.component_settings import component_settings
-from pipeline.configs import PipelineConfig, absolute
+from pipeline.configs import ConfigError, PipelineConfig, absolute
 from pipeline.eval_config import eval_config
 
 TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
@@ -93,7 +94,12 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     layout = layout or sources.detect_layout(absolute(config.data.root), config.data.format)
     input_config, output_config = example_gen_configs(layout, config.data.train_fraction)
     input_base = param("data_root", layout.input_base)
+    selection = ClassSelection(tuple(config.data.classes), tuple(config.data.exclude_classes),
+                               dict(config.data.class_map))
     if layout.format == "tfrecord":
+        if selection.active:
+            raise ConfigError("config field data.classes / data.exclude_classes / data.class_map: TFRecord input "
+                              "is passed through as it is; choose classes for image folders or CSV manifests")
         example_gen = tfx.components.ImportExampleGen(
             input_base=input_base, input_config=input_config, output_config=output_config
         ).with_id(EXAMPLE_GEN)
@@ -107,6 +113,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
             code_fingerprint=fingerprint.source_fingerprint(fingerprint.INGEST_SOURCES),
             multilabel=config.train.task == "multilabel",
             leakage=config.data.leakage,
+            selection=selection,
         ).with_id(EXAMPLE_GEN)
     examples = example_gen.outputs["examples"]
 

@@ -8,6 +8,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.example_gen import images, sources
+from components.example_gen.class_selection import ClassSelection
 from components.example_gen.executor import Executor
 from components.example_gen.options import ingest_custom_config
 
@@ -17,6 +18,7 @@ class ImageExampleGen(FileBasedExampleGen):
 
     `multilabel`: the CSV manifest's label cells hold 0..n labels separated by `|` (folder layouts are refused).
     `leakage`: `remove` (eval images byte-identical to a train image are quarantined) or `report` (kept, listed).
+    `selection`: the classes to keep, leave out or merge (`class_selection.ClassSelection`; files left out are listed).
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class ImageExampleGen(FileBasedExampleGen):
         code_fingerprint: str = "",
         multilabel: bool = False,
         leakage: str = "remove",
+        selection: ClassSelection | None = None,
     ) -> None:
         if multilabel and data_format != "csv":
             raise sources.DataLayoutError(f"data root {input_base} is a {data_format} layout: "
@@ -37,6 +40,7 @@ class ImageExampleGen(FileBasedExampleGen):
             input_base=input_base,
             input_config=input_config,
             output_config=output_config,
-            custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage),
+            custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage,
+                                               selection),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         )

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from components import features
 from components.example_gen import accounting, images, leakage, sources
 from components.example_gen.accounting import TRAIN_SPLIT
+from components.example_gen.class_selection import ClassSelection
 from components.example_gen.options import ingest_options
 
 QUARANTINE_TAG = "quarantine"
@@ -149,9 +150,10 @@ def _split_assigner(input_config: example_gen_pb2.Input, output_config: example_
 
 
 def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_config: example_gen_pb2.Output,
-                  split_names: list[str], options: dict[str, Any]) -> tuple[list[sources.Source],
-                                                                            list[sources.Rejected], list[str]]:
-    """Every file of every input split, each with its output split; plus listing warnings (empty class folders)."""
+                  split_names: list[str], options: dict[str, Any]
+                  ) -> tuple[list[sources.Source], list[sources.Rejected], list[str], list[sources.Rejected]]:
+    """Every file of every input split, each with its output split and its class after the class selection; plus
+    listing warnings (empty class folders) and the files the class selection leaves out."""
     multilabel = bool(options["multilabel"])
     if multilabel and options["format"] != "csv":
         raise sources.DataLayoutError(f"data root {input_base} is read as {options['format']}: "
@@ -169,13 +171,15 @@ def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_c
                          for folder in sources.empty_class_folders(input_base, split.pattern)]
         found += [dataclasses.replace(s, split=assign(s.relative_path, split.name)) for s in listed]
         rejected += [dataclasses.replace(r, split=assign(r.relative_path, split.name)) for r in refused]
+    found, rejected, excluded = ClassSelection.from_options(options).apply(found, rejected, f"data root {input_base}")
     if not found:
         patterns = ", ".join(split.pattern for split in input_config.splits)
         examples = "; ".join(f"{r.relative_path}: {r.reason}" for r in rejected[:3])
         raise sources.DataLayoutError(
             f"no image files found under {input_base} (patterns {patterns})"
-            + (f"; {len(rejected)} entries rejected while listing, e.g. {examples}" if rejected else ""))
-    return found, rejected, warnings
+            + (f"; {len(rejected)} entries rejected while listing, e.g. {examples}" if rejected else "")
+            + (f"; {len(excluded)} left out by the class selection" if excluded else ""))
+    return found, rejected, warnings, excluded
 
 
 def unused_folder_warnings(unused: list[str], patterns: list[str]) -> list[str]:
@@ -205,6 +209,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         examples.set_int_custom_property("files_seen", summary["files_seen"])
         examples.set_int_custom_property("ingested", summary["ingested"])
         examples.set_int_custom_property("quarantined", summary["quarantined"])
+        examples.set_int_custom_property("excluded", summary["excluded"])
         examples.set_int_custom_property("train_eval_duplicates", summary["leakage"]["eval_files_duplicating_train"])
         train = summary["per_split"].get(TRAIN_SPLIT)
         if train is not None:
@@ -229,12 +234,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         quarantine_dir = exec_properties[_QUARANTINE_DIR_KEY]
 
-        found, rejected, warnings = _list_sources(input_base, input_config, output_config, split_names, options)
+        found, rejected, warnings, excluded = _list_sources(input_base, input_config, output_config, split_names,
+                                                            options)
         patterns = [split.pattern for split in input_config.splits]
         unused = sources.unused_folders(input_base, patterns)
         warnings += unused_folder_warnings(unused, patterns)
         accounting.write_listing(quarantine_dir, split_names, found, rejected, warnings, multilabel, leakage_mode,
-                                 unused_folders=unused)
+                                 unused_folders=unused, excluded=excluded)
         if TRAIN_SPLIT in split_names:
             sources.require_two_classes(
                 [label for s in found if s.split == TRAIN_SPLIT for label in sources.split_labels(s.label, multilabel)],

@@ -1,5 +1,6 @@
 """ImageExampleGen's ingestion options: packed into ExampleGen's `custom_config` by the component, read back by the
-executor (`format`, `max_image_pixels`, `code_fingerprint`, `multilabel`, `leakage`)."""
+executor (`format`, `max_image_pixels`, `code_fingerprint`, `multilabel`, `leakage`, and the class selection
+`classes`, `exclude_classes`, `class_map`: see `class_selection`)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components.example_gen import images
+from components.example_gen.class_selection import ClassSelection
 
 LEAKAGE_MODES = ("remove", "report")
 
 
 def ingest_custom_config(data_format: str, max_image_pixels: int, code_fingerprint: str = "",
-                         multilabel: bool = False, leakage: str = "remove") -> example_gen_pb2.CustomConfig:
+                         multilabel: bool = False, leakage: str = "remove",
+                         selection: ClassSelection | None = None) -> example_gen_pb2.CustomConfig:
     """Pack ingestion options into ExampleGen's `custom_config` (an `Any` holding a `Struct`)."""
     if leakage not in LEAKAGE_MODES:
         raise ValueError(f"ImageExampleGen leakage={leakage!r}: expected one of {LEAKAGE_MODES}")
     options = struct_pb2.Struct()
     options.update({"format": data_format, "max_image_pixels": max_image_pixels, "code_fingerprint": code_fingerprint,
                     "multilabel": multilabel, "leakage": leakage})
+    if selection is not None and selection.active:  # only when set: unchanged payloads keep their cache
+        options.update({"classes": list(selection.classes), "exclude_classes": list(selection.exclude),
+                        "class_map": dict(selection.class_map)})
     packed = any_pb2.Any()
     packed.Pack(options)
     return example_gen_pb2.CustomConfig(custom_config=packed)

@@ -494,7 +494,8 @@ def multilabel_data(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multilabel")
     rows = _multilabel_rows(np.random.default_rng(3), 80)
     data = _write_examples(tmp / "train.tfrecord.gz", rows)
-    config = _trainer_config(**{"transform.image_size": 12, "train.epochs": 12, "train.batch_size": 8,
+    # 16 epochs: 12 reached the 0.8 subset accuracy only with TFT's old frequency order of the two labels
+    config = _trainer_config(**{"transform.image_size": 12, "train.epochs": 16, "train.batch_size": 8,
                                 "train.validation_fraction": 0.2, "train.task": "multilabel",
                                 "train.conv_filters": [8, 16], "train.learning_rate": 0.01,
                                 "train.early_stopping_patience": 12})

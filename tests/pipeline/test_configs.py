@@ -210,3 +210,22 @@ def test_default_kappa_gate_is_relative_to_chance():
     assert PipelineConfig().eval.min_kappa == 0.6
     accuracy, chance = 0.517, 0.1
     assert (accuracy - chance) / (1 - chance) < PipelineConfig().eval.min_kappa
+
+
+def test_class_selection_settings_are_validated_by_name(tmp_path):
+    config = PipelineConfig().override([f"data.root={tmp_path}", "data.classes=[photo, not_photo]",
+                                        "data.exclude_classes=[blurry]",
+                                        "data.class_map={portrait: photo, map: not_photo, 7: not_photo}"])
+    assert config.data.class_map == {"portrait": "photo", "map": "not_photo", "7": "not_photo"}
+    assert config.data.classes == ["photo", "not_photo"] and config.data.exclude_classes == ["blurry"]
+    for assignments, message in [
+        (["data.class_map=[a, b]"], "data.class_map: cannot use"),
+        (["data.class_map={a: ''}"], "config field data.class_map must map folder"),
+        (["data.exclude_classes=[a]", "data.class_map={a: b}"], "data.class_map maps \\['a'\\], which "
+                                                                 "data.exclude_classes leaves out"),
+        (["data.classes=[a]", "train.task=multilabel", "data.format=csv"], "apply to multiclass and binary"),
+        (["data.classes=[a, b]", "train.task=binary", "train.positive_class=c"],
+         "train.positive_class 'c' must be one of data.classes"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            PipelineConfig().override([f"data.root={tmp_path}", *assignments]).validate()

@@ -8,6 +8,7 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.proto import example_gen_pb2
@@ -17,7 +18,7 @@ from tfx.utils import proto_utils
 from components.example_gen import sources
 from components.trainer.settings import TrainSettings
 from pipeline.component_settings import component_settings
-from pipeline.configs import PipelineConfig
+from pipeline.configs import ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline, example_gen_configs
 from tests.conftest import encode
 
@@ -153,3 +154,11 @@ def test_a_val_folder_is_the_trainers_validation_data_and_test_the_evaluators(tm
     shutil.rmtree(root / "test")  # train + val: val stays the eval split, validation is carved off train
     fit, evaluated = _fit_and_evaluated_splits(create_pipeline(config))
     assert fit["Trainer"] == (["train"], ["eval"]) and evaluated == ["eval"]
+
+
+def test_class_selection_on_passed_through_tfrecords_is_refused_by_name(tmp_path, rng):
+    _cifar_style_records(tmp_path / "data" / "train" / "train.tfrecord", rng, 3)
+    _cifar_style_records(tmp_path / "data" / "test" / "test.tfrecord", rng, 3)
+    config = PipelineConfig().override([f"data.root={tmp_path / 'data'}", "data.exclude_classes=[3]"])
+    with pytest.raises(ConfigError, match="data.exclude_classes / data.class_map: TFRecord input is passed through"):
+        create_pipeline(config)

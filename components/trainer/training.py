@@ -372,7 +372,7 @@ def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutpu
     counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset=train_subset, **common), len(names))
     # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
     weights = None if settings.task == "multilabel" else class_weights(counts, settings.class_weights)
-    in_memory = examples + (_records(held_out, "all", 0.0).reduce(0, lambda n, _: n + 1).numpy() if held_out else 0)
+    in_memory = examples + (int(_records(held_out, "all", 0.0).reduce(0, lambda n, _: n + 1)) if held_out else 0)
     cache = fits_in_cache(in_memory, fraction, transformed_example_bytes(tft_output), settings.cache_dataset_mb)
     validation = make_dataset(held_out, tft_output, subset="all", cache=cache, **common) if held_out else \
         make_dataset(train_files, tft_output, subset="validation", cache=cache, **common)

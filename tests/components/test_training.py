@@ -632,6 +632,7 @@ def test_a_val_split_is_the_validation_data_instead_of_a_slice_of_train(binary_d
     assert held_out["validation_examples"] == 22
     assert held_out["label_counts"].sum() == 60 > carved["label_counts"].sum()  # all of train is trained on
     assert held_out["validation_source"] == "the valid/ folder (split 'val')"
+    json.dumps({k: held_out[k] for k in ("cached", "validation_examples", "validation_source")})  # history.json
     assert carved["validation_source"] == "train.validation_fraction=0.2 of the training split"
 
 

@@ -332,9 +332,9 @@ def test_train_val_test_root_gives_three_splits_and_names_unread_folders(tmp_pat
     for split, count in (("train", 3), ("val", 2), ("test", 2), ("extra", 1)):
         for label in ("homer", "marge"):
             for i in range(count):
-                images[f"{split}/{label}/{i}.png"] = encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG")
+                images[f"{split}/{label}/{i}.png"] = encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG")
     images["val/homer/again.png"] = images["train/homer/0.png"]  # leakage into the validation split
-    images["val/lisa/1.png"] = encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG")  # no training images
+    images["val/lisa/1.png"] = encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG")  # no training images
     for path, data in images.items():
         _write(root / path, data)
     examples = _run(root, tmp_path)
@@ -362,7 +362,7 @@ def scan_folders(tmp_path, rng):
     root = tmp_path / "scans"
     for folder in ("portrait", "landscape", "document", "drawing", "map", "blurry"):
         for i in range(4):
-            _write(root / folder / f"{i}.png", encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG"))
+            _write(root / folder / f"{i}.png", encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
     _write(root / "blurry" / "broken.png", b"not an image")
     return root
 
@@ -409,7 +409,7 @@ def test_class_selection_on_a_csv_manifest_works_on_label_cells(tmp_path, rng):
     rows = ["path,label"]
     for i in range(12):
         label = ("cat", "dog", "bird")[i % 3]
-        _write(root / "img" / f"{i}.png", encode(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "PNG"))
+        _write(root / "img" / f"{i}.png", encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
         rows.append(f"img/{i}.png,{label}")
     rows.append("img/missing.png,bird")  # a listing reject of an excluded class: excluded, not quarantined
     (root / "labels.csv").write_text("\n".join(rows) + "\n")

@@ -142,7 +142,7 @@ def test_a_val_folder_is_the_trainers_validation_data_and_test_the_evaluators(tm
     for split in ("train", "val", "test"):
         for label in ("cat", "dog"):
             (root / split / label).mkdir(parents=True)
-            (root / split / label / "1.png").write_bytes(encode(rng.integers(0, 256, (6, 6, 3), np.uint8), "PNG"))
+            (root / split / label / "1.png").write_bytes(encode(rng.integers(0, 256, (8, 8, 3), np.uint8), "PNG"))
     config = PipelineConfig().override([f"data.root={root}", f"work_dir={tmp_path / 'work'}"])
     fit, evaluated = _fit_and_evaluated_splits(create_pipeline(config))
     assert fit == {"Tuner": (["train"], ["val"]), "Trainer": (["train"], ["val"])}

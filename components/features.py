@@ -1,4 +1,4 @@
-"""Feature names shared by ingestion, Transform, Trainer, export and Evaluator."""
+"""Feature and split names shared by ingestion, Transform, Trainer, export and Evaluator."""
 
 # Raw tf.Example features written by ingestion (ImageExampleGen).
 IMAGE = "image"  # original encoded bytes (JPEG/PNG/GIF/BMP), never re-encoded
@@ -14,6 +14,12 @@ LABEL_XF = "label_xf"  # int64 class index from the label vocabulary
 
 # Name of the label vocabulary asset exported by tf.Transform (index -> class name).
 LABEL_VOCABULARY = "label"
+
+# Example splits ImageExampleGen writes: `train`; `val` only for a data root with train/, val/ and test/ folders
+# (it replaces the slice the Trainer otherwise carves off train for early stopping); `eval` for the Evaluator.
+TRAIN_SPLIT = "train"
+VALIDATION_SPLIT = "val"
+EVAL_SPLIT = "eval"
 
 
 def transformed_name(key: str) -> str:

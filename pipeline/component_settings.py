@@ -14,10 +14,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf import text_format
+
 from components.trainer.settings import TrainSettings, TunerSettings
 from components.transform.settings import TransformSettings
 from pipeline import fingerprint
-from pipeline.configs import PipelineConfig, TrainConfig
+from pipeline.configs import PipelineConfig, TrainConfig, absolute
 
 _PASSTHROUGH = "tfrecord"  # the one data format whose feature names come from the config
 
@@ -45,6 +47,9 @@ def component_settings(config: PipelineConfig, data_format: str, *, transform_co
         "image_size": config.resolved_image_size(),
         "normalization": config.normalization(),
         "task": config.train.task,
+        "label_classes": schema_label_classes(config.data.schema_path, config.data.label_feature if passthrough
+                                              else "label"),
+        "positive_class": config.train.positive_class,
     }
     if transform_code is None:
         transform_code = fingerprint.source_fingerprint(fingerprint.TRANSFORM_SOURCES)
@@ -61,6 +66,29 @@ def component_settings(config: PipelineConfig, data_format: str, *, transform_co
             "code_fingerprint": train_code,
         }),
     )
+
+
+def schema_label_classes(schema_path: str, label_feature: str) -> tuple[str, ...]:
+    """The label feature's string domain in a curated schema (in the schema's order), which fixes the label
+    vocabulary; () without a schema, when the label has no string domain (e.g. integer labels), or when the schema
+    is not readable here (a Kubeflow compile names its path inside the image): the vocabulary is then the sorted
+    labels, the same order `visionline schema` writes domains in."""
+    if not schema_path:
+        return ()
+    from tensorflow_metadata.proto.v0 import schema_pb2  # protobuf only: what a curated schema.pbtxt holds
+    from tfx.dsl.io import fileio  # loads TFX: only when a curated schema is configured (and for gs:// paths)
+
+    if not fileio.exists(absolute(schema_path)):
+        return ()
+    with fileio.open(absolute(schema_path), "r") as handle:
+        schema = text_format.Parse(handle.read(), schema_pb2.Schema())
+    for feature in schema.feature:
+        if feature.name != label_feature:
+            continue
+        if feature.HasField("string_domain"):
+            return tuple(feature.string_domain.value)
+        return next((tuple(d.value) for d in schema.string_domain if d.name == feature.domain), ())
+    return ()
 
 
 def config_sections(settings: ModuleSettings) -> dict[str, Any]:

@@ -87,6 +87,13 @@ class DataConfig:
         """How ImageExampleGen reads a CSV manifest (`components.example_gen.manifest.ManifestOptions`' dict)."""
         return {"path_column": self.path_column, "label_column": self.label_column, "kind": self.manifest_kind,
                 "image_dir": self.image_dir}
+    # Choosing classes without rewriting the data (folders: class folder names; CSV: label cells), applied in this
+    # order: leave out `exclude_classes`, rename/merge with `class_map` ({folder: class}, e.g. five scan folders →
+    # photo / not_photo), then keep only `classes` (names after the map). Files left out are listed with the reason
+    # (excluded_files.csv, "excluded" counts); a name no file carries is an error. Not for multilabel.
+    classes: list[str] = field(default_factory=list)
+    exclude_classes: list[str] = field(default_factory=list)
+    class_map: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +112,10 @@ class TrainConfig:
     weights: str = "auto"  # auto (imagenet if the backbone has weights) | imagenet | none | /path/to/weights.h5
     task: str = "multiclass"  # multiclass (softmax) | binary (one sigmoid unit) | multilabel (a sigmoid per label;
     #                          CSV manifest labels separated by "|")
+    # binary: the class whose probability the model outputs as "positive" (label index 1; precision, recall and
+    # AUC are about it). Empty = the second of the two class names in sorted order (e.g. "photo" of
+    # "not_photo"/"photo"). Class indices are always stable: sorted names, or a curated schema's label domain.
+    positive_class: str = ""
     epochs: int = 30  # phase 1: the new head (backbone frozen when pretrained; on cached features)
     fine_tune_epochs: int = 4  # phase 2: unfreeze (part of) the backbone, with augmentation
     fine_tune: str = "all"  # what phase 2 unfreezes: none | all | a share such as 30% | a count such as 20 layers
@@ -352,6 +363,8 @@ class PipelineConfig:
              "0 (the backbone's native size) or between 8 and 1024"),
             (self.transform.normalization in NORMALIZATIONS, "transform.normalization", f"one of {NORMALIZATIONS}"),
             (self.train.task in TASKS, "train.task", f"one of {TASKS}"),
+            (not self.train.positive_class or self.train.task == "binary", "train.positive_class",
+             "empty unless train.task=binary (it names the binary task's positive class)"),
             (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
             (self.train.class_weights in CLASS_WEIGHTS, "train.class_weights", "auto, on or off"),
             (self.train.fine_tune_epochs >= 0, "train.fine_tune_epochs", ">= 0"),
@@ -402,6 +415,7 @@ class PipelineConfig:
         for ok, name, expected in checks:
             if not ok:
                 raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
+        self._validate_class_selection()
         try:
             validate_eval(self.train.task, self.eval.min_accuracy, self.eval.min_kappa, self.eval.max_regression,
                           self.eval.gates, self.eval.top_k, self.eval.kappa_weighting, self.eval.kappa_class_order)
@@ -418,6 +432,31 @@ class PipelineConfig:
         except ValueError as err:
             raise ConfigError(f"config field train.model / train.weights / transform.image_size: {err}") from err
         return self
+
+
+    def _validate_class_selection(self) -> None:
+        """data.classes / exclude_classes / class_map: well-formed, consistent, not multilabel (ConfigError)."""
+        data, problem = self.data, None
+        mapping = data.class_map
+        selected = data.classes or data.exclude_classes or mapping
+        if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) and k.strip()
+                                                    and v.strip() for k, v in mapping.items()):
+            problem = ("data.class_map must map folder (or label) names to class names, e.g. {scan_a: photo}; "
+                       f"got {mapping!r}")
+        elif any(not name.strip() for name in [*data.classes, *data.exclude_classes]):
+            problem = f"data.classes / data.exclude_classes must list non-empty names; got {data.classes!r}, " \
+                      f"{data.exclude_classes!r}"
+        elif set(data.exclude_classes) & set(mapping):
+            problem = (f"data.class_map maps {sorted(set(data.exclude_classes) & set(mapping))}, which "
+                       "data.exclude_classes leaves out: do one or the other")
+        elif selected and self.train.task == "multilabel":
+            problem = "data.classes / data.exclude_classes / data.class_map apply to multiclass and binary tasks " \
+                      "(a multilabel row has a set of labels, not one class)"
+        elif data.classes and self.train.positive_class and self.train.positive_class not in data.classes:
+            problem = f"train.positive_class {self.train.positive_class!r} must be one of data.classes " \
+                      f"{data.classes!r}"
+        if problem:
+            raise ConfigError(f"config field {problem}")
 
 
 def absolute(path: str) -> str:
@@ -497,6 +536,10 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
             return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
         if isinstance(default, list):
             return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        if isinstance(default, dict):  # a mapping of names: keys and values as text (YAML may read 1 as an int)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
         if isinstance(default, str):
             return "" if value is None else str(value)
     except (TypeError, ValueError) as err:

@@ -20,6 +20,7 @@ from tfx.types import standard_component_specs
 
 from components import features
 from components.example_gen import records, sources
+from components.example_gen.class_selection import ClassSelection
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
 from components.validation_gate import component as validation
@@ -36,7 +37,7 @@ from pipeline.component_ids import (
     VALIDATION_GATE,
 )
 from pipeline.component_settings import component_settings
-from pipeline.configs import PipelineConfig, absolute
+from pipeline.configs import ConfigError, PipelineConfig, absolute
 from pipeline.eval_config import eval_config
 
 TRANSFORM_FN = "components.modules.transform_module.preprocessing_fn"
@@ -97,6 +98,11 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     label_names = tuple(config.data.label_names)
     if layout.format == "tfrecord" and parameter is None:  # labels.txt read here: editing it re-runs ingestion
         label_names = records.resolve_label_names(layout.input_base, label_names)
+    selection = ClassSelection(tuple(config.data.classes), tuple(config.data.exclude_classes),
+                               dict(config.data.class_map))
+    if layout.format == "tfrecord" and selection.active:
+        raise ConfigError("config field data.classes / data.exclude_classes / data.class_map: a TFRecord's label is "
+                          "only known once the record is read; choose classes for image folders or CSV manifests")
     example_gen = ImageExampleGen(
         input_base=input_base,
         input_config=input_config,
@@ -112,6 +118,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         label_feature=settings.transform.label_feature,
         label_names=label_names,
         manifest=config.data.manifest_options(),
+        selection=selection,
     ).with_id(EXAMPLE_GEN)
     examples = example_gen.outputs["examples"]
 
@@ -141,6 +148,10 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         code_fingerprint=fingerprint.source_fingerprint(fingerprint.VALIDATION_SOURCES),
     ).with_id(VALIDATION_GATE)
 
+    # The Tuner's and Trainer's eval_args: a val/ folder (three-way split) is their validation data; without one
+    # they carve train.validation_fraction off train and the eval split is only the Evaluator's.
+    fit_eval_split = features.VALIDATION_SPLIT if features.VALIDATION_SPLIT in layout.split_patterns \
+        else features.EVAL_SPLIT
     transform_config = param("transform_config", settings.transform.to_custom_config())
     transform = _late_custom_config(tfx.components.Transform(
         examples=examples,
@@ -158,8 +169,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[fit_eval_split]),
         custom_config=trainer_config,
     ), trainer_config).with_id(TUNER)
     trainer = tfx.components.Trainer(
@@ -168,8 +179,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         hyperparameters=tuner.outputs["best_hyperparameters"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[fit_eval_split]),
         custom_config=trainer_config,
     ).with_id(TRAINER)
     model_resolver = tfx.dsl.Resolver(
@@ -181,7 +192,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         examples=examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        example_splits=["eval"],
+        example_splits=[features.EVAL_SPLIT],
         eval_config=param("eval_config", eval_config(config, settings.transform.label_feature)),
     ).with_id(EVALUATOR)
     pusher = tfx.components.Pusher(

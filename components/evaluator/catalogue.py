@@ -8,8 +8,9 @@ Metrics per task (TFMA metric names in `components.evaluator.metric_keys`):
 
 * multiclass — accuracy, top-k accuracy (`eval.top_k`, default 5; 1.0 by construction when k ≥ the number of
   classes), Cohen's kappa (`eval.kappa_weighting`: none | linear | quadratic), example count, confusion matrix;
-* binary — the model outputs [1 - p, p]; the positive class is vocabulary index 1. Accuracy, precision, recall,
-  F1 and the confusion matrix at threshold 0.5, AUC-ROC, AUC-PR, Cohen's kappa, example count;
+* binary — the model outputs [1 - p, p]; the positive class is vocabulary index 1 (`train.positive_class`, default
+  the second of the two sorted class names). Accuracy, precision, recall, F1 and the confusion matrix at threshold
+  0.5, AUC-ROC, AUC-PR, Cohen's kappa, example count;
 * multilabel — per-label precision/recall/F1/support and TP/FP/FN/TN, micro and macro precision/recall/F1, subset
   accuracy (exact match), Hamming loss (lower is better), example count; a label is predicted at probability ≥ 0.5.
 

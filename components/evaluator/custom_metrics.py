@@ -2,9 +2,9 @@
 
 * Cohen's kappa — `cohen_kappa` (reference) and `CohenKappa`, a `tfma.metrics.Metric` derived from TFMA's multi-class
   confusion matrix: unweighted, or linear / quadratic-weighted for ordinal classes. Weights need the classes in
-  their real order, and the label vocabulary is ordered by frequency, so a weighted kappa orders the classes by name
-  ("2" < "10"; or an explicit `class_order`), learning each class index's name from the raw label feature of the
-  evaluated examples (`label_feature`).
+  their real order, and the label vocabulary need not be in it (sorted names as text, or a curated schema's order),
+  so a weighted kappa orders the classes by name ("2" < "10"; or an explicit `class_order`), learning each class
+  index's name from the raw label feature of the evaluated examples (`label_feature`).
 * Multilabel — `MultiLabelCounts` (reference: per-label TP/FP/FN/TN, exact-match and example weights from multi-hot
   labels and independent probabilities), `MultiLabelScore` (one scalar: subset accuracy, Hamming loss, micro/macro
   precision, recall, F1) and `PerLabelMetrics` (precision, recall, F1, support and the 2×2 counts of every label,

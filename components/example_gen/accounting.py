@@ -7,8 +7,10 @@ one JSON object `{"record": kind, "data": row}` per line, kinds `REJECTS`, `COUN
 `write_quarantine_report` merges them into `quarantine_report.csv`, `leakage_report.csv`,
 `converted_report.csv` (images re-encoded as PNG: EXIF orientation applied, TIFF/WebP transcoded) and
 `ingest_summary.json` (hidden/system files skipped while listing are listed there, apart from the accounting) and
-checks files seen = ingested + quarantined for every split and class
-(`IngestAccountingError` when not: a file was lost or counted twice, i.e. a bug).
+checks files seen = ingested + quarantined + excluded for every split and class
+(`IngestAccountingError` when not: a file was lost or counted twice, i.e. a bug). Excluded files are those the
+class selection (`data.classes`, `data.exclude_classes`) leaves out on purpose: listed in `excluded_files.csv`
+with their reason, counted apart from quarantined (bad) files, under their source class.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from typing import Any
 
 from tfx.dsl.io import fileio
 
+from components import features
 from components.example_gen import sources
 from components.example_gen.leakage import LEAK_REASON_PREFIX
 
 QUARANTINE_DIR = "quarantine"  # Beam shards and the listing, inside the Examples artifact
 QUARANTINE_REPORT = "quarantine_report.csv"
 LEAKAGE_REPORT = "leakage_report.csv"
+EXCLUDED_REPORT = "excluded_files.csv"  # files the class selection left out, with the reason
 INGEST_SUMMARY = "ingest_summary.json"
-TRAIN_SPLIT = "train"
+TRAIN_SPLIT = features.TRAIN_SPLIT
+VALIDATION_SPLIT = features.VALIDATION_SPLIT
 ROWS = "report_rows"  # the Beam job's output: JSON lines {"record": kind, "data": row}, kinds below
 CONVERTED_REPORT = "converted_report.csv"
 REJECTS, COUNTS, LEAKS, DUPLICATES, CONVERTED = "quarantined", "ingested_count", "leak", "duplicate", "converted"
@@ -59,14 +64,19 @@ def count_keys(split: str, label: str, multilabel: bool) -> list[tuple[str, str]
 
 def write_listing(quarantine_dir: str, split_names: list[str], found: Iterable[sources.Source],
                   rejected: Iterable[sources.Rejected], warnings: list[str], multilabel: bool, leakage: str,
+                  unused_folders: Iterable[str] = (), excluded: Iterable[sources.Rejected] = (),
                   skipped: Iterable[sources.Rejected] = ()) -> None:
-    """What was seen, per split and class, before any file was read: the left side of the accounting; `skipped`
-    (hidden/system files) are listed but are not inputs."""
+    """What was seen, per split and class, before any file was read: the left side of the accounting
+    (`unused_folders`: subfolders of a pre-split data root that no split reads, listed in the summary;
+    `excluded`: files the class selection left out, seen and accounted for, never read; `skipped`: hidden/system
+    files, listed but not inputs)."""
+    excluded = list(excluded)
     seen: Counter[tuple[str, str]] = Counter()
-    for item in [*found, *rejected]:
+    for item in [*found, *rejected, *excluded]:
         seen.update(count_keys(item.split, item.label, multilabel))
     listing = {"splits": split_names, "multilabel": multilabel, "leakage": leakage, "warnings": warnings,
                "skipped": [r.to_record() for r in skipped],
+               "unused_folders": list(unused_folders), "excluded": [item.to_record() for item in excluded],
                "seen": [{"split": split, "key": key, "count": count} for (split, key), count in sorted(seen.items())]}
     with fileio.open(os.path.join(quarantine_dir, _LISTING), "w") as handle:
         handle.write(json.dumps(listing))
@@ -104,29 +114,43 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
     quarantined: Counter[tuple[str, str]] = Counter()
     for record in records:
         quarantined.update(count_keys(record["split"], record["label"], multilabel))
+    left_out = sorted(listing.get("excluded", []), key=lambda r: (r["split"], r["path"]))
+    excluded: Counter[tuple[str, str]] = Counter()
+    for record in left_out:
+        excluded.update(count_keys(record["split"], record["label"], multilabel))
 
-    splits = list(listing["splits"]) + sorted({split for split, _ in seen + quarantined} - set(listing["splits"]))
+    splits = list(listing["splits"]) + sorted({split for split, _ in seen + quarantined + excluded}
+                                              - set(listing["splits"]))
     per_split: dict[str, Any] = {}
     mismatches: list[str] = []
     for split in splits:
-        classes = sorted({key for s, key in seen + ingested + quarantined if s == split and key != FILES})
+        classes = sorted({key for s, key in seen + ingested + quarantined + excluded
+                          if s == split and key != FILES})
         per_split[split] = {
             "files_seen": seen[(split, FILES)], "ingested": ingested[(split, FILES)],
-            "quarantined": quarantined[(split, FILES)],
+            "quarantined": quarantined[(split, FILES)], "excluded": excluded[(split, FILES)],
             "classes": {name: {"seen": seen[(split, name)], "ingested": ingested[(split, name)],
-                               "quarantined": quarantined[(split, name)]} for name in classes},
+                               "quarantined": quarantined[(split, name)], "excluded": excluded[(split, name)]}
+                        for name in classes},
         }
         for key in [FILES, *classes]:
-            if seen[(split, key)] != ingested[(split, key)] + quarantined[(split, key)]:
+            if seen[(split, key)] != ingested[(split, key)] + quarantined[(split, key)] + excluded[(split, key)]:
                 what = "files" if key == FILES else f"class {key!r}"
                 mismatches.append(f"split {split!r}, {what}: seen {seen[(split, key)]} != ingested "
-                                  f"{ingested[(split, key)]} + quarantined {quarantined[(split, key)]}")
+                                  f"{ingested[(split, key)]} + quarantined {quarantined[(split, key)]} + excluded "
+                                  f"{excluded[(split, key)]}")
 
     report_path = os.path.join(examples_uri, QUARANTINE_REPORT)
     with fileio.open(report_path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "label", "split", "reason"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
+    excluded_path = os.path.join(examples_uri, EXCLUDED_REPORT)
+    if left_out:
+        with fileio.open(excluded_path, "w") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["path", "label", "split", "reason"], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(left_out)
     leakage_path = os.path.join(examples_uri, LEAKAGE_REPORT)
     with fileio.open(leakage_path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=["eval_path", "train_path", "sha256"], lineterminator="\n",
@@ -150,8 +174,12 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
         "quarantined": len(records),
         "quarantined_by_reason": dict(Counter(_reason_kind(r["reason"]) for r in records).most_common()),
         "quarantine_report": report_path,
+        "excluded": len(left_out),  # left out by the class selection (data.classes / data.exclude_classes)
+        "excluded_by_reason": dict(Counter(r["reason"] for r in left_out).most_common()),
+        "excluded_report": excluded_path if left_out else "",
         "multilabel": multilabel,
         "per_split": per_split,
+        "unused_folders": listing.get("unused_folders", []),
         "duplicates": {
             "within_split_extra_copies": {s: within[s] for s in splits},
             "label_conflicts": len(conflicts),  # identical content under different labels
@@ -193,7 +221,7 @@ def _class_warnings(per_split: dict[str, Any], leaks: list[dict[str, str]], leak
         if not counts["ingested"]:
             warnings.append(f"split '{split}' has no images after ingestion")
         for name, cls in counts["classes"].items():
-            if cls["seen"] and not cls["ingested"] and name != sources.NO_LABEL:
+            if cls["seen"] > cls.get("excluded", 0) and not cls["ingested"] and name != sources.NO_LABEL:
                 warnings.append(f"class '{name}' has no images in split '{split}' "
                                 f"(all {cls['quarantined']} file(s) quarantined)")
             elif cls["ingested"] == 1 and name != sources.NO_LABEL:
@@ -202,7 +230,8 @@ def _class_warnings(per_split: dict[str, Any], leaks: list[dict[str, str]], leak
         if split != TRAIN_SPLIT:
             for name in sorted(set(train) - set(counts["classes"]) - {sources.NO_LABEL}):
                 if train[name]["ingested"]:
-                    warnings.append(f"class '{name}' has no images in split '{split}' (not evaluated)")
+                    use = "not validated" if split == VALIDATION_SPLIT else "not evaluated"
+                    warnings.append(f"class '{name}' has no images in split '{split}' ({use})")
     if leaks:
         action = "removed from eval" if leakage == "remove" else "kept (data.leakage=report)"
         warnings.append(f"{len(leaks)} eval image(s) are byte-identical to train images (train/eval leakage), "

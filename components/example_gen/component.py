@@ -11,6 +11,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.example_gen import images, sources
+from components.example_gen.class_selection import ClassSelection
 from components.example_gen.executor import Executor
 from components.example_gen.options import ingest_custom_config
 
@@ -24,6 +25,7 @@ class ImageExampleGen(FileBasedExampleGen):
     holding the encoded image and the label; `label_names` name integer labels (else `labels.txt` at the input
     base, read by the executor).
     `manifest`: how a CSV manifest is read (`manifest.ManifestOptions.to_dict()`: path and label columns, kind).
+    `selection`: the classes to keep, leave out or merge (`class_selection.ClassSelection`; files left out are listed).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class ImageExampleGen(FileBasedExampleGen):
         min_image_side: int = images.MIN_IMAGE_SIDE,
         transcode: bool = True,
         manifest: dict[str, str] | None = None,
+        selection: ClassSelection | None = None,
     ) -> None:
         if multilabel and data_format != "csv":
             raise sources.DataLayoutError(f"data root {input_base} is a {data_format} layout: "
@@ -56,6 +59,6 @@ class ImageExampleGen(FileBasedExampleGen):
             custom_config=ingest_custom_config(data_format, max_image_pixels, code_fingerprint, multilabel, leakage,
                                                min_image_side, transcode, image_feature=image_feature,
                                                label_feature=label_feature, label_names=label_names,
-                                               manifest=manifest),
+                                               manifest=manifest, selection=selection),
             custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
         )

@@ -48,10 +48,12 @@ from tqdm import tqdm
 from components import features
 from components.example_gen import accounting, images, leakage, manifest, records, sources
 from components.example_gen.accounting import TRAIN_SPLIT
+from components.example_gen.class_selection import ClassSelection
 from components.example_gen.manifest import ManifestOptions
 from components.example_gen.options import ingest_options
 
 QUARANTINE_TAG = "quarantine"
+UNUSED_FOLDER = "folder not read:"  # how the warning about a subfolder no split reads starts
 _QUARANTINE_DIR_KEY = "_visionline_quarantine_dir"
 
 
@@ -182,9 +184,10 @@ def _split_assigner(input_config: example_gen_pb2.Input, output_config: example_
 
 
 def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_config: example_gen_pb2.Output,
-                  split_names: list[str], options: dict[str, Any]) -> tuple[list[sources.Source],
-                                                                            list[sources.Rejected], list[str]]:
-    """Every file of every input split, each with its output split; plus listing warnings (empty class folders)."""
+                  split_names: list[str], options: dict[str, Any]
+                  ) -> tuple[list[sources.Source], list[sources.Rejected], list[str], list[sources.Rejected]]:
+    """Every file of every input split, each with its output split and its class after the class selection; plus
+    listing warnings (empty class folders) and the files the class selection leaves out."""
     multilabel = bool(options["multilabel"])
     if multilabel and options["format"] != "csv":
         raise sources.DataLayoutError(f"data root {input_base} is read as {options['format']}: "
@@ -203,13 +206,25 @@ def _list_sources(input_base: str, input_config: example_gen_pb2.Input, output_c
                          for folder in sources.empty_class_folders(input_base, split.pattern)]
         found += [dataclasses.replace(s, split=assign(s.relative_path, split.name)) for s in listed]
         rejected += [dataclasses.replace(r, split=assign(r.relative_path, split.name)) for r in refused]
+    found, rejected, excluded = ClassSelection.from_options(options).apply(found, rejected, f"data root {input_base}")
     if not found:
         patterns = ", ".join(split.pattern for split in input_config.splits)
         examples = "; ".join(f"{r.relative_path}: {r.reason}" for r in rejected[:3])
         raise sources.DataLayoutError(
             f"no image files found under {input_base} (patterns {patterns})"
-            + (f"; {len(rejected)} entries rejected while listing, e.g. {examples}" if rejected else ""))
-    return found, rejected, warnings
+            + (f"; {len(rejected)} entries rejected while listing, e.g. {examples}" if rejected else "")
+            + (f"; {len(excluded)} left out by the class selection" if excluded else ""))
+    return found, rejected, warnings, excluded
+
+
+def unused_folder_warnings(unused: list[str], patterns: list[str]) -> list[str]:
+    """A warning per subfolder of a pre-split data root that no split reads (also printed: never silently lost)."""
+    read = ", ".join(f"{pattern.split('/', 1)[0]}/" for pattern in patterns)
+    warnings = [f"{UNUSED_FOLDER} '{name}/' (the data root is pre-split: only {read} are read; move its images into "
+                f"one of them, or remove it)" for name in unused]
+    for warning in warnings:
+        print(f"ImageExampleGen: WARNING: {warning}", flush=True)
+    return warnings
 
 
 def _list_records(input_base: str, input_config: example_gen_pb2.Input, output_config: example_gen_pb2.Output,
@@ -253,6 +268,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         examples.set_int_custom_property("files_seen", summary["files_seen"])
         examples.set_int_custom_property("ingested", summary["ingested"])
         examples.set_int_custom_property("quarantined", summary["quarantined"])
+        examples.set_int_custom_property("excluded", summary["excluded"])
         examples.set_int_custom_property("train_eval_duplicates", summary["leakage"]["eval_files_duplicating_train"])
         train = summary["per_split"].get(TRAIN_SPLIT)
         if train is not None:
@@ -278,17 +294,22 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         quarantine_dir = exec_properties[_QUARANTINE_DIR_KEY]
 
         tfrecord = options["format"] == "tfrecord"  # records are counted as seen when read (labels unknown before)
+        excluded: list[sources.Rejected] = []
         if tfrecord:
             found, rejected, reader = _list_records(input_base, input_config, output_config, split_names, options)
             warnings: list[str] = []
         else:
-            found, rejected, warnings = _list_sources(input_base, input_config, output_config, split_names, options)
+            found, rejected, warnings, excluded = _list_sources(input_base, input_config, output_config, split_names,
+                                                                options)
             reader = _ReadImage(int(options["max_image_pixels"]), multilabel, int(options["min_image_side"]),
                                 bool(options["transcode"]))
         skipped = [r for r in rejected if r.reason == sources.HIDDEN_REASON]  # not inputs: listed, never quarantined
         rejected = [r for r in rejected if r.reason != sources.HIDDEN_REASON]
+        patterns = [split.pattern for split in input_config.splits]
+        unused = sources.unused_folders(input_base, patterns)
+        warnings += unused_folder_warnings(unused, patterns)
         accounting.write_listing(quarantine_dir, split_names, [] if tfrecord else found, rejected, warnings,
-                                 multilabel, leakage_mode, skipped)
+                                 multilabel, leakage_mode, unused_folders=unused, excluded=excluded, skipped=skipped)
         if TRAIN_SPLIT in split_names and not tfrecord:
             sources.require_two_classes(
                 [label for s in found if s.split == TRAIN_SPLIT for label in sources.split_labels(s.label, multilabel)],

@@ -1,8 +1,11 @@
 """What a data root holds: its format, how it splits, and the list of (file, label) sources per split.
 
 Layouts understood:
-  * folders  – `<root>/<class>/<image>`; or already split: `<root>/train/<class>/…` and `<root>/test/<class>/…`
-               (also `training`, `testing`, `val`, `valid`, `validation`, `eval`).
+  * folders  – `<root>/<class>/<image>`; or already split: `<root>/train/<class>/…` (or `training`) with
+               `<root>/test/<class>/…` (or `testing`, `eval`) and/or `<root>/val/<class>/…` (or `valid`,
+               `validation`). train + test, or train + val: the second folder is the `eval` split. train + val + test:
+               three splits, `train`, `val` (the Trainer's validation data) and `eval` (the test folder).
+               Any other subfolder of a pre-split root is not read, and is named (`unused_folders`).
   * csv      – a manifest file beside the images (read by `manifest`: path and label columns, or an attribute
                table); paths relative to the manifest.
   * tfrecord – existing TFRecord files of `tf.train.Example` (optionally under `train/` and `test/`), with an
@@ -25,8 +28,12 @@ from dataclasses import dataclass
 
 from tfx.dsl.io import fileio
 
+from components import features
+
 TRAIN_DIR_NAMES = ("train", "training")
-EVAL_DIR_NAMES = ("test", "testing", "eval", "val", "valid", "validation")
+VALIDATION_DIR_NAMES = ("val", "valid", "validation")
+TEST_DIR_NAMES = ("test", "testing", "eval")
+EVAL_DIR_NAMES = TEST_DIR_NAMES + VALIDATION_DIR_NAMES  # either can be the eval split of a two-way root
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
 TFRECORD_SHARD = re.compile(r"\.tfrecords?(\.gz)?-\d+-of-\d+$")  # TFDS shards: cifar10-train.tfrecord-00000-of-00001
 LABEL_NAMES_FILE = "labels.txt"  # beside TFRecord files or split folders: line i names integer label i
@@ -58,7 +65,7 @@ class Layout:
 
     format: str  # folders | csv | tfrecord
     input_base: str  # folder that split patterns are relative to
-    split_patterns: dict[str, str]  # split name -> glob (train/eval), or {"all": glob} for a hash split
+    split_patterns: dict[str, str]  # split name -> glob (train/[val/]eval), or {"all": glob} for a hash split
 
     @property
     def presplit(self) -> bool:
@@ -112,19 +119,53 @@ def detect_layout(root: str, data_format: str = "auto") -> Layout:
         if len(manifests) != 1:
             raise DataLayoutError(f"data root {root}: expected one .csv manifest inside, found {manifests or 'none'}")
         return Layout("csv", root, {"all": manifests[0]})
-    train_dir = next((d for d in subdirs if d.lower() in TRAIN_DIR_NAMES), None)
-    eval_dir = next((d for d in subdirs if d.lower() in EVAL_DIR_NAMES), None)
     leaf = "*" if data_format == "tfrecord" else "*/*"
-    if train_dir and eval_dir:
-        return Layout(data_format, root, {"train": f"{train_dir}/{leaf}", "eval": f"{eval_dir}/{leaf}"})
-    if train_dir or eval_dir:
-        raise DataLayoutError(
-            f"data root {root} has a '{train_dir or eval_dir}' folder but no matching "
-            f"{'test' if train_dir else 'train'} folder: give both, or use plain class folders for a hash split"
-        )
+    split_dirs = _split_dirs(root, subdirs)
+    if split_dirs:
+        return Layout(data_format, root, {split: f"{folder}/{leaf}" for split, folder in split_dirs.items()})
     if data_format == "folders" and not subdirs:
         raise DataLayoutError(f"data root {root} has no class folders (expected <root>/<class>/<image>)")
     return Layout(data_format, root, {"all": leaf})
+
+
+def _split_dirs(root: str, subdirs: list[str]) -> dict[str, str]:
+    """Output split → folder of a pre-split root (train + test, train + val, or all three), {} when not pre-split;
+    `DataLayoutError` for a split folder without a train folder (or the reverse), or two folders for one role."""
+    found: dict[str, list[str]] = {}
+    for role, names in (("train", TRAIN_DIR_NAMES), ("val", VALIDATION_DIR_NAMES), ("test", TEST_DIR_NAMES)):
+        found[role] = [d for d in subdirs if d.lower() in names]
+        if len(found[role]) > 1:
+            raise DataLayoutError(f"data root {root} has {len(found[role])} {role} folders "
+                                  f"({', '.join(repr(d) for d in found[role])}): keep one")
+    train, val, test = (found[role][0] if found[role] else None for role in ("train", "val", "test"))
+    if not (train or val or test):
+        return {}
+    if not train or not (val or test):
+        present = train or val or test
+        raise DataLayoutError(
+            f"data root {root} has a '{present}' folder but no matching "
+            f"{'test' if train else 'train'} folder: give both (train/ with test/ and/or val/), or use plain class "
+            "folders for a hash split")
+    if val and test:
+        return {features.TRAIN_SPLIT: train, features.VALIDATION_SPLIT: val, features.EVAL_SPLIT: test}
+    return {features.TRAIN_SPLIT: train, features.EVAL_SPLIT: val or test}
+
+
+def unused_folders(input_base: str, patterns: Iterable[str]) -> list[str]:
+    """Subfolders of a pre-split data root that none of the split `patterns` (`train/*/*`, …) reads, e.g. an
+    `extra/` or `unlabelled/` folder beside `train/` and `test/`: ingestion names them instead of ignoring them
+    silently. Hidden folders (`.git`, `.ipynb_checkpoints`) and roots read whole (`*/*`, a manifest) give none."""
+    patterns = list(patterns)
+    if not patterns or any("/" not in pattern or _is_glob(pattern.split("/", 1)[0]) for pattern in patterns):
+        return []
+    heads = {pattern.split("/", 1)[0] for pattern in patterns}
+    return [name.rstrip("/") for name in sorted(fileio.listdir(input_base))
+            if not name.startswith(".") and name.rstrip("/") not in heads
+            and fileio.isdir(os.path.join(input_base, name))]
+
+
+def _is_glob(text: str) -> bool:
+    return any(char in text for char in "*?[")
 
 
 def _looks_like_tfrecords(root: str, subdirs: list[str], files: list[str]) -> bool:

@@ -19,7 +19,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         return tfx.components.TunerFnResult(
             tuner=tuning.configured_values_tuner(settings, fn_args.working_dir), fit_kwargs={"verbose": 0})
     inputs = training.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path),
-                                      settings)
+                                      settings, validation_files=training.validation_split_files(fn_args.eval_files))
     tuner = tuning.make_tuner(settings, len(inputs["class_names"]), fn_args.working_dir)
     return tfx.components.TunerFnResult(
         tuner=tuner,

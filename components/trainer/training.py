@@ -1,9 +1,10 @@
 """Training: input pipeline, class weights, the two training phases, resumable fits, export.
 
 Data: Transform runs with `materialize=False` (decoded float pixels would be ~50× the encoded bytes), so the
-Trainer applies the Transform graph inside `tf.data`. A deterministic slice of the training split (by content
-hash of the serialized example) is the validation data for early stopping; the `eval` split stays untouched for
-the Evaluator.
+Trainer applies the Transform graph inside `tf.data`. The validation data for early stopping is the `val` split
+when the data root has a val/ folder beside train/ and test/ (`validation_files`), else a deterministic slice of
+the training split (by content hash of the serialized example, `train.validation_fraction`); the `eval` split
+stays untouched for the Evaluator.
 
 Phases: (1) the new head with the backbone frozen when it is pretrained — on backbone features computed once
 (Model Maker style; augmentation waits for phase 2); (2) optionally fine-tune (part of) the backbone as
@@ -348,26 +349,41 @@ def extract_features(backbone: keras.Model, dataset: tf.data.Dataset) -> tf.data
     return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), np.concatenate(labels)))
 
 
+def validation_split_files(eval_files: Sequence[str] | str | None) -> list[str]:
+    """The TFX eval_args file patterns when they are the `val` split (`.../Split-val/*`: a data root with a val/
+    folder beside train/ and test/), else [] (the eval split is the Evaluator's: validation is carved off train)."""
+    patterns = [eval_files] if isinstance(eval_files, str) else list(eval_files or [])
+    wanted = f"Split-{features.VALIDATION_SPLIT}"
+    held_out = [p for p in patterns if os.path.basename(os.path.dirname(p.rstrip("/"))) == wanted]
+    return held_out if held_out and len(held_out) == len(patterns) else []
+
+
 def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutput, settings: TrainSettings,
-                    batch_size: int | None = None) -> dict[str, Any]:
-    """What a fit needs, shared by the Trainer and the Tuner: shuffled train and hash-carved validation
-    datasets (decoded once and kept in memory when they fit in `cache_dataset_mb`), class names, train label
-    counts, the number of training examples and class weights. `batch_size` replaces `settings.batch_size`
-    (a GPU's larger batch)."""
+                    batch_size: int | None = None, validation_files: Sequence[str] = ()) -> dict[str, Any]:
+    """What a fit needs, shared by the Trainer and the Tuner: shuffled train and validation datasets (decoded once
+    and kept in memory when they fit in `cache_dataset_mb`), class names, train label counts, the number of
+    training examples and class weights. The validation data is `validation_files` (the `val` split) when given,
+    else hash-carved off train. `batch_size` replaces `settings.batch_size` (a GPU's larger batch)."""
     names = class_names(tft_output)
     common = dict(batch_size=batch_size or settings.batch_size, validation_fraction=settings.validation_fraction,
                   seed=settings.seed, task=settings.task)
-    counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset="train", **common), len(names))
+    held_out = list(validation_files)
+    train_subset, fraction = ("all", 0.0) if held_out else ("train", settings.validation_fraction)
+    counts, examples = _scan_labels(make_dataset(train_files, tft_output, subset=train_subset, **common), len(names))
     # Keras' class_weight needs one class per example: not applicable to multi-hot labels.
     weights = None if settings.task == "multilabel" else class_weights(counts, settings.class_weights)
-    cache = fits_in_cache(examples, settings.validation_fraction, transformed_example_bytes(tft_output),
-                          settings.cache_dataset_mb)
-    validation = make_dataset(train_files, tft_output, subset="validation", cache=cache, **common)
+    in_memory = examples + (int(_records(held_out, "all", 0.0).reduce(0, lambda n, _: n + 1)) if held_out else 0)
+    cache = fits_in_cache(in_memory, fraction, transformed_example_bytes(tft_output), settings.cache_dataset_mb)
+    validation = make_dataset(held_out, tft_output, subset="all", cache=cache, **common) if held_out else \
+        make_dataset(train_files, tft_output, subset="validation", cache=cache, **common)
     return {
-        "train": make_dataset(train_files, tft_output, subset="train", shuffle=True, cache=cache, examples=examples,
-                              **common),
+        "train": make_dataset(train_files, tft_output, subset=train_subset, shuffle=True, cache=cache,
+                              examples=examples, **common),
         "validation": validation,
         "validation_examples": _scan_labels(validation, len(names))[1],
+        "validation_source": (f"the {_source_folder(held_out) or features.VALIDATION_SPLIT}/ folder "
+                              f"(split '{features.VALIDATION_SPLIT}')") if held_out else
+        f"train.validation_fraction={settings.validation_fraction:g} of the training split",
         "class_names": names,
         "label_counts": counts,
         "train_examples": examples,
@@ -383,10 +399,11 @@ def train_and_export(
     model_run_dir: str,
     settings: TrainSettings,
     tuned_hyperparameters: dict[str, Any] | None = None,
+    validation_files: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train the configured model in one or two phases, export it with its signatures, return the record (also
     written to `history.json` in `model_run_dir`: histories, the epochs kept and why, what was trained where and
-    how long it took, the exported model's size and CPU latency)."""
+    how long it took, the exported model's size and CPU latency). `validation_files`: the `val` split, if any."""
     started = time.perf_counter()
     seed, task = settings.seed, settings.task
     plan = devices.plan_device(settings.device, settings.mixed_precision, settings.batch_size,
@@ -395,17 +412,19 @@ def train_and_export(
     print(devices.summary(plan), flush=True)
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_output)
-    inputs = training_inputs(train_files, tft_output, settings, batch_size=plan.batch_size)
+    inputs = training_inputs(train_files, tft_output, settings, batch_size=plan.batch_size,
+                             validation_files=validation_files)
     names, counts, weights = inputs["class_names"], inputs["label_counts"], inputs["class_weight"]
     train_ds, val_ds = inputs["train"], inputs["validation"]
     steps_per_epoch = math.ceil(inputs["train_examples"] / plan.batch_size)
     print(f"data: {inputs['train_examples']} training images, {inputs['validation_examples']} validation images "
-          f"(train.validation_fraction={settings.validation_fraction:g} of the training split), {len(names)} classes",
-          flush=True)
+          f"({inputs['validation_source']}), {len(names)} classes", flush=True)
+    print(label_line(names, task), flush=True)
     hp = hyperparameters(settings, tuned_hyperparameters)
     classifier, backbone, head, pretrained = build_model(settings, len(names), hp)
     # The settings carry the code fingerprint: a code change starts a fresh backup.
-    key = {"files": list(train_files), "transform": transform_output, "config": settings.to_custom_config(),
+    key = {"files": list(train_files), "validation": list(validation_files), "transform": transform_output,
+           "config": settings.to_custom_config(),
            "hp": hp, "batch": plan.batch_size, "mixed_precision": plan.mixed_precision}
     backups = backup_dir(model_run_dir, key)
     common = dict(patience=settings.early_stopping_patience, reduce_lr_patience=settings.reduce_lr_patience,
@@ -414,7 +433,8 @@ def train_and_export(
     def choose(epochs: int) -> dict[str, Any]:
         keep, min_epochs, why = selection(inputs["validation_examples"], len(names), epochs)
         if keep == "last":
-            print(f"WARNING: {why}; give more data, or raise train.validation_fraction", flush=True)
+            more = "add images to the validation folder" if validation_files else "raise train.validation_fraction"
+            print(f"WARNING: {why}; give more data, or {more}", flush=True)
         return {"keep": keep, "min_epochs": min_epochs, "why": why}
 
     def kept(name: str, history: dict[str, list[float]], chosen: dict[str, Any]) -> dict[str, Any]:
@@ -497,6 +517,7 @@ def train_and_export(
         "hyperparameters": hp,
         "best_epoch": phases[-1]["kept_epoch"],
         "validation_examples": inputs["validation_examples"],
+        "validation_source": inputs["validation_source"],
         "early_stopping_monitor": monitor,
         "backbone": settings.model,
         "preset": settings.preset,
@@ -521,6 +542,20 @@ def _first_image(train_files: Sequence[str], image_key: str) -> bytes:
         example = tf.train.Example.FromString(serialized.numpy())
         return example.features.feature[image_key].bytes_list.value[0]
     raise ValueError(f"no training examples in {list(train_files)[:3]}")
+
+
+def label_line(names: Sequence[str], task: str) -> str:
+    """The console line giving each label index its class (and, for binary, the positive class: index 1)."""
+    line = "labels: " + ", ".join(f"{i}={name!r}" for i, name in enumerate(names))
+    return line + (f" (positive class: {names[1]!r})" if task == "binary" and len(names) == 2 else "")
+
+
+def _source_folder(files: Sequence[str]) -> str:
+    """The data-root folder the first example of `files` came from (its `path` feature's first part), or ""."""
+    for serialized in _records(files, "all", 0.0).take(1):
+        path = tf.train.Example.FromString(serialized.numpy()).features.feature[features.PATH].bytes_list.value
+        return path[0].decode("utf-8").split("/", 1)[0] if path and b"/" in path[0] else ""
+    return ""
 
 
 def _concatenate(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:

@@ -3,14 +3,26 @@
 
 These functions run inside the Transform graph, hence inside the exported SavedModel: a client sends raw
 encoded bytes and never re-implements any of this.
+
+The label vocabulary (index → class name; the served model's class names and the Evaluator's class ids) is stable:
+not TFT's frequency order, which changes with the class counts, but `label_order` — the curated schema's label
+domain when one is given (`label_classes`, in its order), else every label seen, sorted (numerically when all are
+integers); for the binary task the positive class is index 1 (`positive_class`, default the second of the two
+sorted names). A tf.Transform analyzer (`tft.experimental.ptransform_analyzer`) collects the distinct labels and
+writes that vocabulary as the Transform graph's asset `label`; `tft.apply_vocabulary` maps labels to indices.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
 
 from components import features
 from components.transform.settings import TransformSettings
@@ -96,6 +108,65 @@ def multi_hot(label_ids: tf.SparseTensor, num_labels: int) -> tf.Tensor:
     return tf.cast(tf.sparse.to_indicator(known, num_labels), tf.float32)
 
 
+def label_order(seen: Iterable[str], fixed: Sequence[str] = (), positive: str = "") -> list[str]:
+    """The label vocabulary: `fixed` (a curated schema's label domain) in its order, then any other label `seen`
+    sorted (numerically when every one is an integer); with `positive` (the binary task's positive class) that
+    label last, i.e. index 1 of two. Empty labels are dropped; a label with a line break cannot be a vocabulary
+    line (ValueError naming it), nor can an unknown `positive` (ValueError naming train.positive_class)."""
+    extra = set(seen) - set(fixed) - {""}
+    integers = all(label.lstrip("-").isdigit() for label in extra)
+    labels = list(dict.fromkeys(fixed)) + sorted(extra, key=lambda label: (int(label), label) if integers
+                                                 else (0, label))
+    broken = [label for label in labels if "\n" in label or "\r" in label]
+    if broken:
+        raise ValueError(f"label {broken[0]!r} contains a line break: labels must be one line")
+    if positive:
+        if positive not in labels:
+            raise ValueError(f"config field train.positive_class is {positive!r}, which is not a class of the data "
+                             f"(classes: {', '.join(repr(label) for label in labels)})")
+        labels = [label for label in labels if label != positive] + [positive]
+    return labels
+
+
+class _LabelVocabulary(tft_beam.experimental.PTransformAnalyzer):
+    """Beam side of `label_vocabulary`: the distinct labels of the whole dataset → the vocabulary file (one label
+    per line, in `label_order`), whose path is the analyzer's output."""
+
+    def __init__(self, fixed: Sequence[str], positive: str) -> None:
+        super().__init__()
+        self._fixed, self._positive = list(fixed), positive
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        path = os.path.join(self.base_temp_dir, features.LABEL_VOCABULARY)
+        return (batches
+                | "Labels" >> beam.FlatMap(lambda batch: {_text(v) for v in np.asarray(batch[0]).reshape(-1)})
+                | "Distinct" >> beam.Distinct()
+                | "All" >> beam.combiners.ToList()
+                | "Write" >> beam.Map(_write_vocabulary, path, self._fixed, self._positive))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _write_vocabulary(seen: list[str], path: str, fixed: Sequence[str], positive: str) -> np.ndarray:
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write("".join(f"{label}\n" for label in label_order(seen, fixed, positive)))
+    return np.array(path.encode("utf-8"), dtype=object)
+
+
+def label_vocabulary(labels: tf.Tensor | tf.SparseTensor, fixed: Sequence[str] = (), positive: str = ""
+                     ) -> tf.Tensor | tf.SparseTensor:
+    """`labels` (strings, dense [B] or multilabel sparse [B, n]) → indices in the stable vocabulary `label_order`
+    (the asset `features.LABEL_VOCABULARY`); labels outside it → -1."""
+    values = labels.values if isinstance(labels, tf.SparseTensor) else labels
+    (path,) = tft.experimental.ptransform_analyzer(
+        [values], _LabelVocabulary(fixed, positive), output_dtypes=[tf.string], output_shapes=[[]],
+        output_asset_default_values=[b"(not analysed yet)"], name="label_vocabulary")
+    return tft.apply_vocabulary(labels, deferred_vocab_filename_tensor=path, num_oov_buckets=0, default_value=-1)
+
+
 def transform_features(inputs: dict[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
     """The tf.Transform preprocessing: `image_xf` (normalised pixels) and, when labels are present, `label_xf`:
     the class index for multiclass/binary, or for multilabel a [B, n] sparse tensor of label indices (the
@@ -105,17 +176,14 @@ def transform_features(inputs: dict[str, Any], settings: TransformSettings) -> d
     outputs: dict[str, tf.Tensor] = {}
     encoded = dense_column(inputs[settings.image_feature], b"")
     outputs[features.IMAGE_XF] = normalize(decode_and_resize(encoded, settings.image_size), settings.normalization)
+    fixed, positive = settings.label_classes, settings.positive_class
     if label_key in inputs and settings.task == "multilabel":
-        outputs[features.LABEL_XF] = tft.compute_and_apply_vocabulary(
-            label_set(inputs[label_key]), vocab_filename=features.LABEL_VOCABULARY, num_oov_buckets=0,
-            default_value=-1)
+        outputs[features.LABEL_XF] = label_vocabulary(label_set(inputs[label_key]), fixed)
     elif label_key in inputs:
         label = inputs[label_key]
         default: Any = b"" if label.dtype == tf.string else -1
         labels = dense_column(label, default)
         if labels.dtype != tf.string:
             labels = tf.strings.as_string(labels)
-        outputs[features.LABEL_XF] = tft.compute_and_apply_vocabulary(
-            labels, vocab_filename=features.LABEL_VOCABULARY, num_oov_buckets=0, default_value=-1
-        )
+        outputs[features.LABEL_XF] = label_vocabulary(labels, fixed, positive if settings.task == "binary" else "")
     return outputs

@@ -29,3 +29,7 @@ class TransformSettings(ComponentSettings):
     image_size: int = Field(ge=8, le=1024)  # square side, pixels
     normalization: Literal[*NORMALIZATIONS]  # resolved: never `auto`
     task: Literal[*TASKS]  # multilabel: the label becomes a set of label indices
+    # The label vocabulary (preprocessing.label_order): a curated schema's label domain fixes it, in its order
+    # (empty: every label seen, sorted); for `binary` the positive class is index 1 (empty: the second sorted name).
+    label_classes: tuple[str, ...] = ()
+    positive_class: str = ""

@@ -7,7 +7,8 @@
 * `label_drift` – the L-infinity distance between this run's train label distribution and a baseline's, measured by
   TFDV's drift comparator (`tfdv.validate_statistics(current, schema + infinity_norm comparator,
   previous_statistics=baseline)`);
-* `check` – all of them over every split: a `Verdict` (problems, drift, notes).
+* `check` – all of them over every split (train, val, eval — a three-way split's validation split is checked like
+  the others): a `Verdict` (problems, drift, notes).
 
 `DataValidationError` is how a stopped run reports its problems to the caller.
 """
@@ -20,7 +21,10 @@ from typing import Any
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-DRIFT_SPLIT = "train"
+from components import features
+
+DRIFT_SPLIT = features.TRAIN_SPLIT
+_PIPELINE_ORDER = (features.TRAIN_SPLIT, features.VALIDATION_SPLIT, features.EVAL_SPLIT)  # how problems are listed
 
 
 @dataclass
@@ -113,6 +117,11 @@ def _common(feature: statistics_pb2.FeatureNameStatistics) -> statistics_pb2.Com
     if kind in ("num_stats", "string_stats", "bytes_stats"):
         return getattr(feature, kind).common_stats
     return statistics_pb2.CommonStatistics()
+
+
+def _split_order(split: str) -> tuple[int, str]:
+    """Splits in pipeline order (train, val, eval), any other after them by name."""
+    return (_PIPELINE_ORDER.index(split) if split in _PIPELINE_ORDER else len(_PIPELINE_ORDER), split)
 
 
 def _plural(count: int, word: str) -> str:
@@ -245,7 +254,7 @@ def check(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList],
           baseline: statistics_pb2.DatasetFeatureStatisticsList | None = None, baseline_uri: str = "") -> Verdict:
     """Everything the gate checks, on protos (statistics and anomalies per split)."""
     verdict = Verdict()
-    for split in sorted(statistics):
+    for split in sorted(statistics, key=_split_order):
         dataset = dataset_stats(statistics[split])
         images = image_problems(split, dataset, image_feature)
         verdict.problems += images

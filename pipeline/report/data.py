@@ -368,6 +368,6 @@ def label_order(distribution: dict[str, dict[str, float]], class_order: Sequence
 
 
 def split_order(distribution: dict[str, Any]) -> list[str]:
-    """Split names in pipeline order (train, validation, eval, test), others after them by name."""
-    preferred = ("train", "validation", "eval", "test")
+    """Split names in pipeline order (train, val/validation, eval, test), others after them by name."""
+    preferred = ("train", "val", "validation", "eval", "test")
     return sorted(distribution, key=lambda s: (preferred.index(s) if s in preferred else len(preferred), s))

@@ -54,6 +54,9 @@ def format_summary(summary: RunSummary) -> str:
             f"ingest: {ingest.get('files_seen', '?')} files seen, {ingest.get('ingested', '?')} ingested, "
             f"{ingest.get('quarantined', '?')} quarantined"
         )
+        if ingest.get("excluded"):  # the class selection's (data.classes / exclude_classes), listed with reasons
+            lines.append(f"  left out by the class selection: {ingest['excluded']} file(s), listed in "
+                         f"{ingest.get('excluded_report')}")
         if ingest.get("quarantined"):
             lines.append(f"  quarantine report: {ingest.get('quarantine_report')}")
             for reason, count in ingest.get("quarantined_by_reason", {}).items():

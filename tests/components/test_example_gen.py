@@ -19,6 +19,7 @@ from tfx.utils import proto_utils
 
 from components import features
 from components.example_gen import accounting, sources
+from components.example_gen.class_selection import ClassSelection, ClassSelectionError
 from components.example_gen.component import ImageExampleGen
 from components.example_gen.executor import Executor
 from components.example_gen.options import ingest_custom_config, ingest_options
@@ -32,14 +33,14 @@ def _write(path, data: bytes) -> None:
 
 
 def _run(root, tmp_path, data_format="folders", train_fraction=0.8, max_image_pixels=40_000_000,
-         leakage="remove", multilabel=False, manifest=None):
+         leakage="remove", multilabel=False, manifest=None, selection=None):
     """The real ImageExampleGen executor (Beam DirectRunner) on `root`, laid out as `create_pipeline` would."""
     layout = sources.detect_layout(str(root), data_format)
     input_config, output_config = example_gen_configs(layout, train_fraction)
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
     custom_config = ingest_custom_config(layout.format, max_image_pixels, leakage=leakage, multilabel=multilabel,
-                                         manifest=manifest)
+                                         manifest=manifest, selection=selection)
     exec_properties = {
         "input_base": layout.input_base,
         "input_config": proto_utils.proto_to_json(input_config),
@@ -377,7 +378,7 @@ def test_manifest_options_flow_from_the_config_to_the_executor(tmp_path, rng):
                                         "data.path_column=file", "data.label_column=1"])
     component = next(c for c in create_pipeline(config).components if c.id == "ImageExampleGen")
     options = ingest_options(component.exec_properties)
-    assert options["manifest"] == {"path_column": "file", "label_column": "1", "kind": "auto"}
+    assert options["manifest"] == {"path_column": "file", "label_column": "1", "kind": "auto", "image_dir": ""}
     examples = _run(root / "labels.csv", tmp_path, data_format="auto", manifest=options["manifest"])
     ingested = _read_split(examples, "train") + _read_split(examples, "eval")
     assert sorted((path, label) for path, label, _ in ingested) == [
@@ -392,3 +393,98 @@ def test_manifest_options_flow_from_the_config_to_the_executor(tmp_path, rng):
             config.override([bad]).validate()
     with pytest.raises(ConfigError, match="train.task must be multilabel with data.manifest_kind=attributes"):
         config.override(["data.manifest_kind=attributes", "data.label_column="]).validate()
+
+
+def test_train_val_test_root_gives_three_splits_and_names_unread_folders(tmp_path, rng, capsys):
+    root = tmp_path / "data"
+    images = {}
+    for split, count in (("train", 3), ("val", 2), ("test", 2), ("extra", 1)):
+        for label in ("homer", "marge"):
+            for i in range(count):
+                images[f"{split}/{label}/{i}.png"] = encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG")
+    images["val/homer/again.png"] = images["train/homer/0.png"]  # leakage into the validation split
+    images["val/lisa/1.png"] = encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG")  # no training images
+    for path, data in images.items():
+        _write(root / path, data)
+    examples = _run(root, tmp_path)
+    assert sorted(p for p, _, _ in _read_split(examples, "val")) == [f"val/{c}/{i}.png" for c in ("homer", "marge")
+                                                                     for i in range(2)]
+    assert all(p.startswith("test/") for p, _, _ in _read_split(examples, "eval"))
+    assert len(_read_split(examples, "train")) == 6
+    reasons = {row["path"]: (row["split"], row["reason"]) for row in _report(examples)}
+    assert reasons == {"val/homer/again.png": ("val", "duplicate of train image train/homer/0.png (train/eval "
+                                                      "leakage)"),
+                       "val/lisa/1.png": ("val", "class 'lisa' has no training images")}
+    summary = _summary(examples)
+    assert list(summary["per_split"]) == ["train", "val", "eval"]
+    assert summary["per_split"]["val"]["files_seen"] == 6 == summary["per_split"]["val"]["ingested"] + 2
+    assert summary["unused_folders"] == ["extra"]
+    unread = [w for w in summary["warnings"] if w.startswith("folder not read: 'extra/'")]
+    assert unread == ["folder not read: 'extra/' (the data root is pre-split: only train/, val/, test/ are read; "
+                      "move its images into one of them, or remove it)"]
+    assert unread[0] in capsys.readouterr().out  # on the console as well
+
+
+@pytest.fixture()
+def scan_folders(tmp_path, rng):
+    """The digitisation team's five folders, 4 images each, and a folder of blurry rejects."""
+    root = tmp_path / "scans"
+    for folder in ("portrait", "landscape", "document", "drawing", "map", "blurry"):
+        for i in range(4):
+            _write(root / folder / f"{i}.png", encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
+    _write(root / "blurry" / "broken.png", b"not an image")
+    return root
+
+
+def test_folders_are_merged_into_classes_and_excluded_ones_are_listed(scan_folders, tmp_path):
+    selection = ClassSelection(exclude=("blurry",), class_map={"portrait": "photo", "landscape": "photo",
+                                                               "document": "not_photo", "drawing": "not_photo",
+                                                               "map": "not_photo"})
+    examples = _run(scan_folders, tmp_path, selection=selection)
+    ingested = _read_split(examples, "train") + _read_split(examples, "eval")
+    labels = {path.split("/")[0]: label for path, label, _ in ingested}
+    assert labels == {"portrait": "photo", "landscape": "photo", "document": "not_photo", "drawing": "not_photo",
+                      "map": "not_photo"}
+    excluded = _report(examples, accounting.EXCLUDED_REPORT)
+    assert sorted(row["path"] for row in excluded) == ["blurry/0.png", "blurry/1.png", "blurry/2.png",
+                                                       "blurry/3.png", "blurry/broken.png"]
+    assert {row["reason"] for row in excluded} == {"class 'blurry' excluded by data.exclude_classes"}
+    summary = _summary(examples)
+    assert (summary["files_seen"], summary["ingested"], summary["quarantined"], summary["excluded"]) == (25, 20, 0, 5)
+    assert summary["accounting_ok"] and examples.get_int_custom_property("excluded") == 5
+    classes = {name: counts for split in summary["per_split"].values() for name, counts in split["classes"].items()}
+    assert set(classes) == {"photo", "not_photo", "blurry"} and not classes["blurry"]["ingested"]
+    assert not [w for w in summary["warnings"] if "blurry" in w]  # left out on purpose: no "no images" warning
+
+
+def test_a_subset_of_classes_is_kept_and_unknown_names_are_config_errors(scan_folders, tmp_path):
+    examples = _run(scan_folders, tmp_path, selection=ClassSelection(classes=("map", "drawing")))
+    assert {label for _, label, _ in _read_split(examples, "train") + _read_split(examples, "eval")} == {
+        "map", "drawing"}
+    summary = _summary(examples)
+    assert summary["excluded"] == 17 and summary["excluded_by_reason"]["class 'portrait' not in data.classes"] == 4
+    assert summary["files_seen"] == summary["ingested"] + summary["quarantined"] + summary["excluded"]
+    with pytest.raises(ClassSelectionError, match="config field data.classes names class 'maps', which data root "
+                                                  ".* does not have \\(its classes: 'blurry', 'document'"):
+        _run(scan_folders, tmp_path / "a", selection=ClassSelection(classes=("maps",)))
+    with pytest.raises(ClassSelectionError, match="config field data.exclude_classes names class 'Blurry'"):
+        _run(scan_folders, tmp_path / "b", selection=ClassSelection(exclude=("Blurry",)))
+    with pytest.raises(ClassSelectionError, match="config field data.class_map names class 'mpa'"):
+        _run(scan_folders, tmp_path / "c", selection=ClassSelection(class_map={"mpa": "not_photo"}))
+
+
+def test_class_selection_on_a_csv_manifest_works_on_label_cells(tmp_path, rng):
+    root = tmp_path / "photos"
+    rows = ["path,label"]
+    for i in range(12):
+        label = ("cat", "dog", "bird")[i % 3]
+        _write(root / "img" / f"{i}.png", encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
+        rows.append(f"img/{i}.png,{label}")
+    rows.append("img/missing.png,bird")  # a listing reject of an excluded class: excluded, not quarantined
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    examples = _run(root / "labels.csv", tmp_path, data_format="csv",
+                    selection=ClassSelection(exclude=("bird",), class_map={"cat": "pet"}, classes=("pet", "dog")))
+    ingested = _read_split(examples, "train") + _read_split(examples, "eval")
+    assert len(ingested) == 8 and {label for _, label, _ in ingested} == {"pet", "dog"}
+    summary = _summary(examples)
+    assert (summary["files_seen"], summary["excluded"], summary["quarantined"]) == (13, 5, 0)

@@ -146,10 +146,10 @@ def test_cifar10_layout_every_record_checked_counted_and_named(cifar_root, tmp_p
     train, evaluation = summary["per_split"]["train"], summary["per_split"]["eval"]
     assert (train["files_seen"], train["ingested"], train["quarantined"]) == (13, 9, 4)
     assert (evaluation["files_seen"], evaluation["ingested"], evaluation["quarantined"]) == (4, 3, 1)
-    assert train["classes"]["automobile"] == {"seen": 4, "ingested": 3, "quarantined": 1}
-    assert train["classes"]["7"] == {"seen": 1, "ingested": 0, "quarantined": 1}
-    assert train["classes"][sources.NO_LABEL] == {"seen": 2, "ingested": 0, "quarantined": 2}
-    assert evaluation["classes"]["airplane"] == {"seen": 2, "ingested": 1, "quarantined": 1}
+    assert train["classes"]["automobile"] == {"seen": 4, "ingested": 3, "quarantined": 1, "excluded": 0}
+    assert train["classes"]["7"] == {"seen": 1, "ingested": 0, "quarantined": 1, "excluded": 0}
+    assert train["classes"][sources.NO_LABEL] == {"seen": 2, "ingested": 0, "quarantined": 2, "excluded": 0}
+    assert evaluation["classes"]["airplane"] == {"seen": 2, "ingested": 1, "quarantined": 1, "excluded": 0}
     assert examples.get_int_custom_property("files_seen") == 17
     assert examples.get_int_custom_property("quarantined") == 5
 

@@ -63,7 +63,8 @@ def test_reports_merge_the_listing_and_the_beam_rows(tmp_path):
     assert summary["accounting_ok"] and summary["leakage"]["removed"] == 1
     assert summary["quarantined_by_reason"] == {"file does not exist": 1,
                                                 "duplicate of a train image (train/eval leakage)": 1}
-    assert summary["per_split"]["eval"]["classes"]["b"] == {"seen": 1, "ingested": 0, "quarantined": 1}
+    assert summary["per_split"]["eval"]["classes"]["b"] == {"seen": 1, "ingested": 0, "quarantined": 1,
+                                                            "excluded": 0}
     assert "split 'eval' has no images after ingestion" in summary["warnings"]
     assert [w for w in summary["warnings"] if "only one image" in w] == [
         "class 'a' has only one image in split 'train' (too few to learn the class from)",

@@ -80,8 +80,7 @@ def test_transform_features_builds_pixels_and_a_label_vocabulary(rng, tmp_path):
     image = np.asarray(transformed[0][features.IMAGE_XF])
     assert image.shape == (8, 8, 3) and image.min() >= -1.0 and image.max() <= 1.0
     labels = [int(np.asarray(row[features.LABEL_XF]).reshape(-1)[0]) for row in transformed]
-    assert labels[1] == labels[2] == labels[3] == 0  # vocabulary ordered by frequency: dog first
-    assert len(set(labels)) == 3
+    assert labels == [0, 1, 1, 1, 2, 2]  # vocabulary sorted by name, whatever the class counts (not dog first)
 
 
 def test_transform_handles_integer_labels_and_custom_feature_names(rng, tmp_path):
@@ -93,4 +92,34 @@ def test_transform_handles_integer_labels_and_custom_feature_names(rng, tmp_path
     config = _settings(image_size=8, normalization="zero_one", image_feature="image_raw", label_feature="label")
     transformed, _ = _analyze_and_transform(rows, spec, config, tmp_path)
     labels = [int(np.asarray(row[features.LABEL_XF]).reshape(-1)[0]) for row in transformed]
-    assert labels == [1, 0, 0]
+    assert labels == [0, 1, 1]  # integer labels in numeric order, not by frequency
+
+
+def test_label_order_is_sorted_fixed_by_a_schema_and_puts_the_positive_class_at_index_1():
+    assert preprocessing.label_order(["dog", "cat", "", "eel"]) == ["cat", "dog", "eel"]
+    assert preprocessing.label_order(["10", "9", "2"]) == ["2", "9", "10"]  # integers numerically
+    assert preprocessing.label_order(["b", "10", "9"]) == ["10", "9", "b"]
+    assert preprocessing.label_order(["b", "zebra"], fixed=["c", "b", "a"]) == ["c", "b", "a", "zebra"]
+    assert preprocessing.label_order(["photo", "not_photo"]) == ["not_photo", "photo"]  # default positive: photo
+    assert preprocessing.label_order(["photo", "not_photo"], positive="not_photo") == ["photo", "not_photo"]
+    with pytest.raises(ValueError, match="config field train.positive_class is 'foto', which is not a class of the "
+                                         "data \\(classes: 'not_photo', 'photo'\\)"):
+        preprocessing.label_order(["photo", "not_photo"], positive="foto")
+    with pytest.raises(ValueError, match="label 'a\\\\nb' contains a line break"):
+        preprocessing.label_order(["a\nb", "c"])
+
+
+def _label_ids(rng, tmp_path, names, **fields):
+    rows = [{"image": [encode(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), "PNG")], "label": [name.encode()]}
+            for name in names]
+    spec = {"image": tf.io.FixedLenFeature([1], tf.string), "label": tf.io.FixedLenFeature([1], tf.string)}
+    transformed, _ = _analyze_and_transform(rows, spec, _settings(image_size=8, normalization="zero_one", **fields),
+                                            tmp_path)
+    return [int(np.asarray(row[features.LABEL_XF]).reshape(-1)[0]) for row in transformed]
+
+
+def test_label_indices_do_not_follow_class_counts(rng, tmp_path):
+    assert _label_ids(rng, tmp_path / "a", ["b", "a", "a", "a"]) == _label_ids(rng, tmp_path / "b",
+                                                                             ["b", "b", "b", "a"])[:1] + [0, 0, 0]
+    assert _label_ids(rng, tmp_path / "c", ["b", "a"], label_classes=("b", "a", "c")) == [0, 1]  # curated schema
+    assert _label_ids(rng, tmp_path / "d", ["yes", "no", "no"], task="binary", positive_class="no") == [0, 1, 1]

@@ -17,7 +17,8 @@ from components.transform.settings import TransformSettings
 
 # Every field set to a value other than the config default, so a field that does not round-trip shows.
 TRANSFORM = {"image_feature": "image_raw", "label_feature": "y", "image_size": 64, "normalization": "caffe",
-             "task": "multilabel", "code_fingerprint": "0123456789abcdef"}
+             "task": "multilabel", "code_fingerprint": "0123456789abcdef", "label_classes": ["b", "a"],
+             "positive_class": "a"}
 TUNER = {"enabled": True, "algorithm": "hyperband", "max_trials": 7, "epochs_per_trial": 3}
 TRAIN = {
     **TRANSFORM, "model": "vgg16", "weights": "/weights/vgg16.h5", "epochs": 5, "fine_tune_epochs": 2,
@@ -44,6 +45,7 @@ INVALID = {  # field → a value the component must refuse
     "early_stopping_monitor": "val_auc", "reduce_lr_patience": -2, "lr_schedule": "step", "warmup_epochs": -1,
     "device": "tpu", "mixed_precision": "maybe", "gpu_batch_size": -1, "preset": ["fast"],
     "validation_fraction": 0.5, "seed": "forty-two", "tuner": "on", "code_fingerprint": 123,
+    "label_classes": "ab", "positive_class": 1,
 }
 
 

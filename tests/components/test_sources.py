@@ -127,3 +127,44 @@ def test_tfrecords_not_auto_detected_suggest_the_format(tmp_path, extra):
                                                       r"set data\.format=tfrecord"):
         sources.detect_layout(str(tmp_path))
     assert sources.detect_layout(str(tmp_path), "tfrecord").format == "tfrecord"
+
+
+def test_train_val_test_trees_give_three_splits(tmp_path):
+    for split in ("train", "val", "test"):
+        _touch(tmp_path / split / "cat" / "1.png")
+    layout = sources.detect_layout(str(tmp_path))
+    assert layout.split_patterns == {"train": "train/*/*", "val": "val/*/*", "eval": "test/*/*"}
+
+
+@pytest.mark.parametrize(("folders", "evaluated"), [(("training", "validation"), "validation"),
+                                                    (("train", "valid"), "valid"), (("train", "eval"), "eval")])
+def test_two_way_roots_keep_their_second_folder_as_eval(tmp_path, folders, evaluated):
+    for split in folders:
+        _touch(tmp_path / split / "cat" / "1.png")
+    assert sources.detect_layout(str(tmp_path)).split_patterns == {"train": f"{folders[0]}/*/*",
+                                                                  "eval": f"{evaluated}/*/*"}
+
+
+def test_two_folders_for_one_split_are_an_error(tmp_path):
+    for split in ("train", "test", "eval"):
+        _touch(tmp_path / split / "cat" / "1.png")
+    with pytest.raises(sources.DataLayoutError, match="2 test folders \\('eval', 'test'\\): keep one"):
+        sources.detect_layout(str(tmp_path))
+
+
+def test_val_without_train_is_an_error(tmp_path):
+    _touch(tmp_path / "val" / "a" / "1.png")
+    with pytest.raises(sources.DataLayoutError, match="has a 'val' folder but no matching train folder"):
+        sources.detect_layout(str(tmp_path))
+
+
+def test_folders_no_split_reads_are_named(tmp_path):
+    for split in ("train", "test", "extra", "unlabelled", ".git"):
+        _touch(tmp_path / split / "cat" / "1.png")
+    _touch(tmp_path / "README.md")
+    layout = sources.detect_layout(str(tmp_path))
+    assert sources.unused_folders(layout.input_base, layout.split_patterns.values()) == ["extra", "unlabelled"]
+    hash_split = tmp_path / "flat"
+    _touch(hash_split / "cat" / "1.png")
+    assert sources.unused_folders(str(hash_split), ["*/*"]) == []  # every folder is a class
+    assert sources.unused_folders(str(tmp_path), ["labels.csv"]) == []  # a manifest names its own files

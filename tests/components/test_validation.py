@@ -242,3 +242,14 @@ def test_run_summary_shows_the_gate_outcome():
         "STOPPED before training: the data validation gate found 1 problem(s)",
         "  train: label: unexpected string values 'x' (1 example)"]
     assert "pushed model: none (ValidationGate failed, the run stopped there)" in format_summary(stopped)
+
+
+def test_three_splits_are_each_checked_and_listed_in_pipeline_order(digits_schema):
+    png = encode(np.zeros((4, 4), np.uint8), "PNG")
+    labels = [str(i % 10) for i in range(20)]
+    statistics = {"eval": _stats(labels, [png] * 19 + [None]), "train": _stats(labels),
+                  "val": _stats(labels[:-1] + ["zebra"])}
+    verdict = _check(statistics, digits_schema, baseline=_stats(labels))
+    assert [str(p) for p in verdict.problems] == ["val: label: unexpected string values 'zebra' (1 example)",
+                                                  "eval: image: missing in 1 of 20 examples"]
+    assert verdict.drift.distance < 0.25  # drift: the train split against the baseline's

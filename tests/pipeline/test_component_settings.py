@@ -28,7 +28,8 @@ def test_component_custom_configs_carry_the_config():
 def test_payloads_keep_their_shape():
     """The keys the DAG and Kubeflow's transform_config / train_config parameters have always carried."""
     settings = component_settings(PipelineConfig(), "folders")
-    transform_keys = {"image_feature", "label_feature", "image_size", "normalization", "task", "code_fingerprint"}
+    transform_keys = {"image_feature", "label_feature", "image_size", "normalization", "task", "code_fingerprint",
+                      "label_classes", "positive_class"}  # the stable label vocabulary (issue 23)
     assert set(settings.transform.to_custom_config()) == transform_keys
     train = settings.train.to_custom_config()
     assert set(train) == transform_keys | {f.name for f in dataclasses.fields(TrainConfig)} | {"tuner", "preset"}
@@ -86,3 +87,16 @@ def test_a_new_backbone_brings_its_own_normalisation_and_weights():
     config = PipelineConfig.from_dict(sections).override(["train.model=efficientnet_lite0"])
     settings = component_settings(config, "folders")
     assert (settings.transform.normalization, settings.train.weights) == ("lite", "imagenet")
+
+
+def test_a_curated_schema_fixes_the_label_vocabulary_and_binary_names_its_positive_class(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text('feature { name: "label" type: BYTES domain: "label" }\n'
+                      'feature { name: "image" type: BYTES }\n'
+                      'string_domain { name: "label" value: "scan" value: "photo" }\n')
+    config = PipelineConfig().override([f"data.schema_path={schema}", "train.task=binary",
+                                        "train.positive_class=photo"])
+    settings = component_settings(config, "folders")
+    assert settings.transform.label_classes == settings.train.label_classes == ("scan", "photo")
+    assert settings.transform.positive_class == settings.train.positive_class == "photo"
+    assert component_settings(PipelineConfig(), "folders").transform.label_classes == ()  # no schema: sorted

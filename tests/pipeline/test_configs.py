@@ -50,6 +50,7 @@ def test_empty_data_root_is_a_named_error():
         ("preset=huge", "preset"),
         ("data.min_image_side=0", "data.min_image_side"),
         ("data.transcode=maybe", "data.transcode"),
+        ("train.positive_class=cat", "train.positive_class"),  # only for train.task=binary
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):
@@ -223,3 +224,22 @@ def test_label_names_name_tfrecord_integer_labels(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.label_names must be empty with data\.format=folders"):
         PipelineConfig().override([f"data.root={tmp_path}", "data.format=folders",
                                    "data.label_names=[cat, dog]"]).validate()
+
+
+def test_class_selection_settings_are_validated_by_name(tmp_path):
+    config = PipelineConfig().override([f"data.root={tmp_path}", "data.classes=[photo, not_photo]",
+                                        "data.exclude_classes=[blurry]",
+                                        "data.class_map={portrait: photo, map: not_photo, 7: not_photo}"])
+    assert config.data.class_map == {"portrait": "photo", "map": "not_photo", "7": "not_photo"}
+    assert config.data.classes == ["photo", "not_photo"] and config.data.exclude_classes == ["blurry"]
+    for assignments, message in [
+        (["data.class_map=[a, b]"], "data.class_map: cannot use"),
+        (["data.class_map={a: ''}"], "config field data.class_map must map folder"),
+        (["data.exclude_classes=[a]", "data.class_map={a: b}"], "data.class_map maps \\['a'\\], which "
+                                                                 "data.exclude_classes leaves out"),
+        (["data.classes=[a]", "train.task=multilabel", "data.format=csv"], "apply to multiclass and binary"),
+        (["data.classes=[a, b]", "train.task=binary", "train.positive_class=c"],
+         "train.positive_class 'c' must be one of data.classes"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            PipelineConfig().override([f"data.root={tmp_path}", *assignments]).validate()

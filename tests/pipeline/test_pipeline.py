@@ -5,8 +5,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
@@ -16,7 +18,7 @@ from components.example_gen.executor import Executor
 from components.example_gen.options import ingest_options
 from components.trainer.settings import TrainSettings
 from pipeline.component_settings import component_settings
-from pipeline.configs import PipelineConfig
+from pipeline.configs import ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline, example_gen_configs
 from tests.conftest import encode
 
@@ -134,3 +136,37 @@ def test_tfrecords_go_through_image_example_gen_with_their_feature_and_label_nam
               for split in ("train", "eval")}
     assert labels == {"train": [b"bird"] * 3 + [b"cat"] * 3 + [b"dog"] * 3, "eval": [b"bird", b"cat", b"dog"]}
     assert examples.get_int_custom_property("files_seen") == 12
+
+
+def _fit_and_evaluated_splits(pipeline):
+    components = {c.id: c for c in pipeline.components}
+    fit = {node: (json.loads(components[node].exec_properties["train_args"])["splits"],
+                  json.loads(components[node].exec_properties["eval_args"])["splits"]) for node in ("Tuner", "Trainer")}
+    return fit, json.loads(components["Evaluator"].exec_properties["example_splits"])
+
+
+def test_a_val_folder_is_the_trainers_validation_data_and_test_the_evaluators(tmp_path, rng):
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        for label in ("cat", "dog"):
+            (root / split / label).mkdir(parents=True)
+            (root / split / label / "1.png").write_bytes(encode(rng.integers(0, 256, (8, 8, 3), np.uint8), "PNG"))
+    config = PipelineConfig().override([f"data.root={root}", f"work_dir={tmp_path / 'work'}"])
+    fit, evaluated = _fit_and_evaluated_splits(create_pipeline(config))
+    assert fit == {"Tuner": (["train"], ["val"]), "Trainer": (["train"], ["val"])}
+    assert evaluated == ["eval"]
+    example_gen = next(c for c in create_pipeline(config).components if c.id == "ImageExampleGen")
+    splits = json.loads(example_gen.exec_properties["input_config"])["splits"]
+    assert [(s["name"], s["pattern"]) for s in splits] == [("train", "train/*/*"), ("val", "val/*/*"),
+                                                         ("eval", "test/*/*")]
+    shutil.rmtree(root / "test")  # train + val: val stays the eval split, validation is carved off train
+    fit, evaluated = _fit_and_evaluated_splits(create_pipeline(config))
+    assert fit["Trainer"] == (["train"], ["eval"]) and evaluated == ["eval"]
+
+
+def test_class_selection_on_passed_through_tfrecords_is_refused_by_name(tmp_path, rng):
+    _cifar_style_records(tmp_path / "data" / "train" / "train.tfrecord", rng, 3)
+    _cifar_style_records(tmp_path / "data" / "test" / "test.tfrecord", rng, 3)
+    config = PipelineConfig().override([f"data.root={tmp_path / 'data'}", "data.exclude_classes=[3]"])
+    with pytest.raises(ConfigError, match="data.exclude_classes / data.class_map: a TFRecord's label is only known"):
+        create_pipeline(config)

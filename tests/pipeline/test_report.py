@@ -41,6 +41,7 @@ from pipeline.report.data import (
     natural_key,
     per_class_metrics,
     sections,
+    split_order,
 )
 from pipeline.report.listing import RunRow, format_runs, list_runs, runs_json
 from pipeline.report.render import render_html, render_markdown
@@ -577,3 +578,7 @@ def test_training_recipe_from_the_trainers_history():
         in lines[4]
     assert lines[-1].startswith("exported SavedModel: 15.2 MB, 21.5 ms per image")
     assert training_recipe({"history": {"loss": [1.0]}}) == []  # an older run's history.json: nothing invented
+
+
+def test_a_three_way_split_is_shown_in_pipeline_order():
+    assert split_order({"eval": {}, "val": {}, "train": {}, "extra": {}}) == ["train", "val", "eval", "extra"]

@@ -16,7 +16,7 @@ from tensorflow_model_analysis.proto import config_pb2
 
 from pipeline.runs import data_health, gates, store
 from pipeline.runs.record import RunRecord, read_run
-from pipeline.runs.summary import latest_outputs, latest_run
+from pipeline.runs.summary import RunSummary, latest_outputs, latest_run
 from pipeline.runs.text import format_summary
 from tests.pipeline.mlmd_runs import RunStore
 
@@ -145,3 +145,11 @@ def test_gate_threshold_texts():
         is None
     assert gates.change_ok(threshold.change_threshold, 0.005, 1.0) is True
     assert gates.failure_text(0.3, threshold) == "0.3000 is below the lower bound 0.4000"
+
+
+def test_files_left_out_by_the_class_selection_are_on_the_console():
+    summary = RunSummary(run_id="r1", ingest={"files_seen": 25, "ingested": 20, "quarantined": 0, "excluded": 5,
+                                              "excluded_report": "/x/excluded_files.csv"})
+    text = format_summary(summary).splitlines()
+    assert text[1:3] == ["ingest: 25 files seen, 20 ingested, 0 quarantined",
+                         "  left out by the class selection: 5 file(s), listed in /x/excluded_files.csv"]

@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from components import features
 from components.evaluator import catalogue as eval_settings
 from components.settings import SettingsError
 from components.trainer.settings import TrainSettings
@@ -112,9 +113,12 @@ def cluster_layout(config: PipelineConfig, splits: Sequence[str] | None = None) 
     leaf = "*" if data_format == _TFRECORD else "*/*"
     if not splits:
         return sources.Layout(data_format, base, {"all": leaf})
-    if len(splits) != 2 or not all(splits):
-        raise ConfigError(f"--splits needs two folder names, TRAIN,EVAL (e.g. train,test); got {','.join(splits)}")
-    return sources.Layout(data_format, base, {"train": f"{splits[0]}/{leaf}", "eval": f"{splits[1]}/{leaf}"})
+    if len(splits) not in (2, 3) or not all(splits):
+        raise ConfigError("--splits needs two folder names, TRAIN,EVAL (e.g. train,test), or three, TRAIN,VAL,TEST "
+                          f"(e.g. train,val,test: val/ is the Trainer's validation data); got {','.join(splits)}")
+    names = (features.TRAIN_SPLIT, features.EVAL_SPLIT) if len(splits) == 2 else (
+        features.TRAIN_SPLIT, features.VALIDATION_SPLIT, features.EVAL_SPLIT)
+    return sources.Layout(data_format, base, {name: f"{folder}/{leaf}" for name, folder in zip(names, splits)})
 
 
 # ----- compile ------------------------------------------------------------------------------------------------

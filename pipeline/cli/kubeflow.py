@@ -1,6 +1,7 @@
 """`visionline compile | schedule | submit`: the Kubeflow Pipelines sub-commands (docs/kubeflow.md).
 
-    visionline compile --target kubeflow [--image IMG] [--out FILE] [--splits TRAIN,EVAL] [run's config flags]
+    visionline compile --target kubeflow [--image IMG] [--out FILE] [--splits TRAIN,EVAL | TRAIN,VAL,TEST]
+                       [run's config flags]
     visionline schedule --host URL --cron "0 3 * * *" [--experiment NAME] [--pipeline-json FILE] [--param K=V …]
                         [--dry-run]
     visionline submit --host URL [--pipeline-json FILE] [--param K=V …] [--dry-run]
@@ -41,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="pipeline image built from the Dockerfile ($VISIONLINE_IMAGE)")
     comp.add_argument("--out", default=DEFAULT_PIPELINE_FILE, help="output file (.json, or .yaml)")
     comp.add_argument("--splits", metavar="TRAIN,EVAL",
-                      help="train/eval sub-folder names of a data root that is not read at compile time")
+                      help="train/eval (or train,val,test) sub-folder names of a data root that is not read at "
+                           "compile time")
     add_config_args(comp)
     comp.set_defaults(handler=compile_pipeline)
 

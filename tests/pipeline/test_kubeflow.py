@@ -146,6 +146,10 @@ def test_declared_layout_for_data_the_compiler_cannot_read():
     presplit = kubeflow_runner.cluster_layout(config, ["train", "test"])
     assert (presplit.input_base, presplit.split_patterns) == ("gs://acme/images",
                                                               {"train": "train/*/*", "eval": "test/*/*"})
+    three = kubeflow_runner.cluster_layout(config, ["train", "val", "test"])
+    assert three.split_patterns == {"train": "train/*/*", "val": "val/*/*", "eval": "test/*/*"}
+    with pytest.raises(ConfigError, match="--splits needs two folder names, TRAIN,EVAL .* or three, TRAIN,VAL,TEST"):
+        kubeflow_runner.cluster_layout(config, ["train"])
     csv = PipelineConfig().override(["data.root=gs://acme/labels.csv", "data.format=csv"])
     assert kubeflow_runner.cluster_layout(csv).split_patterns == {"all": "labels.csv"}
     with pytest.raises(ConfigError, match="data.format"):

@@ -207,6 +207,9 @@ def write_quarantine_report(quarantine_dir: str, examples_uri: str) -> dict[str,
                                    + ", ".join(f"{kind}: {n}" for kind, n in sorted(summary["converted"]["by_kind"]
                                                                                     .items()))
                                    + f"); see {CONVERTED_REPORT}")
+    if skipped:  # not inputs, but said once so that nobody wonders where a file went
+        summary["warnings"].append(f"{len(skipped)} hidden/system file(s) skipped (e.g. {skipped[0]['path']}); "
+                                   f"listed under 'skipped' in {INGEST_SUMMARY}")
     with fileio.open(os.path.join(examples_uri, INGEST_SUMMARY), "w") as handle:
         handle.write(json.dumps(summary, indent=2, ensure_ascii=False))
     if mismatches:

@@ -323,6 +323,9 @@ def test_hidden_and_system_files_are_skipped_and_listed_not_quarantined(messy):
     reported = {row["path"] for row in _report(examples)}
     assert not reported & set(HIDDEN)  # not errors
     assert "hidden" not in " ".join(summary["quarantined_by_reason"])
+    first = summary["skipped"]["files"][0]["path"]  # said once on the console (run, last-run print the warnings)
+    assert (f"{len(HIDDEN)} hidden/system file(s) skipped (e.g. {first}); listed under 'skipped' in "
+            "ingest_summary.json") in summary["warnings"]
 
 
 def test_unicode_and_spaces_in_names_survive(messy):

@@ -25,6 +25,10 @@ Targets:
   * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the Resolver and the ExampleGen driver), with the
     root parameter defaults added.
 
+On both, a task with an artifact of the project's own types (the ValidationGate's `visionline.DataVerdict`) runs
+`python -m pipeline.kfp_entrypoint` instead of TFX's entrypoint, which cannot import such types (see there).
+`pipeline.kfp_local` executes the compiled spec on this machine with kfp.local.
+
 Nothing is written at compile time besides `output_path` (module paths, not module files, so no user-code wheels
 are staged to the pipeline root; no local ML Metadata config), and the data root is only read when its layout has
 to be detected (see `cluster_layout`).
@@ -162,6 +166,7 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
         root_param = spec["root"]["inputDefinitions"]["parameters"][name]
         root_param.update(defaultValue=default, isOptional=True, description=PARAMETERS[name])
     spec["defaultPipelineRoot"] = config.pipeline_root
+    _entrypoint_for_custom_types(spec)
     if target == "kubeflow":
         _drop_resolvers(spec)
         spec["root"]["dag"]["tasks"][EXAMPLE_GEN]["cachingOptions"] = {"enableCache": False}
@@ -258,6 +263,23 @@ def _drop_resolvers(spec: dict[str, Any]) -> None:
             for key in dropped:
                 inputs_spec.get("artifacts", {}).pop(key, None)
             args[index] = json.dumps(inputs_spec, indent=2, sort_keys=True)
+
+
+def _entrypoint_for_custom_types(spec: dict[str, Any]) -> None:
+    """Tasks with an artifact of one of the project's own types (the ValidationGate's DataVerdict) run
+    `pipeline.kfp_entrypoint`, TFX's entrypoint that can import those types (see there); the others keep TFX's."""
+    from pipeline import kfp_entrypoint  # loads TFX: compile-time only
+
+    custom = set(kfp_entrypoint.class_paths())
+    executors = spec["deploymentSpec"]["executors"]
+    for component in spec["components"].values():
+        container = executors.get(component.get("executorLabel", ""), {}).get("container")
+        artifacts = [artifact for side in ("inputDefinitions", "outputDefinitions")
+                     for artifact in component.get(side, {}).get("artifacts", {}).values()]
+        titles = {yaml.safe_load(artifact["artifactType"]["instanceSchema"]).get("title")
+                  for artifact in artifacts if "instanceSchema" in artifact.get("artifactType", {})}
+        if container and titles & custom:
+            container["command"] = [*container["command"][:-1], kfp_entrypoint.MODULE]
 
 
 def _write(document: dict[str, Any], output_path: str) -> None:

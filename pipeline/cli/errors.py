@@ -5,6 +5,7 @@
     2  usage or configuration error: bad config, missing file or store, unknown run, invalid value
     3  the run succeeded but its report could not be written
     4  the data validation gate stopped the run
+    5  a task of the compiled pipeline failed (`kfp-local`)
 
 The serving commands (`serve`, `predict`, `predict-batch`) keep their own codes (serving.cli).
 """
@@ -23,6 +24,7 @@ API_ERROR = 1
 USAGE_ERROR = 2
 REPORT_FAILED = 3
 DATA_STOPPED = 4
+TASK_FAILED = 5
 
 # What a user can fix: printed as one line, no traceback.
 USAGE_ERRORS = (ConfigError, FileNotFoundError, LookupError, ValueError)

@@ -106,9 +106,9 @@ def compile_pipeline(args: argparse.Namespace) -> int:
     print(f"  tasks       {', '.join(tasks)}")
     print(f"  parameters  {', '.join(compiled.defaults)}")
     print(f"  root        {compiled.spec.get('defaultPipelineRoot')}")
+    print("  baseline    the model served now under the push destination (ServedModelBaseline)")
     if args.target == "kubeflow":
-        print("  note        no latest-blessed-model baseline on open-source KFP (absolute gates only); "
-              "ExampleGen not cached")
+        print("  note        ExampleGen not cached")
     return errors.OK
 
 

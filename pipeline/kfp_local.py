@@ -62,7 +62,7 @@ from kfp.dsl import utils as dsl_utils
 from kfp.local import config as local_config
 from kfp.local import status, subprocess_task_handler, task_handler_interface
 
-from pipeline.component_ids import EVALUATOR, PUSHER
+from pipeline.component_ids import EVALUATOR, PUSHER, SERVED_BASELINE
 from pipeline.configs import ConfigError
 from pipeline.kubeflow_runner import IMAGE_ROOT, REPO_ROOT, load_spec
 
@@ -141,6 +141,11 @@ class LocalRun:
         if not metadata.get("pushed"):
             return None
         return metadata["pushed_destination"], metadata["pushed_version"]
+
+    def baseline(self) -> str | None:
+        """The served version the Evaluator compared with (ServedModelBaseline); None when nothing was served."""
+        metadata = self.task(SERVED_BASELINE).output_artifact("baseline_model")["metadata"]
+        return metadata.get("served_version") if metadata.get("served") else None
 
     def metrics(self) -> dict[str, float]:
         """The candidate model's overall metrics, as the Evaluator computed them."""

@@ -157,6 +157,8 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"pushed model   none: the Evaluator {'blessed' if run.blessed() else 'did not bless'} the model")
     metrics = run.metrics()
     print("metrics        " + "  ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items())))
+    baseline = run.baseline()
+    print(f"baseline       {f'served version {baseline}' if baseline else 'none served yet: absolute bounds only'}")
     return errors.OK
 
 

@@ -49,6 +49,7 @@ def test_compiled_pipeline_runs_every_task_and_pushes(digits_root, tmp_path, cap
     assert record["model_uri"] == os.path.join(first_run, "Trainer", "model")  # kfp.local's task folders
     first = json.loads(open(os.path.join(first_run, "ServedModelBaseline", "executor_output.json")).read())
     assert first["artifacts"]["baseline_model"]["artifacts"][0]["metadata"]["served"] == 0  # nothing served yet
+    assert "baseline       none served yet" in out
 
     # the same compiled spec again, with a runtime parameter: its baseline is the model the first run pushed
     code, out = _kfp_local(["--pipeline-json", str(spec), "--param", "train.epochs=6"], capsys)
@@ -57,6 +58,7 @@ def test_compiled_pipeline_runs_every_task_and_pushes(digits_root, tmp_path, cap
     served = json.loads(open(os.path.join(second_run, "ServedModelBaseline", "executor_output.json")).read())
     metadata = served["artifacts"]["baseline_model"]["artifacts"][0]["metadata"]
     assert (metadata["served"], metadata["served_version"]) == (1, version)
+    assert f"baseline       served version {version}" in out
     evaluation = read_metrics(os.path.join(second_run, "Evaluator", "evaluation"))
     assert evaluation.baselines and evaluation.diffs  # the candidate was compared with the served model
     trainer = json.loads(open(os.path.join(second_run, "Trainer", "executor_output.json")).read())

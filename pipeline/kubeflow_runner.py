@@ -26,11 +26,10 @@ Targets:
   * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the ExampleGen driver), with the root parameter
     defaults added.
 
-On both, `ServedModelBaseline` is never cached (it reads a location, not its inputs).
-
-On both, a task with an artifact of the project's own types (the ValidationGate's `visionline.DataVerdict`) runs
-`python -m pipeline.kfp_entrypoint` instead of TFX's entrypoint, which cannot import such types (see there).
-`pipeline.kfp_local` executes the compiled spec on this machine with kfp.local.
+On both, `ServedModelBaseline` is never cached (it reads a location, not its inputs), and a task with an artifact
+of the project's own types (the ValidationGate's `visionline.DataVerdict`) runs `python -m pipeline.kfp_entrypoint`
+instead of TFX's entrypoint, which cannot import such types (see there). `pipeline.kfp_local` executes the compiled
+spec on this machine with kfp.local.
 
 Nothing is written at compile time besides `output_path` (module paths, not module files, so no user-code wheels
 are staged to the pipeline root; no local ML Metadata config), and the data root is only read when its layout has

@@ -140,7 +140,7 @@ def run_local(args: argparse.Namespace) -> int:
     run = kfp_local.run_compiled(spec_path, arguments, args.pipeline_root, stream=args.stream)
     print(f"\nkfp.local: {run.run_dir or run.pipeline_root}")
     for task in run.tasks:
-        print(f"  {task.name:<18} {task.seconds:7.1f} s  {'ok' if task.returncode == 0 else 'FAILED'}")
+        print(f"  {task.name:<20} {task.seconds:6.1f} s  {'ok' if task.returncode == 0 else 'FAILED'}")
     failed = run.failed
     if failed is not None:
         with open(failed.log_path, encoding="utf-8", errors="replace") as log:

@@ -13,5 +13,6 @@ TRANSFORM = "Transform"
 TUNER = "Tuner"
 TRAINER = "Trainer"
 MODEL_BASELINE = "latest_blessed_model_resolver"
+SERVED_BASELINE = "ServedModelBaseline"  # compiled pipelines' baseline: the model served now
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"

@@ -17,13 +17,19 @@ parameters with the same code that built the defaults, so nobody edits the JSON 
 Targets:
   * `kubeflow` (default) — the open-source KFP 2.x backend: pipeline spec schema 2.1.0, root parameter defaults
     filled in (TFX leaves them out and the KFP API server rejects runs without them), the default pipeline root
-    recorded, the latest-blessed-model Resolver dropped (KFP's backend cannot execute `resolver` executors, so the
-    Evaluator has no baseline: absolute gates apply, the no-regression gate cannot) and ExampleGen caching off (the
+    recorded, any `resolver` executor dropped with the inputs it fed (KFP's backend cannot execute them; the DAG
+    compiled here has none: the Evaluator's baseline is `ServedModelBaseline`, the model served now, so the
+    no-regression gate applies on KFP too) and ExampleGen caching off (the
     ExampleGen driver that fingerprints input files is a Vertex-only `preCacheCheck` hook; without it KFP would
     reuse the cached examples whenever `data_root` is unchanged, even if the files changed). Written as the bare
     PipelineSpec, which is what KFP's upload API and `kfp.Client` accept.
-  * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the Resolver and the ExampleGen driver), with the
-    root parameter defaults added.
+  * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the ExampleGen driver), with the root parameter
+    defaults added.
+
+On both, `ServedModelBaseline` is never cached (it reads a location, not its inputs), and a task with an artifact
+of the project's own types (the ValidationGate's `visionline.DataVerdict`) runs `python -m pipeline.kfp_entrypoint`
+instead of TFX's entrypoint, which cannot import such types (see there). `pipeline.kfp_local` executes the compiled
+spec on this machine with kfp.local.
 
 Nothing is written at compile time besides `output_path` (module paths, not module files, so no user-code wheels
 are staged to the pipeline root; no local ML Metadata config), and the data root is only read when its layout has
@@ -46,7 +52,7 @@ from components.evaluator import catalogue as eval_settings
 from components.settings import SettingsError
 from components.trainer.settings import TrainSettings
 from components.transform.settings import TransformSettings
-from pipeline.component_ids import EXAMPLE_GEN
+from pipeline.component_ids import EXAMPLE_GEN, SERVED_BASELINE
 from pipeline.component_settings import ModuleSettings, component_settings, config_sections
 from pipeline.configs import ConfigError, PipelineConfig, absolute
 
@@ -166,6 +172,9 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
         root_param = spec["root"]["inputDefinitions"]["parameters"][name]
         root_param.update(defaultValue=default, isOptional=True, description=PARAMETERS[name])
     spec["defaultPipelineRoot"] = config.pipeline_root
+    _entrypoint_for_custom_types(spec)
+    # ServedModelBaseline reads what the push destination serves now, not its inputs: never from a cache
+    spec["root"]["dag"]["tasks"][SERVED_BASELINE]["cachingOptions"] = {"enableCache": False}
     if target == "kubeflow":
         _drop_resolvers(spec)
         spec["root"]["dag"]["tasks"][EXAMPLE_GEN]["cachingOptions"] = {"enableCache": False}
@@ -262,6 +271,23 @@ def _drop_resolvers(spec: dict[str, Any]) -> None:
             for key in dropped:
                 inputs_spec.get("artifacts", {}).pop(key, None)
             args[index] = json.dumps(inputs_spec, indent=2, sort_keys=True)
+
+
+def _entrypoint_for_custom_types(spec: dict[str, Any]) -> None:
+    """Tasks with an artifact of one of the project's own types (the ValidationGate's DataVerdict) run
+    `pipeline.kfp_entrypoint`, TFX's entrypoint that can import those types (see there); the others keep TFX's."""
+    from pipeline import kfp_entrypoint  # loads TFX: compile-time only
+
+    custom = set(kfp_entrypoint.class_paths())
+    executors = spec["deploymentSpec"]["executors"]
+    for component in spec["components"].values():
+        container = executors.get(component.get("executorLabel", ""), {}).get("container")
+        artifacts = [artifact for side in ("inputDefinitions", "outputDefinitions")
+                     for artifact in component.get(side, {}).get("artifacts", {}).values()]
+        titles = {yaml.safe_load(artifact["artifactType"]["instanceSchema"]).get("title")
+                  for artifact in artifacts if "instanceSchema" in artifact.get("artifactType", {})}
+        if container and titles & custom:
+            container["command"] = [*container["command"][:-1], kfp_entrypoint.MODULE]
 
 
 def _write(document: dict[str, Any], output_path: str) -> None:

@@ -2,9 +2,9 @@
 
 ImageExampleGen (image folders, CSV manifests, TFRecords: every file or record checked) → StatisticsGen → SchemaGen (or
 ImportSchemaGen from a curated schema) → ExampleValidator → ValidationGate (anomalies, missing images, label drift
-vs. the last accepted statistics: stops the run) → Transform → Tuner → Trainer → Resolver (latest blessed model)
-→ Evaluator (per-task metrics; accuracy + Cohen's kappa bounds and `eval.gates`, no regression vs. the baseline)
-→ Pusher (only if blessed).
+vs. the last accepted statistics: stops the run) → Transform → Tuner → Trainer → Resolver (latest blessed model;
+compiled for an orchestrator: ServedModelBaseline, the model served now) → Evaluator (per-task metrics; accuracy +
+Cohen's kappa bounds and `eval.gates`, no regression vs. the baseline) → Pusher (only if blessed).
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import features
+from components.evaluator.component import ServedBaselineEvaluator
 from components.example_gen import records, sources
 from components.example_gen.class_selection import ClassSelection
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
+from components.served_baseline.component import ServedModelBaseline
 from components.validation_gate import component as validation
 from components.validation_gate.resolver import LatestAcceptedStatisticsStrategy
 from pipeline import fingerprint
@@ -31,6 +33,7 @@ from pipeline.component_ids import (
     EXAMPLE_GEN,
     MODEL_BASELINE,
     PUSHER,
+    SERVED_BASELINE,
     STATISTICS_BASELINE,
     TRAINER,
     TUNER,
@@ -183,15 +186,24 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         eval_args=tfx.proto.EvalArgs(splits=[fit_eval_split]),
         custom_config=trainer_config,
     ).with_id(TRAINER)
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(MODEL_BASELINE)
-    evaluator = tfx.components.Evaluator(
+    # The no-regression baseline. Local runs: the latest blessed model in ML Metadata (TFX's Resolver). Compiled for
+    # an orchestrator: the model the push destination serves now, read just before the evaluation (open-source KFP
+    # cannot run resolver nodes; the served model is "production" on every orchestrator).
+    if parameter:
+        model_baseline = ServedModelBaseline(base_directory=config.push_base).with_id(SERVED_BASELINE)
+        model_baseline.add_upstream_node(trainer)
+        baseline_model, evaluator_class = model_baseline.outputs["baseline_model"], ServedBaselineEvaluator
+    else:
+        model_baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(MODEL_BASELINE)
+        baseline_model, evaluator_class = model_baseline.outputs["model"], tfx.components.Evaluator
+    evaluator = evaluator_class(
         examples=examples,
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=baseline_model,
         example_splits=[features.EVAL_SPLIT],
         eval_config=param("eval_config", eval_config(config, settings.transform.label_feature)),
     ).with_id(EVALUATOR)
@@ -209,7 +221,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator,
                     *([baseline_resolver] if baseline_resolver else []), validation_gate, transform, tuner, trainer,
-                    model_resolver, evaluator, pusher],
+                    model_baseline, evaluator, pusher],
         enable_cache=config.enable_cache,
         # With `parameter` (a remote orchestrator with its own ML Metadata) no local SQLite config: building one
         # creates its folder, which would be a side effect (or, under a gs:// work_dir, a network call) at compile.

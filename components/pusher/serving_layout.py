@@ -12,7 +12,8 @@ that are not integers (such as the staging folder) are never versions (`is_versi
 polling the base path never sees half a push. The Pusher (through TFX's `fileio`, local or object store), the
 local server's version watcher and the clients' in-process predictor all follow these rules; this module needs
 neither TFX nor TensorFlow. Functions that read a base path work on the local filesystem, except
-`find_pushed_version` / `new_version`, which take any `FileSystem` (TFX's `fileio` module is one).
+`find_pushed_version` / `new_version` / `latest_complete_version`, which take any `FileSystem` (TFX's `fileio`
+module is one).
 """
 
 from __future__ import annotations
@@ -137,6 +138,20 @@ def find_pushed_version(base: str, model_uri: str, fs: FileSystem = LOCAL) -> st
             with fs.open(record, "r") as handle:
                 if json.loads(handle.read()).get("model_uri") == model_uri:
                     return name
+    return None
+
+
+def latest_complete_version(base: str, fs: FileSystem = LOCAL) -> tuple[str, str] | None:
+    """(version, path) of the newest complete version under `base` — the one TF Serving serves under its default
+    version policy —, or None when `base` does not exist or holds no complete version."""
+    if not fs.exists(base):
+        return None
+    names = (name.rstrip("/") for name in fs.listdir(base))  # object stores list "directories" with a "/"
+    for version in sorted((name for name in names if is_version_name(name)), key=int, reverse=True):
+        path = version_dir(base, version)
+        if fs.exists(os.path.join(path, VARIABLES_DIR)) and any(
+                fs.exists(os.path.join(path, name)) for name in SAVED_MODEL_FILES):
+            return version, path
     return None
 
 

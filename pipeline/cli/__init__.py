@@ -11,6 +11,7 @@
     visionline evaluate MODEL DATA             # a pushed model on a labelled folder: metrics, gates, report
     visionline serve | predict IMG… | predict-batch DIR   # TF Serving-compatible local server and clients
     visionline compile --target kubeflow | schedule | submit  # Kubeflow Pipelines (docs/kubeflow.md)
+    visionline kfp-local --demo                # compile for Kubeflow, execute the spec here with kfp.local
 
 Each command family registers its sub-commands with a handler (`set_defaults(handler=…)`, see `run`, `schema`,
 `assets`, `records`, `evaluate`, `kubeflow`); `errors.run_handler` maps their errors to exit codes. The serving

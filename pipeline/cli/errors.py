@@ -6,6 +6,7 @@
     3  the run succeeded but its report could not be written
     4  the data validation gate stopped the run
     5  the run finished but its model was not blessed: it failed an Evaluator gate, nothing was pushed
+    6  a task of the compiled pipeline failed (`kfp-local`)
 
 The serving commands (`serve`, `predict`, `predict-batch`) keep their own codes (serving.cli).
 """
@@ -25,6 +26,7 @@ USAGE_ERROR = 2
 REPORT_FAILED = 3
 DATA_STOPPED = 4
 NOT_BLESSED = 5
+TASK_FAILED = 6
 
 # What a user can fix: printed as one line, no traceback.
 USAGE_ERRORS = (ConfigError, FileNotFoundError, LookupError, ValueError)

@@ -18,7 +18,7 @@ from pipeline.configs import ConfigError
 from serving import cli as serving_cli
 
 COMMANDS = ["run", "config", "schema", "demo-data", "weights", "last-run", "report", "runs", "evaluate", "serve",
-            "predict", "predict-batch", "compile", "schedule", "submit"]
+            "predict", "predict-batch", "compile", "schedule", "submit", "kfp-local"]
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:

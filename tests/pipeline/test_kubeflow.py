@@ -37,7 +37,8 @@ TASKS = {
     "Transform": ["ImageExampleGen", "ImportSchemaGen", "ValidationGate"],
     "Tuner": ["ImageExampleGen", "ImportSchemaGen", "Transform"],
     "Trainer": ["ImageExampleGen", "ImportSchemaGen", "Transform", "Tuner"],
-    "Evaluator": ["ImageExampleGen", "Trainer"],
+    "ServedModelBaseline": ["Trainer"],  # the model served now: the no-regression baseline without a Resolver
+    "Evaluator": ["ImageExampleGen", "ServedModelBaseline", "Trainer"],
     "Pusher": ["Evaluator", "Trainer"],
 }
 
@@ -75,18 +76,29 @@ def test_compiled_file_is_a_kfp_pipeline_spec_with_the_whole_dag(compiled):
     assert spec.pipeline_info.name == "visionline" and spec.schema_version == "2.1.0"
     tasks = spec.root.dag.tasks
     assert {name: sorted(task.dependent_tasks) for name, task in tasks.items()} == TASKS
-    # open-source KFP cannot execute `resolver` executors: the latest-blessed-model Resolver is gone, with its input
+    # open-source KFP cannot execute `resolver` executors: the baseline is the served model, read by a container
+    # task that is never cached, and the Evaluator runs visionline's executor (an empty baseline is none)
     executors = _executors(spec)
     assert not any(e.HasField("resolver") for e in executors.values())
-    assert "baseline_model" not in tasks["Evaluator"].inputs.artifacts
-    assert "baseline_model" not in spec.components["Evaluator"].input_definitions.artifacts
-    assert set(tasks["Evaluator"].inputs.artifacts) == {"examples", "model"}
+    baseline = tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact
+    assert (baseline.producer_task, baseline.output_artifact_key) == ("ServedModelBaseline", "baseline_model")
+    assert not tasks["ServedModelBaseline"].caching_options.enable_cache
+    served = list(executors["ServedModelBaseline_executor"].container.args)
+    assert served[served.index("--executor_class_path") + 1] == "components.served_baseline.executor.Executor"
+    evaluator = list(executors["Evaluator_executor"].container.args)
+    assert evaluator[evaluator.index("--executor_class_path") + 1] == "components.evaluator.executor.Executor"
+    assert tasks["ServedModelBaseline"].inputs.parameters["base_directory"].runtime_value.constant.string_value \
+        == "gs://acme-ml/visionline/serving/visionline"
     assert tasks["Pusher"].inputs.artifacts["model_blessing"].task_output_artifact.producer_task == "Evaluator"
     assert not tasks["ImageExampleGen"].caching_options.enable_cache and tasks["Trainer"].caching_options.enable_cache
     for name, task in tasks.items():
         container = executors[spec.components[task.component_ref.name].executor_label].container
         assert container.image == IMAGE, name
-        assert container.command[-1] == "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor", name
+        # TFX's V2 entrypoint; the ValidationGate's (it publishes visionline.DataVerdict): TFX's after registering
+        # the project's artifact types (pipeline/kfp_entrypoint.py)
+        entrypoint = "pipeline.kfp_entrypoint" if name == "ValidationGate" else \
+            "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+        assert container.command[-1] == entrypoint, name
     args = list(executors["ImageExampleGen_executor"].container.args)
     assert args[args.index("--executor_class_path") + 1] == "components.example_gen.executor.Executor"
     assert "--direct_running_mode=in_memory" in args  # beam.pipeline_args() baked in
@@ -130,14 +142,16 @@ def test_compile_writes_nothing_but_the_spec(digits_root, tmp_path):
     assert any("is a path on this machine" in w for w in compiled.warnings)
 
 
-def test_vertex_target_keeps_resolver_and_writes_a_pipeline_job(cluster_config, tmp_path):
+def test_vertex_target_writes_a_pipeline_job_with_the_served_baseline(cluster_config, tmp_path):
     out = tmp_path / "job.json"
     compiled = kubeflow_runner.compile_for_cluster(cluster_config, str(out), IMAGE, target="vertex")
     job = json.loads(out.read_text())
     assert set(job) >= {"pipelineSpec", "runtimeConfig"}
     assert job["runtimeConfig"]["parameterValues"]["train_config"] == compiled.defaults["train_config"]
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert "latest_blessed_model_resolver-model-resolver" in tasks["Evaluator"]["dependentTasks"]
+    assert "ServedModelBaseline" in tasks["Evaluator"]["dependentTasks"]
+    assert tasks["ServedModelBaseline"]["cachingOptions"] == {"enableCache": False}
+    assert not any("resolver" in executor for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values())
 
 
 def test_declared_layout_for_data_the_compiler_cannot_read():

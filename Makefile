@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help setup run test lint serve image kfp-compile kfp-schedule bench-e2e bench-train bench-photos bench-serve bench-serve-ab bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
+.PHONY: help setup run test lint serve image kfp-compile kfp-local kfp-schedule bench-e2e bench-train bench-photos bench-serve bench-serve-ab bench-serve-lite0 soak system-deps fashion-mnist demo-data schema clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ image:  ## build the pipeline image for Kubeflow (needs a Docker engine; see doc
 
 kfp-compile: setup  ## compile for Kubeflow Pipelines → visionline_pipeline.json (COMPILE_ARGS: config flags)
 	$(BIN)/visionline compile --target kubeflow --image $(IMAGE) --out visionline_pipeline.json $(COMPILE_ARGS)
+
+kfp-local: setup  ## compile for Kubeflow, then execute every task of the spec here with kfp.local; prints the pushed model and metrics (ARGS: config flags / --param K=V; default --demo)
+	$(BIN)/visionline kfp-local --image $(IMAGE) --out visionline_pipeline.json $(or $(ARGS),--demo)
 
 kfp-schedule: kfp-compile  ## upload + schedule on KFP (KFP_HOST, CRON; KFP_ARGS="--dry-run" only prints the requests)
 	$(BIN)/visionline schedule --host $(KFP_HOST) --cron "$(CRON)" --pipeline-json visionline_pipeline.json $(KFP_ARGS)

@@ -44,7 +44,9 @@ class Deadline:
     @classmethod
     def after(cls, seconds: float | None, what: str = "the request's deadline") -> Deadline:
         """A deadline `seconds` from now (None or <= 0: no time limit, only cancellation)."""
-        return cls(time.monotonic() + seconds if seconds and seconds > 0 else None, what)
+        deadline = cls(None, what)
+        deadline.limit(seconds)
+        return deadline
 
     @classmethod
     def for_grpc(cls, context: grpc.ServicerContext) -> Deadline:
@@ -56,6 +58,10 @@ class Deadline:
         if not context.add_callback(lambda: deadline.cancel("the call ended")):
             deadline.cancel("the call ended")
         return deadline
+
+    def limit(self, seconds: float | None) -> None:
+        """Set the time limit to `seconds` from now (None or <= 0: none)."""
+        self.at = time.monotonic() + seconds if seconds and seconds > 0 else None
 
     def cancel(self, reason: str) -> None:
         """Mark the request as no longer wanted (the client went away)."""

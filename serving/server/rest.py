@@ -15,9 +15,9 @@ instances/examples, or an image over `max_image_pixels`; 404 unknown model/versi
 runs in its own thread; model calls go to a thread pool (or a batcher), large request bodies are parsed off the
 loop too.
 
-Each request has a `Deadline` (`serving.server.deadlines`): `rest_api_timeout_ms` after it arrived (TF Serving's
-`--rest_api_timeout_in_ms`, default 30 s; then 504 DEADLINE_EXCEEDED), cancelled when the client closes the
-connection; queued work for it is then dropped unrun. Every request writes one access-log line
+Each request has a `Deadline` (`serving.server.deadlines`): `rest_api_timeout_ms` after its body was read (TF
+Serving's `--rest_api_timeout_in_ms`, default 30 s; then 504 DEADLINE_EXCEEDED), cancelled when the client closes
+the connection; queued work for it is then dropped unrun. Every request writes one access-log line
 (`serving.server.access_log`) instead of tornado's own.
 """
 
@@ -108,8 +108,8 @@ class _JsonHandler(tornado.web.RequestHandler):
     def initialize(self, ctx: RestContext) -> None:
         self.ctx = ctx
         self.set_default_headers()  # tornado calls it once before initialize(), when ctx is not set yet
-        timeout_ms = ctx.config.rest_api_timeout_ms
-        self.deadline = Deadline.after(timeout_ms / 1000, f"the REST timeout ({timeout_ms} ms)")
+        # cancelled if the client goes away; the REST timeout is set once the body is in (`InferenceHandler.post`)
+        self.deadline = Deadline(None, f"the REST timeout ({ctx.config.rest_api_timeout_ms} ms)")
         self.served_version: int | None = None  # set by handlers that acquired a version (access log)
         self._error_code = ""
 
@@ -243,7 +243,9 @@ class InferenceHandler(_JsonHandler):
 
     async def _post_within_deadline(self, name: str, version: str | None, label: str | None,
                                     verb: str | None) -> None:
-        """`_post`, cut off at the request's deadline (504); its queued model call is then dropped unrun."""
+        """`_post`, cut off at the REST timeout (504), counted like TF Serving's from when the body is in; its queued
+        model call is then dropped unrun (one already running finishes, unseen)."""
+        self.deadline.limit(self.ctx.config.rest_api_timeout_ms / 1000)
         try:
             await asyncio.wait_for(self._post(name, version, label, verb), self.deadline.remaining())
         except TimeoutError:

@@ -93,7 +93,17 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
     serve.add_argument("--monitoring-config-file",
                        help="TF Serving monitoring config (text MonitoringConfig, e.g. serving/monitoring.config)")
     serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
-    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    serve.add_argument("-v", "--verbose", action="store_true", help="also log why each failed request failed")
+    # Deadlines, health and access log (issue 24); TF Serving's flags of these names where it has them.
+    serve.add_argument("--rest-api-timeout-in-ms", type=int, default=30000, metavar="MS",
+                       help="REST request timeout: 504 after MS ms, its queued model call dropped (0: none; "
+                            "default 30000, as TF Serving's --rest_api_timeout_in_ms)")
+    serve.add_argument("--enable-grpc-healthcheck-service", action="store_true",
+                       help="serve grpc.health.v1.Health on the gRPC port: SERVING once every model has an AVAILABLE "
+                            "version (TF Serving's flag of that name)")
+    serve.add_argument("--no-access-log", action="store_true",
+                       help="no access-log line per request (default: one structured line per REST request and "
+                            "gRPC call)")
 
     def client_args(p: argparse.ArgumentParser) -> Any:
         where = p.add_mutually_exclusive_group()
@@ -180,6 +190,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_batch_rows=args.max_batch_rows, max_image_pixels=args.max_image_pixels,
         workers=args.workers, cors_origin=args.cors_origin, monitoring_path=monitoring_path,
         intra_op_threads=args.tensorflow_intra_op_parallelism, inter_op_threads=args.tensorflow_inter_op_parallelism,
+        rest_api_timeout_ms=args.rest_api_timeout_in_ms, grpc_health=args.enable_grpc_healthcheck_service,
+        access_log=not args.no_access_log,
     )
 
 
@@ -197,7 +209,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = server_config(args)
     logging.basicConfig(level=logging.INFO, format="visionline serve: %(message)s")
-    logging.getLogger("tornado.access").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if args.verbose:  # each failed request's reason (rest.py / grpc_api.py debug lines)
+        logging.getLogger("serving.server").setLevel(logging.DEBUG)
     if not _is_loopback(config.host):
         logging.warning("binding %s: the models are reachable from the network, without authentication", config.host)
     server = ServingServer(config)

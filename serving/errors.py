@@ -53,6 +53,14 @@ class ServingError(Exception):
         return f"ServingError({self.code.name}, {self.message!r})"
 
 
+MAX_ECHOED_CHARS = 200  # a client's text (model name, label, path) is cut to this in error bodies and log lines
+
+
+def clip(text: str, limit: int = MAX_ECHOED_CHARS) -> str:
+    """`text` cut to `limit` characters with "…" when longer (for echoing what a client sent)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def invalid(message: str) -> ServingError:
     """INVALID_ARGUMENT (HTTP 400)."""
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)

@@ -20,7 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from components.example_gen.images import MAX_IMAGE_PIXELS
 from components.pusher.serving_layout import is_version_name
-from serving.errors import invalid
+from serving.errors import clip, invalid
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 POLICIES = ("latest", "all", "specific")
@@ -32,7 +32,8 @@ DEFAULT_MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # per encoded image in a request, a
 def validate_model_name(name: str) -> str:
     """Return `name` if it is a plain model name (no '/', '..', or odd characters); else INVALID_ARGUMENT."""
     if not isinstance(name, str) or not MODEL_NAME_RE.match(name) or ".." in name:
-        raise invalid(f"invalid model name {name!r}: expected letters, digits, '_', '-', '.' (no '/' or '..')")
+        shown = clip(name) if isinstance(name, str) else name
+        raise invalid(f"invalid model name {shown!r}: expected letters, digits, '_', '-', '.' (no '/' or '..')")
     return name
 
 
@@ -126,6 +127,10 @@ class ServerConfig:
     # TensorFlow's thread pools (TF Serving's --tensorflow_intra_op_parallelism / _inter_op_): 0 = TensorFlow's choice
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    # Deadlines, health, access log (issue 24):
+    rest_api_timeout_ms: int = 30000  # TF Serving's --rest_api_timeout_in_ms (504 beyond; 0 = no timeout)
+    grpc_health: bool = False  # TF Serving's --enable_grpc_healthcheck_service (grpc.health.v1.Health)
+    access_log: bool = True  # one structured line per REST request / gRPC call (logger serving.access)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -143,6 +148,8 @@ class ServerConfig:
             raise ValueError("poll_interval must be > 0")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if self.rest_api_timeout_ms < 0:
+            raise ValueError("rest_api_timeout_ms must be >= 0 (0: no timeout)")
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:
             raise ValueError("intra_op_threads and inter_op_threads must be >= 0 (0: TensorFlow's default)")
         if self.monitoring_path is not None and (not self.monitoring_path.startswith("/")

@@ -2,7 +2,12 @@
 
 * `PredictionService`: Predict, Classify, GetModelMetadata; Regress answers as TF Serving does for a model without a
   regression signature (INVALID_ARGUMENT; UNIMPLEMENTED if the signature does regress), MultiInference UNIMPLEMENTED;
-* `ModelService`: GetModelStatus (HandleReloadConfigRequest answers UNIMPLEMENTED).
+* `ModelService`: GetModelStatus (HandleReloadConfigRequest answers UNIMPLEMENTED);
+* `grpc.health.v1.Health` when enabled (`serving.server.health`, TF Serving's --enable_grpc_healthcheck_service).
+
+Every call runs under its `Deadline` (`serving.server.deadlines`): one whose deadline passed or that the client
+cancelled while it waited for a handler thread or in the batch queue is not computed. Every call of the two TF
+Serving services writes one access-log line (`serving.server.access_log`).
 
 Errors abort the call with the `ServingError`'s code: malformed requests INVALID_ARGUMENT — including bytes
 that do not parse as the method's request message (grpcio's default would be INTERNAL: requests are
@@ -39,8 +44,11 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.errors import ServingError, invalid
+from serving.errors import ServingError, clip, invalid
+from serving.server.access_log import AccessLog
 from serving.server.config import validate_model_name
+from serving.server.deadlines import Deadline
+from serving.server.health import HealthReporter
 from serving.server.image_guard import prepare_encoded, prepare_image_inputs
 from serving.server.manager import ModelManager
 from serving.server.prometheus import ServingMetrics
@@ -68,7 +76,7 @@ MODEL_METHODS = {
 def _model_spec(spec: Any) -> tuple[str, int | None]:
     name = validate_model_name(spec.name)
     if spec.version_label:
-        raise invalid(f"Unrecognized servable version label: {spec.version_label} (labels are not supported by "
+        raise invalid(f"Unrecognized servable version label: {clip(spec.version_label)} (labels are not supported by "
                       "the local server)")
     return name, (spec.version.value if spec.HasField("version") else None)
 
@@ -102,20 +110,35 @@ def _lenient_parser(message_class: Any) -> Callable[[bytes], Any]:
     return parse
 
 
+def _served_version(request: Any, response: Any) -> int | None:
+    """The version that answered (the requested one when none did), for the access log."""
+    for message in (response, request):
+        spec = getattr(message, "model_spec", None)
+        if spec is not None and spec.HasField("version"):
+            return spec.version.value
+    return None
+
+
 def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
     """Turn `ServingError`s into aborted calls with their status code; unparsable requests → INVALID_ARGUMENT.
-    Predict, Classify and Regress are recorded in the servicer's `ServingMetrics` (when it has one)."""
+    The call runs with its `Deadline` current (checked first: it may have waited for a handler thread).
+    Predict, Classify and Regress are recorded in the servicer's `ServingMetrics` (when it has one); every call
+    is written to the servicer's `AccessLog`."""
     counted = method.__name__ in COUNTED_METHODS
 
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         metrics: ServingMetrics | None = getattr(self, "_metrics", None) if counted else None
-        start, status = time.perf_counter(), grpc.StatusCode.OK
+        start, status, response = time.perf_counter(), grpc.StatusCode.OK, None
         try:
             if isinstance(request, _Unparsable):
                 status = grpc.StatusCode.INVALID_ARGUMENT
                 context.abort(status, f"Could not parse the request as {request.message_name}: {request.error}"[:500])
             try:
-                return method(self, request, context)
+                deadline = Deadline.for_grpc(context)
+                deadline.check()
+                with deadline.applied():
+                    response = method(self, request, context)
+                return response
             except ServingError as err:
                 status = err.code
                 context.abort(err.code, err.message)
@@ -124,9 +147,14 @@ def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
                 log.exception("gRPC %s failed", method.__name__)
                 context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
         finally:
+            seconds = time.perf_counter() - start
+            name = "" if isinstance(request, _Unparsable) else request.model_spec.name
             if metrics is not None:
-                name = "" if isinstance(request, _Unparsable) else request.model_spec.name
-                metrics.record_request(name, method.__name__, "GRPC", status.name, time.perf_counter() - start)
+                metrics.record_request(name, method.__name__, "GRPC", status.name, seconds)
+            access_log: AccessLog | None = getattr(self, "_access_log", None)
+            if access_log is not None:
+                version = None if isinstance(request, _Unparsable) else _served_version(request, response)
+                access_log.grpc(method.__name__, name, version, status.name, seconds)
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
@@ -158,9 +186,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService over the model manager."""
 
     def __init__(self, manager: ModelManager, max_rows: int | None = None, max_elements: int | None = None,
-                 max_pixels: int | None = None, metrics: ServingMetrics | None = None) -> None:
+                 max_pixels: int | None = None, metrics: ServingMetrics | None = None,
+                 access_log: AccessLog | None = None) -> None:
         self._manager = manager
         self._metrics = metrics
+        self._access_log = access_log
         self._max_rows = max_rows
         self._max_elements = max_elements
         self._max_pixels = max_pixels
@@ -207,6 +237,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             servable.regress_signature(request.model_spec.signature_name or None)
 
     @_guard
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """UNIMPLEMENTED, as a status (the generated base class raises, which grpcio logs with a traceback)."""
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented by the local server")
+
+    @_guard
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         """signature_def (and class_labels) metadata of a model version."""
         name, version = _model_spec(request.model_spec)
@@ -230,8 +265,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """tensorflow.serving.ModelService: GetModelStatus."""
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, access_log: AccessLog | None = None) -> None:
         self._manager = manager
+        self._access_log = access_log
 
     @_guard
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -245,6 +281,12 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             entry.status.error_code = status.error_code.value[0]
             entry.status.error_message = status.error_message
         return response
+
+    @_guard
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """UNIMPLEMENTED, as a status (the generated base class raises, which grpcio logs with a traceback)."""
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                           "HandleReloadConfigRequest is not implemented by the local server")
 
 
 def _add_service(server: grpc.Server, servicer: Any, service: str, methods: dict[str, tuple[Any, Any]]) -> None:
@@ -261,10 +303,11 @@ def _add_service(server: grpc.Server, servicer: Any, service: str, methods: dict
 
 def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int, max_message_bytes: int,
                       max_rows: int | None = None, max_pixels: int | None = None,
-                      metrics: ServingMetrics | None = None) -> tuple[grpc.Server, int]:
-    """Start a gRPC server with both services; returns it and the bound port (OSError if it cannot bind).
-    `max_rows` limits the rows (dimension 0 / examples) of one request, `max_pixels` each encoded image in it; a
-    tensor may have at most `max_message_bytes` elements."""
+                      metrics: ServingMetrics | None = None, access_log: AccessLog | None = None,
+                      health: HealthReporter | None = None) -> tuple[grpc.Server, int]:
+    """Start a gRPC server with both services (and the health service when `health` is given); returns it and the
+    bound port (OSError if it cannot bind). `max_rows` limits the rows (dimension 0 / examples) of one request,
+    `max_pixels` each encoded image in it; a tensor may have at most `max_message_bytes` elements."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[
@@ -273,9 +316,11 @@ def start_grpc_server(manager: ModelManager, host: str, port: int, threads: int,
             ("grpc.so_reuseport", 0),
         ],
     )
-    _add_service(server, PredictionServicer(manager, max_rows, max_message_bytes, max_pixels, metrics),
+    _add_service(server, PredictionServicer(manager, max_rows, max_message_bytes, max_pixels, metrics, access_log),
                  "tensorflow.serving.PredictionService", PREDICTION_METHODS)
-    _add_service(server, ModelServicer(manager), "tensorflow.serving.ModelService", MODEL_METHODS)
+    _add_service(server, ModelServicer(manager, access_log), "tensorflow.serving.ModelService", MODEL_METHODS)
+    if health is not None:
+        health.add_to(server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

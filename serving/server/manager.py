@@ -104,6 +104,7 @@ class ModelManager:
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._readiness_checks: list[Callable[[], str | None]] = []
 
     def _default_loader(self, name: str, version: int, path: str) -> Any:
         return Servable.load(name, version, path, self._batching, self._metrics)
@@ -303,6 +304,19 @@ class ModelManager:
         if not statuses:
             raise not_found(f"Could not find any versions of model {name}")
         return [statuses[v] for v in sorted(statuses, reverse=True)]
+
+    def add_readiness_check(self, check: Callable[[], str | None]) -> None:
+        """One more condition for `not_ready_reasons()`: `check()` returns why the server is not ready, or None."""
+        self._readiness_checks.append(check)
+
+    def not_ready_reasons(self) -> list[str]:
+        """Why the server should not take traffic (empty: ready; the gRPC health service's SERVING): a configured
+        model without an AVAILABLE version, and whatever an `add_readiness_check` check reports."""
+        with self._lock:
+            reasons = [f"model {name} has no AVAILABLE version" for name, m in sorted(self._models.items())
+                       if not m.slots]
+        reasons += [reason for check in self._readiness_checks if (reason := check())]
+        return reasons
 
     def available_versions(self, name: str) -> list[int]:
         """Versions currently routed to, ascending."""

@@ -12,6 +12,10 @@ SIGINT/SIGTERM and shuts down gracefully (in-flight gRPC calls get a grace perio
 after their last request). Both APIs and the model calls record TF Serving's Prometheus metrics in
 `server.metrics`; the REST port serves them at `config.monitoring_path` when that is set (TF Serving's
 `--monitoring_config_file`).
+
+With `config.grpc_health` the gRPC port also serves `grpc.health.v1.Health` (`serving.server.health`: SERVING only
+while every model has an AVAILABLE version), NOT_SERVING from the moment `stop()` begins. Both APIs write the
+access log unless `config.access_log` is off; REST requests time out after `config.rest_api_timeout_ms`.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from serving.server.access_log import AccessLog
 from serving.server.config import ServerConfig
 from serving.server.grpc_api import start_grpc_server
+from serving.server.health import HealthReporter
 from serving.server.manager import Loader, ModelManager
 from serving.server.prometheus import ServingMetrics
 from serving.server.rest import RestContext, RestServer
@@ -44,6 +50,7 @@ class ServingServer:
         self._executor: ThreadPoolExecutor | None = None
         self._rest: Any = None
         self._grpc: Any = None
+        self.health: HealthReporter | None = None
         self.rest_port: int | None = None
         self.grpc_port: int | None = None
         self._stopped = threading.Event()
@@ -76,10 +83,13 @@ class ServingServer:
                                         self.config.host, self.config.rest_port)
                 self.rest_port = self._rest.start()
             if self.config.grpc_port is not None:
+                if self.config.grpc_health:
+                    self.health = HealthReporter(self.manager, interval=min(self.config.poll_interval, 1.0))
                 self._grpc, self.grpc_port = start_grpc_server(self.manager, self.config.host, self.config.grpc_port,
                                                                self.grpc_threads(), self.config.max_request_bytes,
                                                                self.config.max_batch_rows,
-                                                               self.config.max_image_pixels, self.metrics)
+                                                               self.config.max_image_pixels, self.metrics,
+                                                               AccessLog(self.config.access_log), self.health)
         except BaseException:
             self.stop()
             raise
@@ -90,6 +100,9 @@ class ServingServer:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop both APIs (gRPC gets `grace` seconds for in-flight calls) and unload every version."""
+        if self.health is not None:  # probes see NOT_SERVING while in-flight calls finish
+            self.health.stop()
+            self.health = None
         if self._grpc is not None:
             self._grpc.stop(grace).wait(grace + 1)
             self._grpc = None

@@ -9,11 +9,17 @@ inputs along the batch dimension, runs the model once and hands every request it
 the batches.) As in TF Serving, a
 request larger than `max_batch_size` runs on its own, and a full queue fails fast with UNAVAILABLE.
 
+Requests whose deadline passed or whose client went away (`serving.server.deadlines`, attached at `submit()`)
+are dropped with DEADLINE_EXCEEDED / CANCELLED when they are taken from the queue and again just before their
+batch runs, so nobody computes for a caller that stopped waiting; a request whose future was cancelled (the REST
+timeout) is dropped too.
+
 One bad request must not fail its neighbours: if a merged batch fails with INVALID_ARGUMENT (e.g. one
 image that cannot be decoded), its requests are re-run one by one so only the culprit gets the error.
 
 `stats` counts batches, requests and rows; with `ServingMetrics` given, every batch is also recorded there
-(rows per model call, each request's time in the queue, model calls made).
+(rows per model call, each request's time in the queue, model calls made); `stats.dropped` counts the requests
+dropped unrun.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import grpc
 import numpy as np
 
 from serving.errors import ServingError
+from serving.server import deadlines
 from serving.server.config import BatchingConfig
+from serving.server.deadlines import Deadline
 from serving.server.prometheus import ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -43,8 +51,19 @@ class _Task:
     inputs: Mapping[str, np.ndarray]
     rows: int
     key: tuple
+    deadline: Deadline | None = None
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
+
+    def dropped(self) -> bool:
+        """True (and the future failed) if the request is no longer wanted; see the module docstring."""
+        if self.future.cancelled():
+            return True
+        error = self.deadline.error() if self.deadline is not None else None
+        if error is None:
+            return False
+        self.future.set_exception(error)
+        return True
 
 
 @dataclass
@@ -55,6 +74,7 @@ class BatchStats:
     requests: int = 0
     rows: int = 0
     max_rows: int = 0
+    dropped: int = 0  # requests not run: deadline passed, client gone or future cancelled
 
 
 _STOP = object()
@@ -81,13 +101,15 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, inputs: Mapping[str, np.ndarray]) -> Future:
-        """Queue one request (a dict of batch-major arrays); the future resolves to its outputs."""
+    def submit(self, inputs: Mapping[str, np.ndarray], deadline: Deadline | None = None) -> Future:
+        """Queue one request (a dict of batch-major arrays); the future resolves to its outputs. `deadline`
+        (default: the current request's, `deadlines.current()`) lets the request be dropped unrun."""
         if self._closed:
             raise ServingError(grpc.StatusCode.UNAVAILABLE, "the model version is being unloaded; retry")
         first = next(iter(inputs.values()))
         key = tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items()))
-        task = _Task(inputs=inputs, rows=int(first.shape[0]) if first.ndim else 1, key=key)
+        task = _Task(inputs=inputs, rows=int(first.shape[0]) if first.ndim else 1, key=key,
+                     deadline=deadline if deadline is not None else deadlines.current())
         try:
             self._queue.put_nowait(task)
         except queue.Full:
@@ -107,7 +129,7 @@ class Batcher:
                 task = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if task is not _STOP:
+            if task is not _STOP and not task.future.cancelled():
                 task.future.set_exception(ServingError(grpc.StatusCode.UNAVAILABLE, "model version unloaded; retry"))
 
     # ----- worker ------------------------------------------------------------------------------------------
@@ -122,10 +144,13 @@ class Batcher:
         """The next batch (None: stop). Only one worker collects at a time; a request that does not fit is
         left in `_carry` to open the next batch."""
         with self._collect_lock:
-            task = self._carry if self._carry is not None else self._queue.get()
-            self._carry = None
-            if task is _STOP:
-                return None
+            while True:
+                task = self._carry if self._carry is not None else self._queue.get()
+                self._carry = None
+                if task is _STOP:
+                    return None
+                if not self._drop(task):
+                    break
             batch, rows = [task], task.rows
             deadline = task.enqueued + self._timeout
             while rows < self._config.max_batch_size:
@@ -134,6 +159,8 @@ class Batcher:
                     nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if nxt is not _STOP and self._drop(nxt):
+                    continue
                 if nxt is _STOP or nxt.key != task.key or rows + nxt.rows > self._config.max_batch_size:
                     self._carry = nxt
                     break
@@ -141,7 +168,19 @@ class Batcher:
                 rows += nxt.rows
             return batch
 
+    def _drop(self, task: _Task) -> bool:
+        if not task.dropped():
+            return False
+        with self._lock:
+            self.stats.dropped += 1
+        return True
+
     def _process(self, batch: list[_Task]) -> None:
+        # last check before running: drop what expired while the batch was collected; a future that is set
+        # running can no longer be cancelled, so set_result/set_exception below cannot fail
+        batch = [t for t in batch if not self._drop(t) and t.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         rows = sum(t.rows for t in batch)
         with self._lock:
             self.stats.batches += 1

@@ -14,6 +14,11 @@ instances/examples, or an image over `max_image_pixels`; 404 unknown model/versi
 `max_request_bytes`). Request bodies are streamed and refused as soon as they exceed the limit. The event loop
 runs in its own thread; model calls go to a thread pool (or a batcher), large request bodies are parsed off the
 loop too.
+
+Each request has a `Deadline` (`serving.server.deadlines`): `rest_api_timeout_ms` after its body was read (TF
+Serving's `--rest_api_timeout_in_ms`, default 30 s; then 504 DEADLINE_EXCEEDED), cancelled when the client closes
+the connection; queued work for it is then dropped unrun. Every request writes one access-log line
+(`serving.server.access_log`) instead of tornado's own.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from serving.errors import ServingError, invalid
+from serving.errors import ServingError, clip, invalid
+from serving.server.access_log import AccessLog
 from serving.server.config import ServerConfig, parse_version, validate_model_name
+from serving.server.deadlines import Deadline
 from serving.server.image_guard import prepare_encoded, prepare_image_inputs
 from serving.server.manager import ModelManager
 from serving.server.prometheus import CONTENT_TYPE, ServingMetrics
@@ -68,6 +75,7 @@ class RestContext:
         self.metrics = metrics
         self.config = config
         self.executor = executor
+        self.access_log = AccessLog(config.access_log)
         self.default_model = config.models[0].name
         self.page_html, self.page_csp = _load_page(self.default_model)
 
@@ -100,6 +108,24 @@ class _JsonHandler(tornado.web.RequestHandler):
     def initialize(self, ctx: RestContext) -> None:
         self.ctx = ctx
         self.set_default_headers()  # tornado calls it once before initialize(), when ctx is not set yet
+        # cancelled if the client goes away; the REST timeout is set once the body is in (`InferenceHandler.post`)
+        self.deadline = Deadline(None, f"the REST timeout ({ctx.config.rest_api_timeout_ms} ms)")
+        self.served_version: int | None = None  # set by handlers that acquired a version (access log)
+        self._error_code = ""
+
+    def on_connection_close(self) -> None:
+        self.deadline.cancel("the client closed the connection")
+
+    def log_access(self) -> None:
+        """The access-log line (tornado's `log_function`, called once the response is finished)."""
+        kwargs = self.path_kwargs
+        status = self.get_status()
+        code = self._error_code or ("OK" if status < 400 else "")
+        served = self.served_version
+        if served is None:
+            served = kwargs.get("version") or kwargs.get("label")
+        self.ctx.access_log.rest(self.request.method or "", self.request.path, kwargs.get("name"), served, status,
+                                 code, self.request.request_time())
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
@@ -124,6 +150,7 @@ class _JsonHandler(tornado.web.RequestHandler):
         if isinstance(exc, ServingError):
             self.set_status(exc.http_status)
             message = exc.message
+            self._error_code = exc.code.name
         elif isinstance(exc, tornado.web.HTTPError):
             message = exc.log_message or self._reason
         else:
@@ -133,7 +160,7 @@ class _JsonHandler(tornado.web.RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ServingError):
-            log.debug("%s %s -> %s %s", self.request.method, self.request.path, value.code.name, value.message)
+            log.debug("%s %s -> %s %s", self.request.method, clip(self.request.path), value.code.name, value.message)
         else:
             super().log_exception(typ, value, tb)
 
@@ -200,11 +227,11 @@ class InferenceHandler(_JsonHandler):
     async def post(self, name: str, version: str | None = None, label: str | None = None,
                    verb: str | None = None) -> None:
         if self.ctx.metrics is None or verb not in ("predict", "classify", "regress"):
-            await self._post(name, version, label, verb)
+            await self._post_within_deadline(name, version, label, verb)
             return
         start, status = time.perf_counter(), "OK"
         try:
-            await self._post(name, version, label, verb)
+            await self._post_within_deadline(name, version, label, verb)
         except ServingError as err:
             status = err.code.name
             raise
@@ -213,6 +240,17 @@ class InferenceHandler(_JsonHandler):
             raise
         finally:
             self.ctx.metrics.record_request(name, verb.capitalize(), "REST", status, time.perf_counter() - start)
+
+    async def _post_within_deadline(self, name: str, version: str | None, label: str | None,
+                                    verb: str | None) -> None:
+        """`_post`, cut off at the REST timeout (504), counted like TF Serving's from when the body is in; its queued
+        model call is then dropped unrun (one already running finishes, unseen)."""
+        self.deadline.limit(self.ctx.config.rest_api_timeout_ms / 1000)
+        try:
+            await asyncio.wait_for(self._post(name, version, label, verb), self.deadline.remaining())
+        except TimeoutError:
+            raise self.deadline.error() or ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                                        "Deadline exceeded") from None
 
     async def _post(self, name: str, version: str | None, label: str | None, verb: str | None) -> None:
         if self._too_large:
@@ -224,6 +262,7 @@ class InferenceHandler(_JsonHandler):
         body = b"".join(self._chunks)
         self._chunks = []
         with self.ctx.manager.acquire(name, version_number) as servable:
+            self.served_version = servable.version
             if verb == "predict":
                 payload = await self._predict(servable, body)
             elif verb == "classify":
@@ -243,7 +282,8 @@ class InferenceHandler(_JsonHandler):
 
         signature, inputs, row_format = await self._off_loop(parse)
         batcher = servable.batcher(signature)
-        future = batcher.submit(inputs) if batcher else self.ctx.executor.submit(servable.run, signature, inputs)
+        future = (batcher.submit(inputs, self.deadline) if batcher
+                  else self.ctx.executor.submit(self.deadline.run, servable.run, signature, inputs))
         outputs = await asyncio.wrap_future(future)
         return await self._off_loop(predict_outputs_to_json, outputs, row_format)
 
@@ -256,7 +296,8 @@ class InferenceHandler(_JsonHandler):
             return signature, examples
 
         signature, examples = await self._off_loop(parse)
-        results = await asyncio.wrap_future(self.ctx.executor.submit(servable.classify, signature, examples))
+        results = await asyncio.wrap_future(self.ctx.executor.submit(self.deadline.run, servable.classify, signature,
+                                                                     examples))
         return {"results": [[[label, score] for label, score in row] for row in results]}
 
 
@@ -304,6 +345,7 @@ def make_app(ctx: RestContext) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         compress_response=False,
+        log_function=lambda handler: handler.log_access() if isinstance(handler, _JsonHandler) else None,
     )
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from serving.server.config import ModelConfig, ServerConfig
 from serving.server.model_server import ServingServer
 from tests.model_helpers import export_serving_model
-from tests.serving.helpers import MODEL, push_version
+from tests.serving.helpers import MODEL, build_slow_model, push_version
 from tests.serving.process import REPO, ServerProcess
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -35,6 +35,12 @@ def serving_model_dir(digits_root: Path, tmp_path_factory: pytest.TempPathFactor
               for folder in sorted(digits_root.iterdir()) if folder.is_dir()}
     export_serving_model(work / "export", work, images)
     return work / "export"
+
+
+@pytest.fixture(scope="session")
+def slow_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`build_slow_model`: a SavedModel that sleeps the seconds it is given (a busy server on demand)."""
+    return build_slow_model(tmp_path_factory.mktemp("slow-model") / "export")
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,14 @@ from typing import Any, NamedTuple
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.data.experimental.ops import testing as tf_data_testing
 from tensorflow_serving.apis import classification_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from components.pusher.executor import push_atomically
 from components.trainer.export import CLASSIFICATION, CLASSIFY_METHOD_NAME, SERVING_DEFAULT, set_signature_method_name
 
 MODEL = "visionline"
+SLOW = "slow"  # the model name tests serve `build_slow_model` under
 
 
 class GrpcStubs(NamedTuple):
@@ -118,4 +120,20 @@ def build_tiny_model(export_dir: Path, class_names: Sequence[str], image_size: i
         CLASSIFICATION: module.classify_examples.get_concrete_function(),
     })
     set_signature_method_name(str(export_dir), CLASSIFICATION, CLASSIFY_METHOD_NAME)
+    return export_dir
+
+
+def build_slow_model(export_dir: Path) -> Path:
+    """A real SavedModel whose `serving_default` (`seconds` [None] float32 → `doubled` [None]) sleeps max(seconds)
+    first (tf.data's sleep op, no busy loop): for tests that need the server busy for an exact time."""
+
+    class Slow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds")])
+        def serve(self, seconds: tf.Tensor) -> dict[str, tf.Tensor]:
+            micros = tf.cast(tf.reduce_max(seconds) * 1e6, tf.int64)
+            slept = tf.data.Dataset.from_tensors(seconds).apply(tf_data_testing.sleep(micros)).get_single_element()
+            return {"doubled": slept * 2.0}
+
+    module = Slow()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve.get_concrete_function()})
     return export_dir

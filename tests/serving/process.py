@@ -22,7 +22,7 @@ except ImportError:  # optional: rss_bytes() then reads /proc
     psutil = None
 
 REPO = Path(__file__).resolve().parents[2]
-_ACCESS = re.compile(r"^visionline serve: \d{3} [A-Z]+ .*\(127\.0\.0\.1\) [\d.]+ms$")
+_ACCESS = re.compile(r"^visionline serve: access api=")  # the access log (serving.server.access_log)
 _START = re.compile(r"REST (http://127\.0\.0\.1:\d+)\s+gRPC (127\.0\.0\.1:\d+)\s+model (\S+) versions \[([\d, ]*)\]")
 
 
@@ -90,7 +90,7 @@ class ServerProcess:
         return int(psutil.Process(self.pid).memory_info().rss)
 
     def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's log without tornado's access lines (for failure messages)."""
+        """The last lines of the server's log without its access-log lines (for failure messages)."""
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:

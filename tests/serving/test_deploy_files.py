@@ -81,4 +81,6 @@ def test_kubernetes_manifests():
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert mounts["/models"] in volumes and mounts["/config"] in volumes
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/visionline"
+    assert args["enable_grpc_healthcheck_service"] == "true"  # the gRPC health service the probes call
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == ports["grpc"], probe

@@ -16,6 +16,7 @@ errors. `predict-batch` exits 0 when every file was either predicted or quaranti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -92,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
                        help="serve Prometheus metrics at /monitoring/prometheus/metrics on the REST port")
     serve.add_argument("--monitoring-config-file",
                        help="TF Serving monitoring config (text MonitoringConfig, e.g. serving/monitoring.config)")
+    serve.add_argument("--allow-version-labels-for-unavailable-models", action="store_true",
+                       help="let a new version label of --model-config-file name a version not loaded yet (TF "
+                            "Serving's --allow_version_labels_for_unavailable_models)")
     serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
@@ -153,7 +157,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         if args.model_base:
             if len(models) != 1:
                 raise ValueError("--model-base with --model-config-file needs exactly one model in the file")
-            models = (ModelConfig(models[0].name, os.path.abspath(args.model_base), models[0].policy),)
+            models = (dataclasses.replace(models[0], base_path=os.path.abspath(args.model_base)),)
     else:
         base = args.model_base or getattr(args, "default_model_base", None)
         if not base:
@@ -180,6 +184,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_batch_rows=args.max_batch_rows, max_image_pixels=args.max_image_pixels,
         workers=args.workers, cors_origin=args.cors_origin, monitoring_path=monitoring_path,
         intra_op_threads=args.tensorflow_intra_op_parallelism, inter_op_threads=args.tensorflow_inter_op_parallelism,
+        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
     )
 
 

@@ -9,7 +9,8 @@ path matches `(?i)/v1/.*` to its REST handler, which then full-matches the path 
   `metadata`, so it is a status request; no NAME is `Missing model name in request.`;
 * anything else under `/v1/` (another method, a trailing slash, `/versions/abc`, an unknown verb) is 400
   `Malformed request: METHOD PATH`; OPTIONS is a CORS preflight (200 when an `Origin: http(s)://…` header is
-  sent, else 400 `Origin header is missing in CORS preflight`); methods libevent does not accept are 501.
+  sent, else 400 `Origin header is missing in CORS preflight`). Methods outside libevent's allowed set (e.g.
+  TRACE) never reach TF Serving's handler; here they are malformed requests too (400, never a 5xx).
 
 NAME and LABEL are percent-decoded after matching (TF Serving decodes them with libcurl), versions must be
 decimal int64. `route()` applies exactly these rules; `TfServingPath` plugs them into tornado's router.
@@ -38,8 +39,6 @@ PREDICTION_RE = re.compile(rf"/v1/models/([^/:]+){_VERSION_OR_LABEL}:(classify|r
 STATUS_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.IGNORECASE)
 ROUTES_RE = V1_RE  # the part of the URL space these rules own
 VERBS = ("classify", "regress", "predict")
-# Methods libevent's evhttp accepts in TF Serving (evhttp_set_allowed_methods in evhttp_server.cc); others: 501.
-HTTP_METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
 MAX_INT64 = 2**63 - 1
 MAX_ECHO = 200  # characters of a path quoted back in an error
 
@@ -73,8 +72,6 @@ def route(method: str, target: str) -> Route | None:
     malformed = _error(grpc.StatusCode.INVALID_ARGUMENT, f"Malformed request: {method} {target[:MAX_ECHO]}")
     if method == "OPTIONS":
         return Route("preflight")
-    if method not in HTTP_METHODS:
-        return _error(grpc.StatusCode.UNIMPLEMENTED, f"Method not implemented: {method[:MAX_ECHO]}")
     if method == "POST":
         match = PREDICTION_RE.fullmatch(target)
         subresource = verb = None

@@ -68,7 +68,7 @@ def test_tf_serving_routes(method, target, kind, kwargs):
     ("GET", "/v1/models", "INVALID_ARGUMENT", "Missing model name in request."),
     ("GET", "/v1/models/m/versions/99999999999999999999", "INVALID_ARGUMENT",
      "Failed to convert version: 99999999999999999999 to numeric."),
-    ("TRACE", "/v1/models/m", "UNIMPLEMENTED", "Method not implemented: TRACE"),
+    ("TRACE", "/v1/models/m", "INVALID_ARGUMENT", "Malformed request: TRACE /v1/models/m"),
 ])
 def test_tf_serving_refusals(method, target, status_name, message):
     found = route(method, target)
@@ -97,7 +97,7 @@ def test_paths_are_case_insensitive_like_tf_serving(server, path):
     ("GET", "/v1/whatever", 400, "Malformed request: GET /v1/whatever"),  # was 404
     ("GET", "/v1/models", 400, "Missing model name in request."),  # was 404
     ("POST", f"/v1/models/{MODEL}:PREDICT", 400, "Malformed request"),
-    ("TRACE", f"/v1/models/{MODEL}", 501, "Method not implemented: TRACE"),
+    ("TRACE", f"/v1/models/{MODEL}", 400, "Malformed request: TRACE"),  # tornado said 405
     ("GET", "/v2/whatever", 404, "Malformed request"),  # outside TF Serving's /v1/: not found, as there
 ])
 def test_wrong_methods_and_paths_answer_like_tf_serving(server, method, path, status, fragment):

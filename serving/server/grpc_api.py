@@ -10,8 +10,9 @@ deserialized by `_lenient_parser`, and `_guard` rejects what did not parse), ten
 limits (checked before anything is allocated) and images over the pixel limit (`image_guard`) — unknown
 model/version NOT_FOUND, unknown signature FAILED_PRECONDITION (as TF Serving), messages over the size limit
 RESOURCE_EXHAUSTED (enforced by gRPC itself).
-GetModelMetadata accepts the metadata field `signature_def` (as TF Serving) and, as a local extension,
-`class_labels` (a DT_STRING TensorProto packed in the Any).
+`model_spec.version_label` is resolved by the manager's version labels (`_resolve_spec`); GetModelStatus ignores
+it, as TF Serving's does. GetModelMetadata accepts the metadata field `signature_def` (as TF Serving) and, as a
+local extension, `class_labels` (a DT_STRING TensorProto packed in the Any).
 """
 
 from __future__ import annotations

@@ -2,16 +2,19 @@
 
 Routes (https://www.tensorflow.org/tfx/serving/api_rest):
 
-* `GET  /v1/models/{name}[/versions/{v}]`            – model status (`{"model_version_status": […]}`)
-* `GET  /v1/models/{name}[/versions/{v}]/metadata`   – signature_def metadata (+ `class_labels`)
-* `POST /v1/models/{name}[/versions/{v}]:predict`    – row (`instances`) or columnar (`inputs`) format
-* `POST /v1/models/{name}[/versions/{v}]:classify`   – `{"examples": […]}` → `{"results": […]}`
+* `GET  /v1/models/{name}[/versions/{v}|/labels/{l}]`            – model status (`{"model_version_status": […]}`)
+* `GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata`   – signature_def metadata (+ `class_labels`)
+* `POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict`    – row (`instances`) or columnar (`inputs`) format
+* `POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify`   – `{"examples": […]}` → `{"results": […]}`
 * `GET  /`                                           – the self-contained prediction page (`serving/server/web/`)
 * `GET  {monitoring_path}`                           – Prometheus metrics, when configured (`serving.server.prometheus`)
 
+The `/v1/` routes follow TF Serving's grammar exactly (`serving.server.rest_routes`: case-insensitive, anything
+else under `/v1/` is 400 `Malformed request`); labels resolve through the manager (`version_labels`).
 Every error is TF Serving's `{"error": "…"}` with its HTTP status (400 malformed, more than `max_batch_rows`
 instances/examples, or an image over `max_image_pixels`; 404 unknown model/version; 413 body over
-`max_request_bytes`). Request bodies are streamed and refused as soon as they exceed the limit. The event loop
+`max_request_bytes`; 431 request head over `MAX_HEADER_BYTES`). Request bodies are streamed (by every handler)
+and dropped once over the limit. The event loop
 runs in its own thread; model calls go to a thread pool (or a batcher), large request bodies are parsed off the
 loop too.
 """

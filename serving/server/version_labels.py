@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 import grpc
 
 from serving.errors import ServingError
+from serving.server.config import ModelConfig
 
 LabelMap = dict[str, dict[str, int]]  # model name -> label -> version
 
@@ -35,10 +36,10 @@ def not_available_message(model: str, version: int) -> str:
             "for inference")
 
 
-def assign_labels(models: Iterable[object], available: Callable[[str], Iterable[int]],
+def assign_labels(models: Iterable[ModelConfig], available: Callable[[str], Iterable[int]],
                   current: Mapping[str, Mapping[str, int]] | None = None,
                   allow_unavailable: bool = False) -> LabelMap:
-    """The label map of `models` (each with `name` and `version_labels`), checked as TF Serving checks it.
+    """The label map of `models`' `version_labels`, checked as TF Serving checks it.
 
     `available(name)` gives the model's AVAILABLE versions now; `current` is the label map in force (labels that
     keep their version may stay on an unavailable version when `allow_unavailable`). Raises FAILED_PRECONDITION
@@ -47,8 +48,8 @@ def assign_labels(models: Iterable[object], available: Callable[[str], Iterable[
     current = current or {}
     new: LabelMap = {}
     for model in models:
-        name = model.name  # type: ignore[attr-defined]
-        labels = dict(model.version_labels)  # type: ignore[attr-defined]
+        name = model.name
+        labels = dict(model.version_labels)
         if not labels:
             continue
         loaded = set(available(name))
@@ -70,7 +71,7 @@ class VersionLabels:
         self._lock = threading.Lock()
         self._map: LabelMap | None = None  # None until a config was applied (TF Serving: "does not init yet")
 
-    def apply(self, models: Iterable[object], available: Callable[[str], Iterable[int]],
+    def apply(self, models: Iterable[ModelConfig], available: Callable[[str], Iterable[int]],
               allow_unavailable: bool = False) -> LabelMap:
         """Check and install the labels of `models` (see `assign_labels`); the old map stays on error."""
         with self._lock:

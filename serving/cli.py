@@ -16,6 +16,7 @@ errors. `predict-batch` exits 0 when every file was either predicted or quaranti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -92,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
                        help="serve Prometheus metrics at /monitoring/prometheus/metrics on the REST port")
     serve.add_argument("--monitoring-config-file",
                        help="TF Serving monitoring config (text MonitoringConfig, e.g. serving/monitoring.config)")
+    serve.add_argument("--allow-version-labels-for-unavailable-models", action="store_true",
+                       help="let a new version label of --model-config-file name a version not loaded yet (TF "
+                            "Serving's --allow_version_labels_for_unavailable_models)")
     serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
     serve.add_argument("-v", "--verbose", action="store_true", help="also log why each failed request failed")
     # Deadlines, health and access log (issue 24); TF Serving's flags of these names where it has them.
@@ -163,7 +167,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         if args.model_base:
             if len(models) != 1:
                 raise ValueError("--model-base with --model-config-file needs exactly one model in the file")
-            models = (ModelConfig(models[0].name, os.path.abspath(args.model_base), models[0].policy),)
+            models = (dataclasses.replace(models[0], base_path=os.path.abspath(args.model_base)),)
     else:
         base = args.model_base or getattr(args, "default_model_base", None)
         if not base:
@@ -192,6 +196,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         intra_op_threads=args.tensorflow_intra_op_parallelism, inter_op_threads=args.tensorflow_inter_op_parallelism,
         rest_api_timeout_ms=args.rest_api_timeout_in_ms, grpc_health=args.enable_grpc_healthcheck_service,
         access_log=not args.no_access_log,
+        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
     )
 
 

@@ -4,8 +4,9 @@
   (TF Serving's `model_version_policy`: latest N, specific versions, or all);
 * `BatchingConfig` – server-side batching (TF Serving's `BatchingParameters`);
 * `ServerConfig` – ports, host, limits and the above;
-* `load_models_config` / `parse_batching_config` read the very files the real TF Serving is deployed with
-  (`serving/models.config`, `serving/batching.config`), so the local server and the real one agree;
+* `load_models_config` (with `parse_version_labels`) / `parse_batching_config` read the very files the real TF
+  Serving is deployed with (`serving/models.config`, `serving/batching.config`), so the local server and the real
+  one agree;
 * `validate_model_name` / `parse_version` – the only names and versions any request may refer to.
 """
 
@@ -86,9 +87,15 @@ class ModelConfig:
     name: str
     base_path: str
     policy: VersionPolicy = field(default_factory=VersionPolicy)
+    # TF Serving's `version_labels` (label, version) pairs, e.g. (("stable", 1), ("canary", 2)); see version_labels.py
+    version_labels: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         validate_model_name(self.name)
+        for label, version in self.version_labels:
+            if not label or not isinstance(version, int) or version < 0:
+                raise ValueError(f"model {self.name}: version label {label!r} -> {version!r}: expected a non-empty "
+                                 "label and a version >= 0")
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,8 @@ class ServerConfig:
     rest_api_timeout_ms: int = 30000  # TF Serving's --rest_api_timeout_in_ms (504 beyond; 0 = no timeout)
     grpc_health: bool = False  # TF Serving's --enable_grpc_healthcheck_service (grpc.health.v1.Health)
     access_log: bool = True  # one structured line per REST request / gRPC call (logger serving.access)
+    # TF Serving's --allow_version_labels_for_unavailable_models: a new label may name a version not loaded yet
+    allow_version_labels_for_unavailable_models: bool = False
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -164,7 +173,7 @@ def load_models_config(path: str | os.PathLike[str], base_path_override: dict[st
     """Read a TF Serving `--model_config_file` (text `ModelServerConfig`) into `ModelConfig`s.
 
     `base_path_override` maps model names to local paths (the file usually names container paths such as
-    `/models/visionline`). Version labels are not supported by the local server and are ignored.
+    `/models/visionline`). `version_labels` are read by `parse_version_labels`.
     """
     with open(path, encoding="utf-8") as handle:
         config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
@@ -183,8 +192,22 @@ def load_models_config(path: str | os.PathLike[str], base_path_override: dict[st
         else:
             policy = VersionPolicy("all")
         base = (base_path_override or {}).get(entry.name, entry.base_path)
-        models.append(ModelConfig(name=entry.name, base_path=base, policy=policy))
+        models.append(ModelConfig(name=entry.name, base_path=base, policy=policy,
+                                  version_labels=parse_version_labels(entry, path)))
     return tuple(models)
+
+
+def parse_version_labels(entry: model_server_config_pb2.ModelConfig, path: str | os.PathLike[str] = "models.config",
+                         ) -> tuple[tuple[str, int], ...]:
+    """The `version_labels` map of one `ModelConfig` entry as sorted (label, version) pairs; a ValueError naming
+    the file, model and label for an empty label or a negative version (TF Serving's versions are >= 0)."""
+    pairs = []
+    for label, version in sorted(entry.version_labels.items()):
+        if not label or version < 0:
+            raise ValueError(f"{path}: model {entry.name!r}: version_labels {{ key: {label!r} value: {version} }}: "
+                             "expected a non-empty label and a version >= 0")
+        pairs.append((label, int(version)))
+    return tuple(pairs)
 
 
 _WRAPPED_INT = re.compile(r"^\s*(\w+)\s*\{\s*value\s*:\s*(-?\d+)\s*\}\s*$")

@@ -15,8 +15,9 @@ deserialized by `_lenient_parser`, and `_guard` rejects what did not parse), ten
 limits (checked before anything is allocated) and images over the pixel limit (`image_guard`) — unknown
 model/version NOT_FOUND, unknown signature FAILED_PRECONDITION (as TF Serving), messages over the size limit
 RESOURCE_EXHAUSTED (enforced by gRPC itself).
-GetModelMetadata accepts the metadata field `signature_def` (as TF Serving) and, as a local extension,
-`class_labels` (a DT_STRING TensorProto packed in the Any).
+`model_spec.version_label` is resolved by the manager's version labels (`_resolve_spec`); GetModelStatus ignores
+it, as TF Serving's does. GetModelMetadata accepts the metadata field `signature_def` (as TF Serving) and, as a
+local extension, `class_labels` (a DT_STRING TensorProto packed in the Any).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.errors import ServingError, clip, invalid
+from serving.errors import ServingError, invalid
 from serving.server.access_log import AccessLog
 from serving.server.config import validate_model_name
 from serving.server.deadlines import Deadline
@@ -74,11 +75,15 @@ MODEL_METHODS = {
 
 
 def _model_spec(spec: Any) -> tuple[str, int | None]:
+    """Name and version of a ModelSpec, ignoring `version_label` (as TF Serving's GetModelStatus does)."""
     name = validate_model_name(spec.name)
-    if spec.version_label:
-        raise invalid(f"Unrecognized servable version label: {clip(spec.version_label)} (labels are not supported by "
-                      "the local server)")
     return name, (spec.version.value if spec.HasField("version") else None)
+
+
+def _resolve_spec(manager: ModelManager, spec: Any) -> tuple[str, int | None]:
+    """Name and version of a ModelSpec, a `version_label` resolved to its version (`ModelManager.resolve_version`)."""
+    name, version = _model_spec(spec)
+    return name, manager.resolve_version(name, version, spec.version_label or None)
 
 
 def _set_spec(target: Any, name: str, version: int, signature_name: str = "") -> None:
@@ -198,7 +203,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_guard
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Run any signature (default serving_default) on TensorProto inputs."""
-        name, version = _model_spec(request.model_spec)
+        name, version = _resolve_spec(self._manager, request.model_spec)
         with self._manager.acquire(name, version) as servable:
             signature = servable.signature(request.model_spec.signature_name or None)
             inputs = {key: tensor_proto_to_array(proto, f"input {key!r}", self._max_rows, self._max_elements)
@@ -214,7 +219,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_guard
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Classify tf.Examples with a `tensorflow/serving/classify` signature."""
-        name, version = _model_spec(request.model_spec)
+        name, version = _resolve_spec(self._manager, request.model_spec)
         check_batch_rows(_example_count(request.input), self._max_rows, "examples")
         examples = _serialized_examples(request.input)
         examples = prepare_encoded(examples, "examples", self._max_pixels)
@@ -232,7 +237,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_guard
     def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Not implemented; the errors TF Serving gives for a non-regression signature (see `regress_signature`)."""
-        name, version = _model_spec(request.model_spec)
+        name, version = _resolve_spec(self._manager, request.model_spec)
         with self._manager.acquire(name, version) as servable:
             servable.regress_signature(request.model_spec.signature_name or None)
 
@@ -244,7 +249,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_guard
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         """signature_def (and class_labels) metadata of a model version."""
-        name, version = _model_spec(request.model_spec)
+        name, version = _resolve_spec(self._manager, request.model_spec)
         fields = list(request.metadata_field)
         if not fields:
             raise invalid("GetModelMetadataRequest must specify at least one metadata_field")

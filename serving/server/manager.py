@@ -33,10 +33,11 @@ from typing import Any
 import grpc
 
 from components.pusher.serving_layout import incomplete_reason, version_dirs
-from serving.errors import ServingError, clean_tf_message, not_found
+from serving.errors import ServingError, clean_tf_message, invalid, not_found
 from serving.server.config import BatchingConfig, ModelConfig, validate_model_name
 from serving.server.prometheus import ServingMetrics
 from serving.server.servable import Servable
+from serving.server.version_labels import VersionLabels
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,11 @@ class ModelManager:
 
     def __init__(self, models: tuple[ModelConfig, ...] | list[ModelConfig], *, poll_interval: float = 2.0,
                  batching: BatchingConfig | None = None, loader: Loader | None = None,
-                 metrics: ServingMetrics | None = None) -> None:
+                 metrics: ServingMetrics | None = None, allow_version_labels_for_unavailable_models: bool = False,
+                 ) -> None:
         self._models = {m.name: _Model(config=m) for m in models}
+        self.labels = VersionLabels()  # version labels of the config in force (`apply_version_labels`)
+        self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
         self._poll_interval = poll_interval
         self._batching = batching
         self._metrics = metrics
@@ -112,6 +116,7 @@ class ModelManager:
     # ----- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Load what is on disk now (synchronously), then keep watching in a daemon thread."""
+        self.apply_version_labels()  # as TF Serving: labels are checked before any version is loaded
         self.poll(initial=True)
         self._stop.clear()
         self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
@@ -323,6 +328,27 @@ class ModelManager:
         with self._lock:
             model = self._models.get(name)
             return sorted(model.slots) if model is not None else []
+
+    def apply_version_labels(self, models: list[ModelConfig] | None = None) -> None:
+        """Assign the `version_labels` of `models` (default: the configured ones) against the versions AVAILABLE
+        now, as TF Serving does whenever a config is applied; FAILED_PRECONDITION (nothing changed) if a label
+        may not be assigned (`serving.server.version_labels`)."""
+        configs = models if models is not None else [m.config for m in self._models.values()]
+        try:
+            self.labels.apply(configs, self.available_versions, self._allow_unavailable_labels)
+        except ServingError as err:
+            hint = ("" if self._allow_unavailable_labels else " (labels are assigned before versions load: "
+                    "--allow-version-labels-for-unavailable-models lets a new label name a version not loaded yet)")
+            raise ServingError(err.code, err.message + hint) from None
+
+    def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
+        """The version a request names: `version`, or the one `label` points at (INVALID_ARGUMENT if the label
+        is not assigned), or None for the latest."""
+        if label is None or label == "":
+            return version
+        if version is not None:
+            raise invalid(f"Both model version ({version}) and model version label ({label}) cannot be supplied.")
+        return self.labels.resolve(name, label)
 
     def model_names(self) -> list[str]:
         """Configured model names."""

@@ -46,7 +46,9 @@ class ServingServer:
         self.config = config
         self.metrics = ServingMetrics(m.name for m in config.models)
         self.manager = ModelManager(config.models, poll_interval=config.poll_interval, batching=config.batching,
-                                    loader=loader, metrics=self.metrics)
+                                    loader=loader, metrics=self.metrics,
+                                    allow_version_labels_for_unavailable_models=(
+                                        config.allow_version_labels_for_unavailable_models))
         self._executor: ThreadPoolExecutor | None = None
         self._rest: Any = None
         self._grpc: Any = None

@@ -2,16 +2,19 @@
 
 Routes (https://www.tensorflow.org/tfx/serving/api_rest):
 
-* `GET  /v1/models/{name}[/versions/{v}]`            – model status (`{"model_version_status": […]}`)
-* `GET  /v1/models/{name}[/versions/{v}]/metadata`   – signature_def metadata (+ `class_labels`)
-* `POST /v1/models/{name}[/versions/{v}]:predict`    – row (`instances`) or columnar (`inputs`) format
-* `POST /v1/models/{name}[/versions/{v}]:classify`   – `{"examples": […]}` → `{"results": […]}`
+* `GET  /v1/models/{name}[/versions/{v}|/labels/{l}]`            – model status (`{"model_version_status": […]}`)
+* `GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata`   – signature_def metadata (+ `class_labels`)
+* `POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict`    – row (`instances`) or columnar (`inputs`) format
+* `POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify`   – `{"examples": […]}` → `{"results": […]}`
 * `GET  /`                                           – the self-contained prediction page (`serving/server/web/`)
 * `GET  {monitoring_path}`                           – Prometheus metrics, when configured (`serving.server.prometheus`)
 
+The `/v1/` routes follow TF Serving's grammar exactly (`serving.server.rest_routes`: case-insensitive, anything
+else under `/v1/` is 400 `Malformed request`); labels resolve through the manager (`version_labels`).
 Every error is TF Serving's `{"error": "…"}` with its HTTP status (400 malformed, more than `max_batch_rows`
 instances/examples, or an image over `max_image_pixels`; 404 unknown model/version; 413 body over
-`max_request_bytes`). Request bodies are streamed and refused as soon as they exceed the limit. The event loop
+`max_request_bytes`; 431 request head over `MAX_HEADER_BYTES`). Request bodies are streamed (by every handler)
+and dropped once over the limit. The event loop
 runs in its own thread; model calls go to a thread pool (or a batcher), large request bodies are parsed off the
 loop too.
 
@@ -39,15 +42,17 @@ from typing import Any
 import grpc
 import tornado.httpserver
 import tornado.netutil
+import tornado.routing
 import tornado.web
 
-from serving.errors import ServingError, clip, invalid
+from serving.errors import ServingError, clip
 from serving.server.access_log import AccessLog
 from serving.server.config import ServerConfig, parse_version, validate_model_name
 from serving.server.deadlines import Deadline
 from serving.server.image_guard import prepare_encoded, prepare_image_inputs
 from serving.server.manager import ModelManager
 from serving.server.prometheus import CONTENT_TYPE, ServingMetrics
+from serving.server.rest_routes import JsonErrorsHTTPServer, TfServingPath
 from serving.server.tensors import (
     check_inputs,
     decode_json,
@@ -62,8 +67,8 @@ log = logging.getLogger(__name__)
 PAGE_PATH = Path(__file__).with_name("web") / "index.html"
 OFFLOAD_BYTES = 256 * 1024  # bodies at least this large are parsed on the thread pool, not the event loop
 
-_MODEL = r"/v1/models/(?P<name>[^/:]+)"
-_VERSION = r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+DRAIN_FACTOR = 2  # a body over the limit is read (and dropped) up to this many times the limit, then refused early
+MAX_HEADER_BYTES = 64 * 1024  # request line + headers; beyond it a JSON 431 (`_JsonErrorsHTTPServer`)
 
 
 class RestContext:
@@ -95,15 +100,20 @@ def _load_page(default_model: str) -> tuple[bytes, str]:
     return text.encode("utf-8"), csp
 
 
-def _version_arg(version: str | None, label: str | None) -> int | None:
-    if label is not None:
-        raise invalid(f"Unrecognized servable version label: {label} (labels are not supported by the local "
-                      "server; use /versions/<n>)")
-    return parse_version(version) if version is not None else None
+def _version_arg(ctx: RestContext, name: str, version: str | None, label: str | None) -> int | None:
+    """The version a request path names (`/versions/N`, or `/labels/L` resolved by the manager), None = latest."""
+    number = parse_version(version) if version is not None else None
+    return ctx.manager.resolve_version(name, number, label)
 
 
+@tornado.web.stream_request_body
 class _JsonHandler(tornado.web.RequestHandler):
-    """JSON responses and TF Serving-shaped errors."""
+    """JSON responses and TF Serving-shaped errors. Every body is streamed and counted: one over
+    `max_request_bytes` is dropped while it is read and answered with 413 — after the whole body when it stays
+    under `DRAIN_FACTOR` × the limit (so a client still sending reads its answer), at once beyond that; bodies are
+    kept only by handlers that set `collect_body`."""
+
+    collect_body = False
 
     def initialize(self, ctx: RestContext) -> None:
         self.ctx = ctx
@@ -112,6 +122,9 @@ class _JsonHandler(tornado.web.RequestHandler):
         self.deadline = Deadline(None, f"the REST timeout ({ctx.config.rest_api_timeout_ms} ms)")
         self.served_version: int | None = None  # set by handlers that acquired a version (access log)
         self._error_code = ""
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
 
     def on_connection_close(self) -> None:
         self.deadline.cancel("the client closed the connection")
@@ -126,6 +139,31 @@ class _JsonHandler(tornado.web.RequestHandler):
             served = kwargs.get("version") or kwargs.get("label")
         self.ctx.access_log.rest(self.request.method or "", self.request.path, kwargs.get("name"), served, status,
                                  code, self.request.request_time())
+
+    def prepare(self) -> None:
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.ctx.config.max_request_bytes:
+            self._too_large = True
+            raise self._request_too_large(int(declared))
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._size += len(chunk)
+        limit = self.ctx.config.max_request_bytes
+        if self._size > limit:
+            self._too_large, self._chunks = True, []
+            if self._size > DRAIN_FACTOR * limit:  # stop reading: answer now, tornado then closes the connection
+                self.send_error(413, exc_info=(ServingError, self._request_too_large(None), None))
+            return
+        if self.collect_body:
+            self._chunks.append(chunk)
+
+    def _request_too_large(self, size: int | None) -> ServingError:
+        what = f"{size} bytes" if size is not None else "the request body"
+        return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"Request too large: {what} exceeds the limit of {self.ctx.config.max_request_bytes} "
+                            "bytes", http_status=413)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
@@ -170,7 +208,8 @@ class StatusHandler(_JsonHandler):
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> None:
         validate_model_name(name)
-        statuses = self.ctx.manager.status(name, _version_arg(version, label))
+        # TF Serving's GetModelStatus ignores version_label: the status of a label lists every version.
+        statuses = self.ctx.manager.status(name, parse_version(version) if version is not None else None)
         self.send_json({"model_version_status": [
             {"version": str(s.version), "state": s.state,
              "status": {"error_code": s.error_code.name, "error_message": s.error_message}}
@@ -183,41 +222,18 @@ class MetadataHandler(_JsonHandler):
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> None:
         validate_model_name(name)
-        with self.ctx.manager.acquire(name, _version_arg(version, label)) as servable:
+        with self.ctx.manager.acquire(name, _version_arg(self.ctx, name, version, label)) as servable:
             self.send_json({
                 "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
                 "metadata": servable.metadata_json(),
             })
 
 
-@tornado.web.stream_request_body
 class InferenceHandler(_JsonHandler):
-    """POST /v1/models/{name}[/versions/{v}]:predict|classify, with a streamed, size-limited body."""
+    """POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict|classify|regress, with a streamed, size-limited
+    body."""
 
-    def prepare(self) -> None:
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._too_large = False
-        declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.ctx.config.max_request_bytes:
-            self._too_large = True
-            raise self._request_too_large(int(declared))
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
-            return
-        self._size += len(chunk)
-        if self._size > self.ctx.config.max_request_bytes:
-            self._too_large = True
-            self._chunks = []
-            return
-        self._chunks.append(chunk)
-
-    def _request_too_large(self, size: int | None) -> ServingError:
-        what = f"{size} bytes" if size is not None else "the request body"
-        return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                            f"Request too large: {what} exceeds the limit of {self.ctx.config.max_request_bytes} "
-                            "bytes", http_status=413)
+    collect_body = True
 
     async def _off_loop(self, fn: Any, *args: Any) -> Any:
         if self._size < OFFLOAD_BYTES:
@@ -226,6 +242,8 @@ class InferenceHandler(_JsonHandler):
 
     async def post(self, name: str, version: str | None = None, label: str | None = None,
                    verb: str | None = None) -> None:
+        if self._finished:  # already answered 413 while the body was read
+            return
         if self.ctx.metrics is None or verb not in ("predict", "classify", "regress"):
             await self._post_within_deadline(name, version, label, verb)
             return
@@ -256,9 +274,7 @@ class InferenceHandler(_JsonHandler):
         if self._too_large:
             raise self._request_too_large(None)
         validate_model_name(name)
-        version_number = _version_arg(version, label)
-        if verb not in ("predict", "classify", "regress"):
-            raise invalid(f"Malformed request: POST {self.request.path}")
+        version_number = _version_arg(self.ctx, name, version, label)
         body = b"".join(self._chunks)
         self._chunks = []
         with self.ctx.manager.acquire(name, version_number) as servable:
@@ -328,6 +344,34 @@ class NotFoundHandler(_JsonHandler):
                            f"Malformed request: {self.request.method} {self.request.path[:200]}")
 
 
+class _AnyMethod(tuple):
+    """SUPPORTED_METHODS of the handlers that answer every method themselves (tornado would say 405)."""
+
+    def __contains__(self, method: object) -> bool:
+        return True
+
+
+class RouteErrorHandler(_JsonHandler):
+    """A `/v1/` request TF Serving's grammar refuses (`rest_routes.route`): its error, for any method."""
+
+    SUPPORTED_METHODS = _AnyMethod()
+
+    def prepare(self) -> None:
+        error = self.request.tf_serving_route.kwargs  # type: ignore[attr-defined]  (set by TfServingPath)
+        raise ServingError(error["code"], error["message"])
+
+
+class PreflightHandler(_JsonHandler):
+    """OPTIONS under `/v1/`: TF Serving's CORS preflight answer (200 with an `Origin: http(s)://…` header)."""
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        if not re.search(r"https?://", self.request.headers.get("Origin", "")):
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, "Origin header is missing in CORS preflight")
+        self.clear_header("Content-Type")
+        self.set_status(200)
+        self.finish()
+
+
 def make_app(ctx: RestContext) -> tornado.web.Application:
     """The tornado application with every route above."""
     args = {"ctx": ctx}
@@ -338,9 +382,13 @@ def make_app(ctx: RestContext) -> tornado.web.Application:
         [
             *monitoring,
             (r"/", PageHandler, args),
-            (rf"{_MODEL}{_VERSION}/metadata", MetadataHandler, args),
-            (rf"{_MODEL}{_VERSION}:(?P<verb>[A-Za-z]+)", InferenceHandler, args),
-            (rf"{_MODEL}{_VERSION}/?", StatusHandler, args),
+            # TF Serving's REST grammar (serving.server.rest_routes): case-insensitive, no trailing slash, 400 for
+            # anything else under /v1/.
+            tornado.routing.Rule(TfServingPath("inference"), InferenceHandler, args),
+            tornado.routing.Rule(TfServingPath("metadata"), MetadataHandler, args),
+            tornado.routing.Rule(TfServingPath("status"), StatusHandler, args),
+            tornado.routing.Rule(TfServingPath("preflight"), PreflightHandler, args),
+            tornado.routing.Rule(TfServingPath("error"), RouteErrorHandler, args),
         ],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
@@ -366,16 +414,18 @@ class RestServer:
         sockets = tornado.netutil.bind_sockets(self._requested_port, address=self._host, reuse_port=False)
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()
-        limit = self._ctx.config.max_request_bytes
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
 
             async def setup() -> None:
-                # Bodies over the limit get their 413 from the handler; tornado drains at most 2× the limit.
-                self._server = tornado.httpserver.HTTPServer(make_app(self._ctx), max_body_size=2 * limit,
-                                                             idle_connection_timeout=60, body_timeout=60)
+                # Bodies over the limit get their 413 from the handlers (`_JsonHandler.data_received`), which stop
+                # reading at DRAIN_FACTOR × the limit; tornado's own bound (a bare 400 without a body) is set out of
+                # their way (every handler streams its body, none buffers it).
+                self._server = JsonErrorsHTTPServer(make_app(self._ctx), max_body_size=1 << 62,
+                                                    max_header_size=MAX_HEADER_BYTES,
+                                                    idle_connection_timeout=60, body_timeout=60)
                 self._server.add_sockets(sockets)
 
             self._loop.run_until_complete(setup())

@@ -311,3 +311,39 @@ def test_page_sends_what_ingestion_stores_upright_jpegs_and_transcoded_webp(serv
         "Prediction failed: scan.tiff: this browser cannot decode this TIFF image; convert it to PNG or JPEG first, "
         "or use `visionline predict`, which transcodes TIFF and WebP")
     assert browser.call("POST", "/execute/sync", {"script": "return window.__sent.length", "args": []}) == 0
+
+
+@pytest.fixture()
+def other_origin_server(tmp_path):
+    """A second local server (another origin: its own port) over a tiny cat/dog model, with CORS for any page."""
+    build_tiny_model(tmp_path / "other" / MODEL / "1", class_names=["cat", "dog"])
+    config = ServerConfig(models=(ModelConfig(MODEL, str(tmp_path / "other" / MODEL)),), rest_port=0, grpc_port=None,
+                          workers=2, cors_origin="*")
+    with ServingServer(config) as running:
+        yield running
+
+
+def test_page_names_another_server_and_asks_before_sending_there(server, other_origin_server, browser, digit_paths):
+    other = other_origin_server.rest_url
+    browser.call("POST", "/url", {"url": f"{server.rest_url}/?url={other}"})
+    destination = browser.text(browser.find("#destination"))
+    assert other in destination and "another server" in destination and server.rest_url in destination
+    png = str(sorted(digit_paths.values())[0])
+
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": png})
+    assert other in browser.call("GET", "/alert/text")
+    browser.call("POST", "/alert/dismiss", {})
+    assert browser.wait_text("#error") == f"Not sent: you declined to send the image to {other}."
+    assert browser.text(browser.find("#top1")) == ""
+
+    browser.call("POST", "/execute/sync", {"script": "document.getElementById('file-input').value = ''", "args": []})
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": png})
+    browser.call("POST", "/alert/accept", {})
+    assert browser.wait_text("#top1") in ("cat", "dog")  # the other server's model answered
+
+    browser.call("POST", "/execute/sync", {"script": "document.getElementById('file-input').value = ''", "args": []})
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": png})  # asked once per origin
+    assert requests.get(f"{browser.base}/alert/text", timeout=30).status_code == 404
+    # The page's own server: named, no warning, no question.
+    browser.call("POST", "/url", {"url": server.rest_url + "/"})
+    assert browser.text(browser.find("#destination")) == f"Images are sent to {server.rest_url}"

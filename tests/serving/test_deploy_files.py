@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import requests
 import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.server.config import BatchingConfig, VersionPolicy, load_models_config, parse_batching_config
+from serving.server.config import (
+    BatchingConfig,
+    ServerConfig,
+    VersionPolicy,
+    load_models_config,
+    parse_batching_config,
+)
+from serving.server.model_server import ServingServer
 from serving.server.prometheus import parse_monitoring_config
+from tests.serving.helpers import push_version
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 
@@ -84,3 +93,30 @@ def test_kubernetes_manifests():
     assert args["enable_grpc_healthcheck_service"] == "true"  # the gRPC health service the probes call
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == ports["grpc"], probe
+
+
+def test_canary_config_serves_two_labelled_versions_on_the_local_server(serving_model_dir, tmp_path):
+    """models.canary.config is what TF Serving reads during a canary rollout; the local server serves it too."""
+    (model,) = load_models_config(SERVING / "models.canary.config", {"visionline": str(tmp_path / "visionline")})
+    labels = dict(model.version_labels)
+    assert set(labels) == {"stable", "canary"} and labels["stable"] < labels["canary"]
+    assert model.policy == VersionPolicy("specific", versions=tuple(sorted(labels.values())))
+    for version in labels.values():
+        push_version(serving_model_dir, tmp_path / "visionline", version)
+    config = ServerConfig(models=(model,), rest_port=0, grpc_port=None, workers=2,
+                          allow_version_labels_for_unavailable_models=True)  # as the deployment files run it
+    with ServingServer(config) as server:
+        for label, version in labels.items():
+            response = requests.get(f"{server.rest_url}/v1/models/visionline/labels/{label}/metadata", timeout=30)
+            assert response.status_code == 200 and response.json()["model_spec"]["version"] == str(version)
+
+
+def test_deployments_allow_new_labels_for_versions_still_loading():
+    compose = yaml.safe_load((SERVING / "docker-compose.yml").read_text())
+    assert flags(compose["services"]["tfserving"]["command"])["allow_version_labels_for_unavailable_models"] == "true"
+    deployment = yaml.safe_load((SERVING / "k8s" / "deployment.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert flags(container["args"])["allow_version_labels_for_unavailable_models"] == "true"
+    canary = text_format.Parse((SERVING / "models.canary.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    assert dict(canary.model_config_list.config[0].version_labels).keys() == {"stable", "canary"}

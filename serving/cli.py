@@ -94,6 +94,15 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
                        help="TF Serving monitoring config (text MonitoringConfig, e.g. serving/monitoring.config)")
     serve.add_argument("--cors-origin", help="send Access-Control-Allow-Origin (e.g. '*') for pages on other origins")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    # Warm-up and live model config (TF Serving's flags of these names).
+    serve.add_argument("--enable-model-warmup", action=argparse.BooleanOptionalAction, default=True,
+                       help="replay each version's assets.extra/tf_serving_warmup_requests before it becomes "
+                            "AVAILABLE (default: on, as TF Serving)")
+    serve.add_argument("--num-request-iterations-for-warmup", type=int, default=1, metavar="N",
+                       help="times each warm-up record is replayed (default 1)")
+    serve.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0, metavar="S",
+                       help="re-read --model-config-file every S seconds: models added/removed there are "
+                            "loaded/unloaded without a restart (default 0: read once)")
 
     def client_args(p: argparse.ArgumentParser) -> Any:
         where = p.add_mutually_exclusive_group()
@@ -148,12 +157,14 @@ def dispatch(args: argparse.Namespace) -> int | None:
 # ----- serve --------------------------------------------------------------------------------------------------
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The `ServerConfig` described by `serve`'s flags."""
+    overrides: tuple[tuple[str, str], ...] = ()
     if args.model_config_file:
         models = load_models_config(args.model_config_file)
         if args.model_base:
             if len(models) != 1:
                 raise ValueError("--model-base with --model-config-file needs exactly one model in the file")
             models = (ModelConfig(models[0].name, os.path.abspath(args.model_base), models[0].policy),)
+            overrides = ((models[0].name, models[0].base_path),)
     else:
         base = args.model_base or getattr(args, "default_model_base", None)
         if not base:
@@ -180,6 +191,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_batch_rows=args.max_batch_rows, max_image_pixels=args.max_image_pixels,
         workers=args.workers, cors_origin=args.cors_origin, monitoring_path=monitoring_path,
         intra_op_threads=args.tensorflow_intra_op_parallelism, inter_op_threads=args.tensorflow_inter_op_parallelism,
+        enable_model_warmup=args.enable_model_warmup, warmup_iterations=args.num_request_iterations_for_warmup,
+        model_config_file=os.path.abspath(args.model_config_file) if args.model_config_file else None,
+        model_config_poll_seconds=args.model_config_file_poll_wait_seconds, model_base_overrides=overrides,
     )
 
 

@@ -26,7 +26,7 @@ import gc
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,7 @@ class _Model:
     seen: dict[int, tuple] = field(default_factory=dict)  # last fingerprint observed per version dir
     failed: dict[int, tuple] = field(default_factory=dict)  # fingerprint at the time loading failed
     logged: dict[Any, str] = field(default_factory=dict)  # last message logged per subject (no log spam)
+    scanned: bool = False  # its base path was scanned at least once
 
 
 def fingerprint(version_dir: str) -> tuple:
@@ -94,11 +95,12 @@ class ModelManager:
 
     def __init__(self, models: tuple[ModelConfig, ...] | list[ModelConfig], *, poll_interval: float = 2.0,
                  batching: BatchingConfig | None = None, loader: Loader | None = None,
-                 metrics: ServingMetrics | None = None) -> None:
+                 metrics: ServingMetrics | None = None, warmup_iterations: int = 1) -> None:
         self._models = {m.name: _Model(config=m) for m in models}
         self._poll_interval = poll_interval
         self._batching = batching
         self._metrics = metrics
+        self._warmup_iterations = warmup_iterations  # 0: the warm-up file is not replayed
         self._loader = loader or self._default_loader
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
@@ -106,7 +108,7 @@ class ModelManager:
         self._thread: threading.Thread | None = None
 
     def _default_loader(self, name: str, version: int, path: str) -> Any:
-        return Servable.load(name, version, path, self._batching, self._metrics)
+        return Servable.load(name, version, path, self._batching, self._metrics, self._warmup_iterations)
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,10 +140,12 @@ class ModelManager:
 
     # ----- polling ---------------------------------------------------------------------------------------------
     def poll(self, initial: bool = False) -> None:
-        """One scan of every base path: load, retire and update statuses."""
+        """One scan of every base path: load, retire and update statuses. A model's first scan (at start-up, or
+        after `reconfigure` added it) counts everything present as settled."""
         with self._poll_lock:
-            for model in self._models.values():
-                self._poll_model(model, initial)
+            for model in list(self._models.values()):
+                self._poll_model(model, initial or not model.scanned)
+                model.scanned = True
 
     def _note(self, model: _Model, subject: Any, level: int, message: str) -> None:
         if model.logged.get(subject) != message:
@@ -262,6 +266,54 @@ class ModelManager:
         ended = sorted(v for v, s in model.status.items() if s.state == END)
         for version in ended[:-MAX_ENDED_STATUSES]:
             del model.status[version]
+
+    # ----- live configuration (TF Serving's ReloadConfig) ------------------------------------------------------
+    def reconfigure(self, models: Sequence[ModelConfig]) -> dict[str, list[str]]:
+        """Serve exactly `models` from now on, without a restart: a model no longer listed is removed (its
+        versions retired after their in-flight requests; requests for it are NOT_FOUND at once), a new one is
+        loaded now, one whose version policy changed gets it at this poll, one whose base path changed has its
+        versions retired and is loaded afresh from the new path. Returns the names added, removed and changed.
+        ValueError (nothing changed) when two entries share a name."""
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; duplicated: {duplicates}")
+        wanted = {m.name: m for m in models}
+        retire: list[tuple[_Model, int, _Slot]] = []
+        with self._poll_lock, self._lock:
+            removed = sorted(n for n in self._models if n not in wanted)
+            added = sorted(n for n in wanted if n not in self._models)
+            changed = sorted(n for n in wanted if n in self._models and self._models[n].config != wanted[n])
+            for name in removed:
+                model = self._models.pop(name)
+                retire += [(model, v, slot) for v, slot in model.slots.items()]
+                model.slots = {}
+            for name in added:
+                self._models[name] = _Model(config=wanted[name])
+            for name in changed:
+                model = self._models[name]
+                if model.config.base_path != wanted[name].base_path:
+                    retire += [(model, v, slot) for v, slot in model.slots.items()]
+                    self._models[name] = model = _Model(config=wanted[name], status=model.status)
+                model.config = wanted[name]
+        if self._metrics is not None:
+            self._metrics.add_model_names(added)
+        for model, version, slot in retire:
+            self._retire(model, version, slot)
+        for kind, subjects in (("added", added), ("removed", removed), ("changed", changed)):
+            if subjects:
+                log.info("model config: %s %s", kind, ", ".join(subjects))
+        if added or changed:
+            self.poll()
+        return {"added": added, "removed": removed, "changed": changed}
+
+    def is_ready(self, name: str | None = None) -> bool:
+        """Readiness: model `name` has a version AVAILABLE (loaded *and* warmed up: a version is routed to only
+        after its warm-up replay succeeded); with no name, every configured model has one (False when none is
+        configured). What a readiness probe asks."""
+        with self._lock:
+            models = [self._models.get(name)] if name is not None else list(self._models.values())
+            return bool(models) and all(m is not None and bool(m.slots) for m in models)
 
     # ----- requests --------------------------------------------------------------------------------------------
     @contextlib.contextmanager

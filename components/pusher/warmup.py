@@ -15,6 +15,7 @@ records.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
@@ -29,7 +30,13 @@ DEFAULT_IMAGES = 4  # warm-up requests the Trainer writes: a few real images, on
 
 
 class WarmupFileError(ValueError):
-    """The warm-up file cannot be used (not a TFRecord, a record that is not a PredictionLog, too many records)."""
+    """The warm-up file cannot be used (not a TFRecord, a record that is not a PredictionLog, too many records).
+    `status` is the gRPC status name TF Serving fails the load with: DATA_LOSS for a file that is not a TFRecord,
+    INVALID_ARGUMENT otherwise."""
+
+    def __init__(self, message: str, status: str = "INVALID_ARGUMENT") -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def warmup_path(version_dir: str) -> str:
@@ -100,7 +107,8 @@ def read_warmup_requests(version_dir: str) -> list[prediction_log_pb2.Prediction
                                       "(expected predict_log, classify_log, …)")
             records.append(log)
     except tf.errors.DataLossError as err:
+        detail = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", err.message or "").strip().splitlines()
         raise WarmupFileError(f"{path}: not a valid TFRecord file after {len(records)} record(s) "
-                              f"({err.message.splitlines()[0] if err.message else 'data loss'}); "
-                              "verify the warm-up data is in TFRecord format") from None
+                              f"({detail[0] if detail else 'data loss'}); verify the warm-up data is in TFRecord "
+                              "format", status="DATA_LOSS") from None
     return records

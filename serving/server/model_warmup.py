@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
 from components.pusher.warmup import MAX_RECORDS, WarmupFileError, read_warmup_requests, warmup_path
 from serving.errors import ServingError, invalid
 from serving.server.tensors import check_inputs, tensor_proto_to_array
@@ -58,12 +60,15 @@ def _run_record(servable: Any, record: Any) -> None:
 
 
 def replay_warmup(servable: Any, iterations: int = 1) -> WarmupResult:
-    """Run every record of `servable.path`'s warm-up file `iterations` times; raises `ValueError` naming the file
-    and the record when the file is malformed (`WarmupFileError`) or a record fails (its `ServingError` kept)."""
+    """Run every record of `servable.path`'s warm-up file `iterations` times; raises a `ServingError` naming the
+    file and the record when the file is malformed (`WarmupFileError`'s status) or a record fails (its code)."""
     if iterations < 1:
         raise ValueError(f"warm-up iterations must be >= 1, got {iterations}")
     started = time.perf_counter()
-    records = read_warmup_requests(servable.path)
+    try:
+        records = read_warmup_requests(servable.path)
+    except WarmupFileError as err:  # with TF Serving's status: DATA_LOSS (not a TFRecord) or INVALID_ARGUMENT
+        raise ServingError(grpc.StatusCode[err.status], str(err)) from None
     if records is None:
         log.info("model %s: no warm-up data file at %s", servable.name, warmup_path(servable.path))
         return WarmupResult(0, 0, 0.0)

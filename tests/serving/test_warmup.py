@@ -81,16 +81,16 @@ def test_a_version_without_a_warmup_file_loads_and_warmup_can_be_switched_off(se
             assert servable.version == 2 and servable.warmup_result is None
 
 
-@pytest.mark.parametrize("content, message", [
-    ("not a tfrecord", "not a valid TFRecord file after 0 record(s)"),
-    ("not a log", "record 2 is not a tensorflow.serving.PredictionLog"),
-    ("empty log", "record 2 is a PredictionLog without a log type"),
-    ("wrong input", "warm-up record 2 of 2 failed: "),
-    ("not an image", "warm-up record 2 of 2 failed: "),
-    ("regress", "log type regress_log is not supported"),
+@pytest.mark.parametrize("content, code, message", [
+    ("not a tfrecord", "DATA_LOSS", "not a valid TFRecord file after 0 record(s)"),
+    ("not a log", "INVALID_ARGUMENT", "record 2 is not a tensorflow.serving.PredictionLog"),
+    ("empty log", "INVALID_ARGUMENT", "record 2 is a PredictionLog without a log type"),
+    ("wrong input", "INVALID_ARGUMENT", "warm-up record 2 of 2 failed: input size does not match"),
+    ("not an image", "INVALID_ARGUMENT", "warm-up record 2 of 2 failed: "),
+    ("regress", "INVALID_ARGUMENT", "log type regress_log is not supported"),
 ])
 def test_a_malformed_warmup_file_fails_that_version_and_the_previous_one_keeps_serving(
-        serving_model_dir, digit_pngs, tmp_path, content, message):
+        serving_model_dir, digit_pngs, tmp_path, content, code, message):
     good = warmup.predict_log([digit_pngs[0]]).SerializeToString()
     records = {"not a log": [good, b"\xff\xff\xff"],
                "empty log": [good, prediction_log_pb2.PredictionLog().SerializeToString()],
@@ -108,6 +108,7 @@ def test_a_malformed_warmup_file_fails_that_version_and_the_previous_one_keeps_s
         _wait(lambda: server.manager.status(MODEL)[0].state == END)
         status = server.manager.status(MODEL, 2)[0]
         assert "tf_serving_warmup_requests" in status.error_message and message in status.error_message, status
+        assert status.error_code.name == code and "function_node" not in status.error_message
         assert server.manager.available_versions(MODEL) == [1] and server.manager.is_ready()
 
 

@@ -9,7 +9,11 @@ settled). Incomplete directories are skipped with a logged reason. The policy (l
 picks among candidates; new versions are loaded *before* old ones are retired, so the model stays available
 during a swap. A version that fails to load is logged, reported as END with its error by the status API,
 excluded from the policy (so "latest" keeps serving the previous good version) and retried only if its files
-change. Nothing ever crashes the server.
+change. Nothing ever crashes the server. Loading a version includes its warm-up (the built-in probe, then the
+replay of `assets.extra/tf_serving_warmup_requests` unless `warmup_iterations` is 0): a version is LOADING until
+both succeeded and only then AVAILABLE and routed to, so `is_ready()` (a model has an AVAILABLE version) is the
+readiness a probe asks for. `reconfigure()` changes the set of models while serving (TF Serving's ReloadConfig;
+`serving.server.config_watcher` calls it when `--model_config_file` changes).
 
 Requests hold a version through `acquire()`, a reference count: a retired version leaves the routing table at
 once (new requests go to the new version) but is only closed when its last in-flight request finished, so

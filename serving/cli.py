@@ -108,6 +108,15 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
     serve.add_argument("--no-access-log", action="store_true",
                        help="no access-log line per request (default: one structured line per REST request and "
                             "gRPC call)")
+    # Warm-up and live model config (TF Serving's flags of these names).
+    serve.add_argument("--enable-model-warmup", action=argparse.BooleanOptionalAction, default=True,
+                       help="replay each version's assets.extra/tf_serving_warmup_requests before it becomes "
+                            "AVAILABLE (default: on, as TF Serving)")
+    serve.add_argument("--num-request-iterations-for-warmup", type=int, default=1, metavar="N",
+                       help="times each warm-up record is replayed (default 1)")
+    serve.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0, metavar="S",
+                       help="re-read --model-config-file every S seconds: models added/removed there are "
+                            "loaded/unloaded without a restart (default 0: read once)")
 
     def client_args(p: argparse.ArgumentParser) -> Any:
         where = p.add_mutually_exclusive_group()
@@ -162,12 +171,14 @@ def dispatch(args: argparse.Namespace) -> int | None:
 # ----- serve --------------------------------------------------------------------------------------------------
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The `ServerConfig` described by `serve`'s flags."""
+    overrides: tuple[tuple[str, str], ...] = ()
     if args.model_config_file:
         models = load_models_config(args.model_config_file)
         if args.model_base:
             if len(models) != 1:
                 raise ValueError("--model-base with --model-config-file needs exactly one model in the file")
             models = (dataclasses.replace(models[0], base_path=os.path.abspath(args.model_base)),)
+            overrides = ((models[0].name, models[0].base_path),)
     else:
         base = args.model_base or getattr(args, "default_model_base", None)
         if not base:
@@ -197,6 +208,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         rest_api_timeout_ms=args.rest_api_timeout_in_ms, grpc_health=args.enable_grpc_healthcheck_service,
         access_log=not args.no_access_log,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
+        enable_model_warmup=args.enable_model_warmup, warmup_iterations=args.num_request_iterations_for_warmup,
+        model_config_file=os.path.abspath(args.model_config_file) if args.model_config_file else None,
+        model_config_poll_seconds=args.model_config_file_poll_wait_seconds, model_base_overrides=overrides,
     )
 
 

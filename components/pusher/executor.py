@@ -6,7 +6,9 @@ base path (TF Serving ignores non-numeric names) only ever sees complete version
 atomic rename (gs://) the rename is a copy, and the saved_model.pb-last order still applies. Each version gets
 `assets.extra/visionline_push.json` naming the Trainer model it came from; when the blessed model is already
 served under some version (a re-run whose candidate is the last blessed model), nothing is copied and the
-artifact records that version. The layout itself (version names, staging folder, push record) is
+artifact records that version. A model whose warm-up file (`assets.extra/tf_serving_warmup_requests`, written by
+the Trainer's export, `components.pusher.warmup`) is malformed is not pushed: TF Serving would fail to load it.
+The layout itself (version names, staging folder, push record) is
 `components.pusher.serving_layout`, shared with the serving package.
 """
 
@@ -23,7 +25,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.pusher import serving_layout
+from components.pusher import serving_layout, warmup
 
 
 def push_atomically(model_path: str, base_directory: str, version: str, model_uri: str) -> str:
@@ -60,6 +62,8 @@ class Executor(tfx_pusher.Executor):
         model_uri = artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY])
         version = serving_layout.find_pushed_version(base, model_uri, fileio)
         if version is None:
+            # A version TF Serving would refuse to load (malformed warm-up file) is not pushed: WarmupFileError.
+            warmup.read_warmup_requests(self.GetModelPath(input_dict))
             version = serving_layout.new_version(base, time.time(), fileio)
             push_atomically(self.GetModelPath(input_dict), base, version, model_uri)
         io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)

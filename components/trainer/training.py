@@ -30,6 +30,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import features
+from components.pusher import warmup
 from components.trainer import devices, export
 from components.trainer import model as models
 from components.trainer.augmentation import Augmentation
@@ -502,6 +503,11 @@ def train_and_export(
         classifier.load_weights(checkpoint).expect_partial()
     export.save_serving_model(classifier, tft_output, serving_model_dir, names, image_key=settings.image_feature,
                               task=task, tta_flip=settings.tta_flip)
+    # TF Serving's warm-up file, from a few held-out images (the Pusher sees no examples; it copies the file along)
+    held_out = _records(validation_files or train_files, "all" if validation_files else "validation",
+                        settings.validation_fraction)
+    warmup.write_warmup_requests(serving_model_dir, warmup.images_from_examples(
+        held_out.concatenate(_records(train_files, "all", 0.0)).as_numpy_iterator(), settings.image_feature))
     train_seconds = time.perf_counter() - started
     if tf.io.gfile.exists(backups):  # exported: a re-execution must train afresh
         tf.io.gfile.rmtree(backups)

@@ -21,7 +21,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from components.example_gen.images import MAX_IMAGE_PIXELS
 from components.pusher.serving_layout import is_version_name
-from serving.errors import clip, invalid
+from serving.errors import ServingError, clip, invalid
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 POLICIES = ("latest", "all", "specific")
@@ -140,6 +140,14 @@ class ServerConfig:
     access_log: bool = True  # one structured line per REST request / gRPC call (logger serving.access)
     # TF Serving's --allow_version_labels_for_unavailable_models: a new label may name a version not loaded yet
     allow_version_labels_for_unavailable_models: bool = False
+    # TF Serving's --enable_model_warmup (on by default there too) and --num_request_iterations_for_warmup
+    enable_model_warmup: bool = True
+    warmup_iterations: int = 1
+    # TF Serving's --model_config_file / --model_config_file_poll_wait_seconds (0: read once at start-up);
+    # `model_base_overrides` (name, local path) replace base paths the file names (container paths) at every read
+    model_config_file: str | None = None
+    model_config_poll_seconds: float = 0.0
+    model_base_overrides: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -161,6 +169,12 @@ class ServerConfig:
             raise ValueError("rest_api_timeout_ms must be >= 0 (0: no timeout)")
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:
             raise ValueError("intra_op_threads and inter_op_threads must be >= 0 (0: TensorFlow's default)")
+        if self.warmup_iterations < 1:
+            raise ValueError("warmup_iterations must be >= 1")
+        if self.model_config_poll_seconds < 0:
+            raise ValueError("model_config_poll_seconds must be >= 0 (0: the file is read once)")
+        if self.model_config_poll_seconds > 0 and not self.model_config_file:
+            raise ValueError("model_config_poll_seconds needs model_config_file")
         if self.monitoring_path is not None and (not self.monitoring_path.startswith("/")
                                                  or self.monitoring_path == "/"
                                                  or self.monitoring_path.startswith("/v1/")):
@@ -208,6 +222,27 @@ def parse_version_labels(entry: model_server_config_pb2.ModelConfig, path: str |
                              "expected a non-empty label and a version >= 0")
         pairs.append((label, int(version)))
     return tuple(pairs)
+
+
+def reload_models_config(path: str | os.PathLike[str], base_path_override: dict[str, str] | None = None,
+                         ) -> tuple[ModelConfig, ...]:
+    """Re-read a `--model_config_file` while serving (`--model_config_file_poll_wait_seconds`): as
+    `load_models_config`, but every problem (unreadable file, text that does not parse as a
+    `ModelServerConfig`, an invalid entry, duplicate names) is a `ValueError` naming the file, so the caller can
+    log it and keep the previous configuration, as TF Serving does. An empty `model_config_list` is valid (no
+    models: everything is unloaded)."""
+    try:
+        models = load_models_config(path, base_path_override)
+    except (OSError, UnicodeDecodeError, text_format.ParseError) as err:
+        raise ValueError(f"{path}: cannot read the model config: {err}") from None
+    except (ValueError, ServingError) as err:  # an invalid entry (platform, policy, model name)
+        message = getattr(err, "message", None) or str(err)
+        raise ValueError(message if str(path) in message else f"{path}: {message}") from None
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: model names must be unique; duplicated: {duplicates}")
+    return models
 
 
 _WRAPPED_INT = re.compile(r"^\s*(\w+)\s*\{\s*value\s*:\s*(-?\d+)\s*\}\s*$")

@@ -9,7 +9,11 @@ settled). Incomplete directories are skipped with a logged reason. The policy (l
 picks among candidates; new versions are loaded *before* old ones are retired, so the model stays available
 during a swap. A version that fails to load is logged, reported as END with its error by the status API,
 excluded from the policy (so "latest" keeps serving the previous good version) and retried only if its files
-change. Nothing ever crashes the server.
+change. Nothing ever crashes the server. Loading a version includes its warm-up (the built-in probe, then the
+replay of `assets.extra/tf_serving_warmup_requests` unless `warmup_iterations` is 0): a version is LOADING until
+both succeeded and only then AVAILABLE and routed to, so `is_ready()` (a model has an AVAILABLE version) is the
+readiness a probe asks for. `reconfigure()` changes the set of models while serving (TF Serving's ReloadConfig;
+`serving.server.config_watcher` calls it when `--model_config_file` changes).
 
 Requests hold a version through `acquire()`, a reference count: a retired version leaves the routing table at
 once (new requests go to the new version) but is only closed when its last in-flight request finished, so
@@ -26,7 +30,7 @@ import gc
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +78,7 @@ class _Model:
     seen: dict[int, tuple] = field(default_factory=dict)  # last fingerprint observed per version dir
     failed: dict[int, tuple] = field(default_factory=dict)  # fingerprint at the time loading failed
     logged: dict[Any, str] = field(default_factory=dict)  # last message logged per subject (no log spam)
+    scanned: bool = False  # its base path was scanned at least once
 
 
 def fingerprint(version_dir: str) -> tuple:
@@ -96,13 +101,14 @@ class ModelManager:
     def __init__(self, models: tuple[ModelConfig, ...] | list[ModelConfig], *, poll_interval: float = 2.0,
                  batching: BatchingConfig | None = None, loader: Loader | None = None,
                  metrics: ServingMetrics | None = None, allow_version_labels_for_unavailable_models: bool = False,
-                 ) -> None:
+                 warmup_iterations: int = 1) -> None:
         self._models = {m.name: _Model(config=m) for m in models}
         self.labels = VersionLabels()  # version labels of the config in force (`apply_version_labels`)
         self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
         self._poll_interval = poll_interval
         self._batching = batching
         self._metrics = metrics
+        self._warmup_iterations = warmup_iterations  # 0: the warm-up file is not replayed
         self._loader = loader or self._default_loader
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
@@ -111,7 +117,7 @@ class ModelManager:
         self._readiness_checks: list[Callable[[], str | None]] = []
 
     def _default_loader(self, name: str, version: int, path: str) -> Any:
-        return Servable.load(name, version, path, self._batching, self._metrics)
+        return Servable.load(name, version, path, self._batching, self._metrics, self._warmup_iterations)
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,10 +150,12 @@ class ModelManager:
 
     # ----- polling ---------------------------------------------------------------------------------------------
     def poll(self, initial: bool = False) -> None:
-        """One scan of every base path: load, retire and update statuses."""
+        """One scan of every base path: load, retire and update statuses. A model's first scan (at start-up, or
+        after `reconfigure` added it) counts everything present as settled."""
         with self._poll_lock:
-            for model in self._models.values():
-                self._poll_model(model, initial)
+            for model in list(self._models.values()):
+                self._poll_model(model, initial or not model.scanned)
+                model.scanned = True
 
     def _note(self, model: _Model, subject: Any, level: int, message: str) -> None:
         if model.logged.get(subject) != message:
@@ -268,6 +276,62 @@ class ModelManager:
         ended = sorted(v for v, s in model.status.items() if s.state == END)
         for version in ended[:-MAX_ENDED_STATUSES]:
             del model.status[version]
+
+    # ----- live configuration (TF Serving's ReloadConfig) ------------------------------------------------------
+    def reconfigure(self, models: Sequence[ModelConfig]) -> dict[str, list[str]]:
+        """Serve exactly `models` from now on, without a restart: a model no longer listed is removed (its
+        versions retired after their in-flight requests; requests for it are NOT_FOUND at once), a new one is
+        loaded now, one whose version policy changed gets it at this poll, one whose base path changed has its
+        versions retired and is loaded afresh from the new path. Returns the names added, removed and changed.
+        ValueError (nothing changed) when two entries share a name."""
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; duplicated: {duplicates}")
+        try:  # TF Serving assigns the new config's version labels first; a label it may not assign rejects the config
+            self.apply_version_labels(list(models))
+        except ServingError as err:
+            raise ValueError(err.message) from None
+        wanted = {m.name: m for m in models}
+        retire: list[tuple[_Model, int, _Slot]] = []
+        with self._poll_lock, self._lock:
+            removed = sorted(n for n in self._models if n not in wanted)
+            added = sorted(n for n in wanted if n not in self._models)
+            changed = sorted(n for n in wanted if n in self._models and self._models[n].config != wanted[n])
+            for name in removed:
+                model = self._models.pop(name)
+                retire += [(model, v, slot) for v, slot in model.slots.items()]
+                model.slots = {}
+            for name in added:
+                self._models[name] = _Model(config=wanted[name])
+            for name in changed:
+                model = self._models[name]
+                if model.config.base_path != wanted[name].base_path:
+                    retire += [(model, v, slot) for v, slot in model.slots.items()]
+                    self._models[name] = model = _Model(config=wanted[name], status=model.status)
+                model.config = wanted[name]
+        if self._metrics is not None:
+            self._metrics.add_model_names(added)
+        for model, version, slot in retire:
+            self._retire(model, version, slot)
+        for kind, subjects in (("added", added), ("removed", removed), ("changed", changed)):
+            if subjects:
+                log.info("model config: %s %s", kind, ", ".join(subjects))
+        if added or changed:
+            self.poll()
+        return {"added": added, "removed": removed, "changed": changed}
+
+    def is_ready(self, name: str | None = None) -> bool:
+        """Readiness: model `name` has a version AVAILABLE (loaded *and* warmed up: a version is routed to only
+        after its warm-up replay succeeded); with no name, every configured model has one (False when none is
+        configured). What a readiness probe asks."""
+        if name is None:
+            with self._lock:
+                configured = bool(self._models)
+            return configured and not self.not_ready_reasons()
+        with self._lock:
+            model = self._models.get(name)
+            return model is not None and bool(model.slots)
 
     # ----- requests --------------------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -29,6 +29,7 @@ from typing import Any
 
 from serving.server.access_log import AccessLog
 from serving.server.config import ServerConfig
+from serving.server.config_watcher import ConfigFileWatcher
 from serving.server.grpc_api import start_grpc_server
 from serving.server.health import HealthReporter
 from serving.server.manager import Loader, ModelManager
@@ -48,7 +49,13 @@ class ServingServer:
         self.manager = ModelManager(config.models, poll_interval=config.poll_interval, batching=config.batching,
                                     loader=loader, metrics=self.metrics,
                                     allow_version_labels_for_unavailable_models=(
-                                        config.allow_version_labels_for_unavailable_models))
+                                        config.allow_version_labels_for_unavailable_models),
+                                    warmup_iterations=config.warmup_iterations if config.enable_model_warmup else 0)
+        self.config_watcher: ConfigFileWatcher | None = None
+        if config.model_config_file and config.model_config_poll_seconds > 0:  # TF Serving's live config reload
+            self.config_watcher = ConfigFileWatcher(self.manager, config.model_config_file,
+                                                    config.model_config_poll_seconds, config.models,
+                                                    dict(config.model_base_overrides))
         self._executor: ThreadPoolExecutor | None = None
         self._rest: Any = None
         self._grpc: Any = None
@@ -78,6 +85,8 @@ class ServingServer:
         """Load models, bind and start both APIs."""
         configure_tf_threads(self.config.intra_op_threads, self.config.inter_op_threads)
         self.manager.start()
+        if self.config_watcher is not None:
+            self.config_watcher.start()
         try:
             self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="inference")
             if self.config.rest_port is not None:
@@ -111,6 +120,8 @@ class ServingServer:
         if self._rest is not None:
             self._rest.stop()
             self._rest = None
+        if self.config_watcher is not None:
+            self.config_watcher.stop()
         self.manager.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=False)

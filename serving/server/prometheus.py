@@ -79,7 +79,7 @@ class ServingMetrics:
     """The server's metrics in their own registry (one per server, so servers in one process stay apart)."""
 
     def __init__(self, model_names: Iterable[str] = ()) -> None:
-        self._model_names = frozenset(model_names)
+        self._model_names = frozenset(model_names)  # replaced whole (add_model_names), never mutated
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_count = _PlainCounter(":tensorflow:serving:request_count", "The total number of requests.",
                                            ("model_name", "status"))
@@ -101,6 +101,10 @@ class ServingMetrics:
             ":tensorflow:serving:batching_session:processed_batch_size",
             "Rows per batched model call", ("thread_pool_name",), buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry)
+
+    def add_model_names(self, names: Iterable[str]) -> None:
+        """Label series with `names` too (models added by a live config reload)."""
+        self._model_names = self._model_names | frozenset(names)
 
     def model_label(self, name: str) -> str:
         """`name` if it is a configured model, else "" (unknown names never become new series)."""

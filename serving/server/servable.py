@@ -4,7 +4,9 @@
 it, including `method_name`), loads the SavedModel with `tf.saved_model.load`, and warms it up: the
 `serving_default` signature of visionline's contract (one string input `images`) is called on a tiny
 PNG, which both proves the version actually works before it takes traffic and yields the class labels
-(the `classes` output) that the metadata endpoint adds to TF Serving's signature_def metadata.
+(the `classes` output) that the metadata endpoint adds to TF Serving's signature_def metadata. Then, as TF
+Serving with `--enable_model_warmup`, the version's `assets.extra/tf_serving_warmup_requests` is replayed
+(`serving.server.model_warmup`); a malformed file or a failing record fails the load.
 
 Model calls convert TensorFlow errors into `ServingError`s with the same status code (an undecodable
 image is INVALID_ARGUMENT → HTTP 400); with batching configured each batchable signature gets a `Batcher`.
@@ -37,6 +39,7 @@ from components import features
 from components.pusher.serving_layout import saved_model_file
 from serving.errors import ServingError, from_tf_error, invalid
 from serving.server.config import BatchingConfig
+from serving.server.model_warmup import WarmupResult, replay_warmup
 from serving.server.prometheus import ServingMetrics
 from serving.server.request_batching import Batcher
 from serving.server.tensors import SignatureInfo, TensorInfo, check_inputs, classification_results
@@ -113,6 +116,7 @@ class Servable:
         self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
         self.class_labels: tuple[str, ...] | None = None
+        self.warmup_result: WarmupResult | None = None  # the warm-up file's replay (None: not replayed)
         self.signatures: dict[str, SignatureInfo] = {}
         for sig_name, proto in sorted(self._signature_defs.items()):
             fn = loaded.signatures.get(sig_name) if loaded is not None else None
@@ -128,12 +132,16 @@ class Servable:
 
     @classmethod
     def load(cls, name: str, version: int, path: str, batching: BatchingConfig | None = None,
-             metrics: ServingMetrics | None = None) -> Servable:
-        """Load and warm up `<path>` (a version directory); raises on any problem."""
+             metrics: ServingMetrics | None = None, warmup_iterations: int = 1) -> Servable:
+        """Load and warm up `<path>` (a version directory); raises on any problem. `warmup_iterations` > 0
+        replays the version's `assets.extra/tf_serving_warmup_requests` that many times per record
+        (`serving.server.model_warmup`, TF Serving's `--enable_model_warmup`); 0 skips it."""
         signature_defs = read_signature_defs(path)
         loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         servable = cls(name, version, path, loaded, signature_defs, batching)
         servable.warmup()
+        if warmup_iterations > 0:
+            servable.warmup_result = replay_warmup(servable, warmup_iterations)
         servable.metrics = metrics
         return servable
 

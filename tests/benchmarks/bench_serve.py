@@ -498,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
                              "--server-arg=--tensorflow-intra-op-parallelism=1 (repeatable; with --out, written to "
                              "a section of its own named after the flags)")
     parser.add_argument("--out", help="append the results as a dated Markdown section to this file")
+    parser.add_argument("--swaps", type=int, default=5, help="version swaps per warm-up mode for the first-request "
+                                                             "rows (tests/benchmarks/swap_warmup.py; 0: none)")
+    parser.add_argument("--only-swap-warmup", action="store_true", help="measure just the first-request rows")
     args = parser.parse_args(argv)
 
     model_base = Path(args.model_base).resolve()
@@ -512,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {version_dir}, image {len(png)} bytes PNG, {args.repeat}×{args.requests} requests per cell",
           file=sys.stderr)
 
+    if args.only_swap_warmup:
+        from tests.benchmarks.swap_warmup import bench_swap_warmup
+
+        print(bench_swap_warmup(version_dir, png, args.swaps))
+        return 0
     signature = load_signature(version_dir)
     cells = bench_in_process(signature, png, levels, args.requests, args.repeat)
     # The ceiling is compared with the unbatched server, so it is only measured when that runs.
@@ -557,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
                    "(REST: one HTTP/1.1 keep-alive connection per client; gRPC: one HTTP/2 connection with N "
                    "concurrent streams; gRPC failures counted from the response bytes).")
     report = "\n".join([header, "", table(cells), "", *verdicts(cells, ceiling)])
+    if args.swaps > 0:
+        from tests.benchmarks.swap_warmup import bench_swap_warmup
+
+        report += "\n\n" + bench_swap_warmup(version_dir, png, args.swaps)
     print(report)
     if args.out:
         from tests.benchmarks.markdown import machine_line, write_section

@@ -15,7 +15,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.pusher import executor as pusher
-from components.pusher import serving_layout
+from components.pusher import serving_layout, warmup
 
 
 def _saved_model(path):
@@ -121,3 +121,43 @@ def test_the_layout_needs_neither_tfx_nor_tensorflow():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "[]"
+
+
+# ----- TF Serving's warm-up file ----------------------------------------------------------------------------------
+def test_warmup_requests_round_trip_as_tf_servings_prediction_logs(tmp_path):
+    from tensorflow.core.example import example_pb2
+
+    examples = []
+    for image in (b"png-1", None, b"png-2", b"png-3"):
+        example = example_pb2.Example()
+        if image is not None:
+            example.features.feature["image"].bytes_list.value.append(image)
+        examples.append(example.SerializeToString())
+    images = warmup.images_from_examples(examples, "image", count=2)
+    assert images == [b"png-1", b"png-2"]  # the example without an image is skipped
+    path = warmup.write_warmup_requests(str(tmp_path), images, model_name="digits")
+    assert path == str(tmp_path / "assets.extra" / "tf_serving_warmup_requests")
+    logs = warmup.read_warmup_requests(str(tmp_path))
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log"]
+    request = logs[1].predict_log.request
+    assert (request.model_spec.name, request.model_spec.signature_name) == ("digits", "serving_default")
+    assert list(request.inputs["images"].string_val) == [b"png-2"]
+    assert [d.size for d in request.inputs["images"].tensor_shape.dim] == [1]
+    assert warmup.read_warmup_requests(str(tmp_path / "no-such-model")) is None  # warm-up data is optional
+    with pytest.raises(ValueError, match="no images"):
+        warmup.write_warmup_requests(str(tmp_path), [])
+
+
+def test_executor_does_not_push_a_model_whose_warmup_file_tf_serving_would_refuse(tmp_path):
+    inputs, outputs, props = _executor_inputs(tmp_path, blessed=True)
+    model = tmp_path / "Trainer" / "model" / "5" / "Format-Serving"
+    (model / "assets.extra").mkdir()
+    (model / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"not a TFRecord file, but long enough")
+    with pytest.raises(warmup.WarmupFileError, match=r"tf_serving_warmup_requests: not a valid TFRecord"):
+        pusher.Executor().Do(inputs, outputs, props)
+    assert not (tmp_path / "serving" / "m").exists()
+    warmup.write_warmup_requests(str(model), [b"png"])  # a valid one is pushed along with the model
+    inputs, outputs, props = _executor_inputs(tmp_path, blessed=True)
+    pusher.Executor().Do(inputs, outputs, props)
+    (version,) = os.listdir(tmp_path / "serving" / "m")
+    assert len(warmup.read_warmup_requests(str(tmp_path / "serving" / "m" / version))) == 1

@@ -16,6 +16,7 @@ import tensorflow_transform.beam as tft_beam
 import tf_keras as keras
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
+from components.pusher import warmup
 from components.trainer import model as models
 from components.trainer import training, tuning
 from components.trainer.backbones import registry
@@ -207,6 +208,15 @@ def test_binary_task_trains_and_exports(binary_data):
     saved = [name for name, _ in tf.train.list_variables(str(tmp / "model_bin" / "variables" / "variables"))]
     assert any(name.startswith("variables/") for name in saved)
     assert not [name for name in saved if "optimizer" in name.lower()]  # trained, but no optimizer slots exported
+    # TF Serving's warm-up file: a few of the data's real images, each a Predict request on serving_default
+    requests = warmup.read_warmup_requests(str(tmp / "model_bin"))
+    assert len(requests) == warmup.DEFAULT_IMAGES
+    for log in requests:
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default" and list(request.inputs) == ["images"]
+        images = tf.make_ndarray(request.inputs["images"])
+        assert images.shape == (1,) and tf.io.decode_image(images[0]).shape[-1] == 3
+        assert model.signatures["serving_default"](images=tf.constant(images))["probabilities"].shape == (1, 2)
 
 
 def test_tta_flip_serves_the_mean_over_the_image_and_its_mirror(binary_data, tmp_path):

@@ -29,9 +29,9 @@ _START = re.compile(r"REST (http://127\.0\.0\.1:\d+)\s+gRPC (127\.0\.0\.1:\d+)\s
 class ServerProcess:
     """`python -m serving serve --model-base BASE` on free loopback ports; a context manager."""
 
-    def __init__(self, model_base: Path, log_path: Path, extra_args: tuple[str, ...] = (),
+    def __init__(self, model_base: Path | None, log_path: Path, extra_args: tuple[str, ...] = (),
                  poll_interval: float = 0.5, start_timeout: float = 300) -> None:
-        self.model_base = Path(model_base)
+        self.model_base = Path(model_base) if model_base is not None else None  # None: extra_args say what to serve
         self.log_path = Path(log_path)
         self.extra_args = tuple(extra_args)
         self.poll_interval = poll_interval
@@ -44,7 +44,8 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         """Start the server and wait for its start-up line (models loaded, both ports bound)."""
-        command = [sys.executable, "-m", "serving", "serve", "--model-base", str(self.model_base),
+        base = ["--model-base", str(self.model_base)] if self.model_base is not None else []
+        command = [sys.executable, "-m", "serving", "serve", *base,
                    "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", "0",
                    "--poll-interval", str(self.poll_interval), *self.extra_args]
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}

@@ -26,7 +26,8 @@ Targets:
   * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the ExampleGen driver), with the root parameter
     defaults added.
 
-On both, `ServedModelBaseline` and `AcceptedStatisticsBaseline` (the label-drift baseline: the statistics the
+On both, the pods' CPU / memory / GPU come from `kubeflow.resources` (`pipeline.kubeflow_resources`), and
+`ServedModelBaseline` and `AcceptedStatisticsBaseline` (the label-drift baseline: the statistics the
 ValidationGate last accepted, from the store it fills under the pipeline root) are never cached (they read a
 location, not their inputs), and a task with an artifact
 of the project's own types (the ValidationGate's `visionline.DataVerdict`) runs `python -m pipeline.kfp_entrypoint`
@@ -54,6 +55,7 @@ from components.evaluator import catalogue as eval_settings
 from components.settings import SettingsError
 from components.trainer.settings import TrainSettings
 from components.transform.settings import TransformSettings
+from pipeline import kubeflow_resources
 from pipeline.component_ids import ACCEPTED_STATISTICS_BASELINE, EXAMPLE_GEN, SERVED_BASELINE
 from pipeline.component_settings import ModuleSettings, component_settings, config_sections
 from pipeline.configs import ConfigError, PipelineConfig, absolute
@@ -175,6 +177,10 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
         root_param.update(defaultValue=default, isOptional=True, description=PARAMETERS[name])
     spec["defaultPipelineRoot"] = config.pipeline_root
     _entrypoint_for_custom_types(spec)
+    try:  # kubeflow.resources: each task's CPU / memory / GPU, written into the spec (see kubeflow_resources)
+        kubeflow_resources.apply(spec, config.kubeflow.resources, target)
+    except kubeflow_resources.ResourceError as err:
+        raise ConfigError(f"config field {err}") from None
     # ServedModelBaseline and AcceptedStatisticsBaseline read a location (what is served now, the newest accepted
     # statistics), not their inputs: never from a cache
     for task in (SERVED_BASELINE, ACCEPTED_STATISTICS_BASELINE):

@@ -110,6 +110,8 @@ def compile_pipeline(args: argparse.Namespace) -> int:
     print(f"  root        {compiled.spec.get('defaultPipelineRoot')}")
     print("  baseline    the model served now under the push destination (ServedModelBaseline)")
     print("  drift       vs the statistics the ValidationGate last accepted (AcceptedStatisticsBaseline)")
+    for task, values in sorted(config.kubeflow.resources.items()):
+        print(f"  resources   {task}: {', '.join(f'{key}={value}' for key, value in values.items() if value)}")
     if args.target == "kubeflow":
         print("  note        ExampleGen not cached")
     return errors.OK

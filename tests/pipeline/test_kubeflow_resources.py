@@ -88,6 +88,21 @@ def test_accelerator_is_a_kubernetes_resource_on_kfp_and_a_gpu_type_on_vertex(di
                                             str(tmp_path / "s.json"), IMAGE)  # a curated schema: ImportSchemaGen
 
 
+def test_a_gpu_the_image_cannot_use_is_warned_about(digits_root, tmp_path, capsys):
+    gpu = "kubeflow.resources={Trainer: {gpu: 1}, Tuner: {gpu: 1}}"
+    compiled = kubeflow_runner.compile_for_cluster(_config(digits_root, gpu, "train.device=cpu"),
+                                                   str(tmp_path / "g.json"), IMAGE)
+    assert "kubeflow.resources: Trainer, Tuner get a GPU, but train.device=cpu hides it" in compiled.warnings
+    cuda = [w for w in compiled.warnings if "CUDA" in w]
+    assert bool(cuda) == (not kubeflow_runner.image_has_cuda())  # the Dockerfile as it is (no CUDA today)
+    assert all(w.startswith("kubeflow.resources: Trainer, Tuner get a GPU") for w in cuda)
+    assert not [w for w in kubeflow_runner.compile_for_cluster(_config(digits_root), str(tmp_path / "c.json"),
+                                                               IMAGE).warnings if "kubeflow.resources" in w]
+    assert cli.main(["compile", "--data", str(digits_root), "--image", IMAGE, "--out", str(tmp_path / "p.json"),
+                     "--set", "preset=demo", "--set", gpu]) == 0
+    assert "  resources   Trainer: gpu=1" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("{Trainr: {cpu: 4}}", r"kubeflow\.resources\.Trainr: not a task of the visionline pipeline"),
     ("{Trainer: {gpus: 1}}", r"kubeflow\.resources\.Trainer: unknown key\(s\) gpus"),

@@ -8,6 +8,7 @@ SCHEMA_GEN = "SchemaGen"
 IMPORT_SCHEMA_GEN = "ImportSchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 STATISTICS_BASELINE = "accepted_statistics_resolver"
+ACCEPTED_STATISTICS_BASELINE = "AcceptedStatisticsBaseline"  # compiled pipelines' drift baseline: the store's newest
 VALIDATION_GATE = "ValidationGate"
 TRANSFORM = "Transform"
 TUNER = "Tuner"

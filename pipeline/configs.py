@@ -34,7 +34,7 @@ from components.trainer.settings import (
 )
 from components.transform import settings as transform_settings
 from components.transform.settings import TASKS
-from pipeline import presets
+from pipeline import kubeflow_resources, presets
 
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
 NORMALIZATIONS = ("auto", *transform_settings.NORMALIZATIONS)  # auto: the backbone's own
@@ -210,6 +210,16 @@ class BeamConfig:
 
 
 @dataclass
+class KubeflowConfig:
+    """Compiled pipelines only (`compile`, `kfp-local` ignores it): what each task's pod asks the cluster for."""
+
+    # task id → {cpu, memory (requests), cpu_limit, memory_limit, gpu, accelerator}, e.g. {Trainer: {cpu: 4, memory:
+    # 16Gi, gpu: 1}}; accelerator: kubeflow = the Kubernetes resource (default nvidia.com/gpu), vertex = its
+    # accelerator type (NVIDIA_TESLA_T4). Written into the compiled spec: pipeline/kubeflow_resources.py
+    resources: dict[str, dict[str, str]] = field(default_factory=dict, metadata={"nested": True})
+
+
+@dataclass
 class PipelineConfig:
     """Everything one visionline run needs."""
 
@@ -226,6 +236,7 @@ class PipelineConfig:
     eval: EvaluationConfig = field(default_factory=EvaluationConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
+    kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
 
     def __post_init__(self) -> None:
         # The values the user set (file, flags, --set), without the preset's: `override` re-layers the preset
@@ -417,6 +428,10 @@ class PipelineConfig:
                 raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
         self._validate_class_selection()
         try:
+            kubeflow_resources.check(self.kubeflow.resources)
+        except kubeflow_resources.ResourceError as err:
+            raise ConfigError(f"config field {err}") from None
+        try:
             validate_eval(self.train.task, self.eval.min_accuracy, self.eval.min_kappa, self.eval.max_regression,
                           self.eval.gates, self.eval.top_k, self.eval.kappa_weighting, self.eval.kappa_class_order)
         except GateError as err:
@@ -507,7 +522,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     for name, value in values.items():
         f = fields[name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
+        if f.metadata.get("nested"):  # a mapping of mappings of text (kubeflow.resources)
+            kwargs[name] = _coerce_nested(value, f"{prefix}{name}")
+        elif dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise ConfigError(f"config field {prefix}{name} must be a mapping")
             kwargs[name] = _build(type(default), value, prefix=f"{prefix}{name}.")
@@ -545,6 +562,14 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config field {name}: cannot use {value!r} ({type(default).__name__} expected)") from err
     return value
+
+
+def _coerce_nested(value: Any, name: str) -> dict[str, dict[str, str]]:
+    """`{key: {key: text}}` from YAML/CLI values (numbers become text), naming the field on failure."""
+    if not isinstance(value, dict) or not all(isinstance(inner, dict) for inner in value.values()):
+        raise ConfigError(f"config field {name} must map names to mappings, e.g. {{Trainer: {{cpu: 4, gpu: 1}}}}; "
+                          f"got {value!r}")
+    return {str(key): {str(k): "" if v is None else str(v) for k, v in inner.items()} for key, inner in value.items()}
 
 
 def dumps(config: PipelineConfig) -> str:

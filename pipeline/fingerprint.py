@@ -19,7 +19,7 @@ INGEST_SOURCES = ("features.py", "example_gen")
 TRANSFORM_SOURCES = ("environment.py", "features.py", "settings.py", "transform", "modules/transform_module.py")
 TRAINER_SOURCES = ("environment.py", "features.py", "settings.py", "transform", "trainer", "modules")
 METRICS_SOURCES = ("evaluator/metric_keys.py", "evaluator/custom_metrics.py")  # the Evaluator's custom TFMA metrics
-VALIDATION_SOURCES = ("validation_gate",)
+VALIDATION_SOURCES = ("validation_gate", "accepted_statistics/store.py")
 
 
 def source_fingerprint(relative_paths: tuple[str, ...]) -> str:

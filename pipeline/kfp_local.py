@@ -62,7 +62,7 @@ from kfp.dsl import utils as dsl_utils
 from kfp.local import config as local_config
 from kfp.local import status, subprocess_task_handler, task_handler_interface
 
-from pipeline.component_ids import EVALUATOR, PUSHER, SERVED_BASELINE
+from pipeline.component_ids import EVALUATOR, PUSHER, SERVED_BASELINE, VALIDATION_GATE
 from pipeline.configs import ConfigError
 from pipeline.kubeflow_runner import IMAGE_ROOT, REPO_ROOT, load_spec
 
@@ -146,6 +146,14 @@ class LocalRun:
         """The served version the Evaluator compared with (ServedModelBaseline); None when nothing was served."""
         metadata = self.task(SERVED_BASELINE).output_artifact("baseline_model")["metadata"]
         return metadata.get("served_version") if metadata.get("served") else None
+
+    def data_gate(self) -> dict[str, Any]:
+        """The ValidationGate's verdict (`verdict.json`: accepted, problems, label drift and its baseline, notes)."""
+        from components.validation_gate.executor import VERDICT_FILE  # loads TFX: only once a run has passed the gate
+
+        verdict = os.path.join(self.task(VALIDATION_GATE).output_artifact("verdict")["uri"], VERDICT_FILE)
+        with open(verdict, encoding="utf-8") as handle:
+            return json.load(handle)
 
     def metrics(self) -> dict[str, float]:
         """The candidate model's overall metrics, as the Evaluator computed them."""

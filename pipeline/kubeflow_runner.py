@@ -26,7 +26,10 @@ Targets:
   * `vertex` — TFX's output as is (PipelineJob JSON; Vertex runs the ExampleGen driver), with the root parameter
     defaults added.
 
-On both, `ServedModelBaseline` is never cached (it reads a location, not its inputs), and a task with an artifact
+On both, the pods' CPU / memory / GPU come from `kubeflow.resources` (`pipeline.kubeflow_resources`), and
+`ServedModelBaseline` and `AcceptedStatisticsBaseline` (the label-drift baseline: the statistics the
+ValidationGate last accepted, from the store it fills under the pipeline root) are never cached (they read a
+location, not their inputs), and a task with an artifact
 of the project's own types (the ValidationGate's `visionline.DataVerdict`) runs `python -m pipeline.kfp_entrypoint`
 instead of TFX's entrypoint, which cannot import such types (see there). `pipeline.kfp_local` executes the compiled
 spec on this machine with kfp.local.
@@ -52,7 +55,8 @@ from components.evaluator import catalogue as eval_settings
 from components.settings import SettingsError
 from components.trainer.settings import TrainSettings
 from components.transform.settings import TransformSettings
-from pipeline.component_ids import EXAMPLE_GEN, SERVED_BASELINE
+from pipeline import kubeflow_resources
+from pipeline.component_ids import ACCEPTED_STATISTICS_BASELINE, EXAMPLE_GEN, SERVED_BASELINE
 from pipeline.component_settings import ModuleSettings, component_settings, config_sections
 from pipeline.configs import ConfigError, PipelineConfig, absolute
 
@@ -173,8 +177,14 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
         root_param.update(defaultValue=default, isOptional=True, description=PARAMETERS[name])
     spec["defaultPipelineRoot"] = config.pipeline_root
     _entrypoint_for_custom_types(spec)
-    # ServedModelBaseline reads what the push destination serves now, not its inputs: never from a cache
-    spec["root"]["dag"]["tasks"][SERVED_BASELINE]["cachingOptions"] = {"enableCache": False}
+    try:  # kubeflow.resources: each task's CPU / memory / GPU, written into the spec (see kubeflow_resources)
+        kubeflow_resources.apply(spec, config.kubeflow.resources, target)
+    except kubeflow_resources.ResourceError as err:
+        raise ConfigError(f"config field {err}") from None
+    # ServedModelBaseline and AcceptedStatisticsBaseline read a location (what is served now, the newest accepted
+    # statistics), not their inputs: never from a cache
+    for task in (SERVED_BASELINE, ACCEPTED_STATISTICS_BASELINE):
+        spec["root"]["dag"]["tasks"][task]["cachingOptions"] = {"enableCache": False}
     if target == "kubeflow":
         _drop_resolvers(spec)
         spec["root"]["dag"]["tasks"][EXAMPLE_GEN]["cachingOptions"] = {"enableCache": False}
@@ -183,7 +193,15 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
         document = job
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # what KFP will parse: fail here, not there
     _write(document, output_path)
-    return Compiled(output_path, spec, defaults, cluster_warnings(config, image, layout.input_base))
+    warnings = cluster_warnings(config, image, layout.input_base) + kubeflow_resources.gpu_warnings(
+        config.kubeflow.resources, config.train.device, image_has_cuda())
+    return Compiled(output_path, spec, defaults, warnings)
+
+
+def image_has_cuda() -> bool:
+    """Whether the Dockerfile installs TensorFlow's CUDA libraries (requirements-gpu.lock)."""
+    dockerfile = REPO_ROOT / "Dockerfile"
+    return dockerfile.exists() and "requirements-gpu.lock" in dockerfile.read_text(encoding="utf-8")
 
 
 def cluster_config(config: PipelineConfig, image: str) -> PipelineConfig:

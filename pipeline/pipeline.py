@@ -2,7 +2,8 @@
 
 ImageExampleGen (image folders, CSV manifests, TFRecords: every file or record checked) → StatisticsGen → SchemaGen (or
 ImportSchemaGen from a curated schema) → ExampleValidator → ValidationGate (anomalies, missing images, label drift
-vs. the last accepted statistics: stops the run) → Transform → Tuner → Trainer → Resolver (latest blessed model;
+vs. the last accepted statistics — compiled for an orchestrator: from AcceptedStatisticsBaseline, the store the gate
+fills —: stops the run) → Transform → Tuner → Trainer → Resolver (latest blessed model;
 compiled for an orchestrator: ServedModelBaseline, the model served now) → Evaluator (per-task metrics; accuracy +
 Cohen's kappa bounds and `eval.gates`, no regression vs. the baseline) → Pusher (only if blessed).
 """
@@ -19,6 +20,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import features
+from components.accepted_statistics import store as accepted_statistics
+from components.accepted_statistics.component import AcceptedStatisticsBaseline
 from components.evaluator.component import ServedBaselineEvaluator
 from components.example_gen import records, sources
 from components.example_gen.class_selection import ClassSelection
@@ -29,6 +32,7 @@ from components.validation_gate import component as validation
 from components.validation_gate.resolver import LatestAcceptedStatisticsStrategy
 from pipeline import fingerprint
 from pipeline.component_ids import (
+    ACCEPTED_STATISTICS_BASELINE,
     EVALUATOR,
     EXAMPLE_GEN,
     MODEL_BASELINE,
@@ -132,18 +136,27 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     schema = schema_gen.outputs["schema"]
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
-    # The statistics of the last run that passed the gate (ML Metadata), for the label-drift check. Local runs
-    # only: TFX's Kubeflow V2 compiler accepts just its two built-in resolver strategies.
-    baseline_resolver = None if parameter else tfx.dsl.Resolver(
-        strategy_class=LatestAcceptedStatisticsStrategy,
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
-        verdict=tfx.dsl.Channel(type=validation.DataVerdict),
-    ).with_id(STATISTICS_BASELINE)
+    # The statistics of the last run that passed the gate, for the label-drift check. Local runs: ML Metadata,
+    # through a Resolver. Compiled for an orchestrator (TFX's Kubeflow V2 compiler accepts just its two built-in
+    # resolver strategies; open-source KFP runs none): the gate copies what it accepts into a store under the
+    # pipeline root and AcceptedStatisticsBaseline reads the newest entry back before the gate.
+    accepted_store = accepted_statistics.store_root(config.pipeline_root) if parameter else ""
+    if parameter:
+        baseline_resolver = AcceptedStatisticsBaseline(store=accepted_store).with_id(ACCEPTED_STATISTICS_BASELINE)
+        baseline_statistics = baseline_resolver.outputs["baseline_statistics"]
+    else:
+        baseline_resolver = tfx.dsl.Resolver(
+            strategy_class=LatestAcceptedStatisticsStrategy,
+            statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+            verdict=tfx.dsl.Channel(type=validation.DataVerdict),
+        ).with_id(STATISTICS_BASELINE)
+        baseline_statistics = baseline_resolver.outputs["statistics"]
     validation_gate = validation.ValidationGate(
         statistics=statistics_gen.outputs["statistics"],
         anomalies=example_validator.outputs["anomalies"],
         schema=schema,
-        baseline_statistics=baseline_resolver.outputs["statistics"] if baseline_resolver else None,
+        baseline_statistics=baseline_statistics,
+        accepted_statistics_root=accepted_store,
         label_feature=settings.transform.label_feature,
         image_feature=settings.transform.image_feature,
         stop_on_anomalies=config.validation.stop_on_anomalies,
@@ -220,7 +233,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator,
-                    *([baseline_resolver] if baseline_resolver else []), validation_gate, transform, tuner, trainer,
+                    baseline_resolver, validation_gate, transform, tuner, trainer,
                     model_baseline, evaluator, pusher],
         enable_cache=config.enable_cache,
         # With `parameter` (a remote orchestrator with its own ML Metadata) no local SQLite config: building one

@@ -11,6 +11,9 @@ every gate execution that passes publishes a `DataVerdict` artifact naming the E
 the strategy returns the statistics of the newest accepted verdict. A run's own statistics can therefore only
 become the baseline after its gate passed, so re-running on drifted data compares it with the last accepted data
 again (not with itself), and an unchanged re-run resolves the same baseline artifact, so the gate is cached.
+Compiled pipelines (Kubeflow, Vertex) cannot use that Resolver: there the gate gets `accepted_statistics_root`,
+copies every statistics artifact it accepts into that store, and `components.accepted_statistics`'s
+`AcceptedStatisticsBaseline` reads the newest one back as the next run's baseline (same semantics, no ML Metadata).
 
 With `stop_on_anomalies` off the problems are recorded in the verdict (`verdict.json`, `accepted=0`) and the run
 continues.
@@ -23,7 +26,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.validation_gate.executor import Executor
+from components.validation_gate.executor import ACCEPTED_STATISTICS_ROOT, Executor
 
 
 class DataVerdict(artifact.Artifact):
@@ -41,6 +44,8 @@ class ValidationGateSpec(types.ComponentSpec):
         "stop_on_anomalies": ExecutionParameter(type=int),
         "max_label_drift": ExecutionParameter(type=float),
         "code_fingerprint": ExecutionParameter(type=str, optional=True),
+        # compiled pipelines: where accepted statistics are copied for the next run (components.accepted_statistics)
+        ACCEPTED_STATISTICS_ROOT: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
@@ -60,10 +65,10 @@ class ValidationGate(base_component.BaseComponent):
     def __init__(self, statistics: types.BaseChannel, anomalies: types.BaseChannel, schema: types.BaseChannel, *,
                  label_feature: str, image_feature: str, stop_on_anomalies: bool = True,
                  max_label_drift: float = 0.25, baseline_statistics: types.BaseChannel | None = None,
-                 code_fingerprint: str = "") -> None:
+                 code_fingerprint: str = "", accepted_statistics_root: str = "") -> None:
         spec = ValidationGateSpec(
             statistics=statistics, anomalies=anomalies, schema=schema, baseline_statistics=baseline_statistics,
             label_feature=label_feature, image_feature=image_feature, stop_on_anomalies=int(stop_on_anomalies),
             max_label_drift=float(max_label_drift), code_fingerprint=code_fingerprint,
-            verdict=types.Channel(type=DataVerdict))
+            accepted_statistics_root=accepted_statistics_root or None, verdict=types.Channel(type=DataVerdict))
         super().__init__(spec=spec)

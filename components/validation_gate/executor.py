@@ -3,7 +3,9 @@
 
 A passing (or, with `stop_on_anomalies` off, a recorded) verdict goes into the DataVerdict artifact as
 `verdict.json`, with custom properties `accepted` and `statistics_id` (which `resolver` reads to find the next
-run's baseline).
+run's baseline). With `accepted_statistics_root` set (compiled pipelines, which have no Resolver) accepted
+statistics are also copied into that store (`components.accepted_statistics.store`), where the next run's
+`AcceptedStatisticsBaseline` finds them; the entry's path is recorded in the verdict (`accepted_statistics_path`).
 
 A stopped run keeps its reason in ML Metadata: under TFX's portable launcher (LocalDagRunner) the executor
 returns an `ExecutorOutput` whose `execution_result` has code `STOPPED_CODE` and the verdict as JSON in
@@ -27,11 +29,15 @@ from tfx.proto.orchestration import execution_result_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components.accepted_statistics import store
+from components.accepted_statistics.executor import SOURCE_URI
 from components.validation_gate.checks import DRIFT_SPLIT, DataValidationError, Verdict, check
 
 VERDICT_FILE = "verdict.json"
 ACCEPTED = "accepted"  # DataVerdict custom property: 1 when the gate let the run continue with no problem
 STATISTICS_ID = "statistics_id"  # DataVerdict custom property: ML Metadata id of the ExampleStatistics checked
+ACCEPTED_STATISTICS_ROOT = "accepted_statistics_root"  # exec property: the store accepted statistics go to
+ACCEPTED_STATISTICS_PATH = "accepted_statistics_path"  # DataVerdict custom property / verdict.json: the entry written
 STOPPED_CODE = 9  # google.rpc.Code FAILED_PRECONDITION: the data is not in the state training requires
 _SCHEMA_DIFF = "SchemaDiff.pb"
 
@@ -76,7 +82,8 @@ class Executor(base_executor.BaseExecutor):
             baseline_artifact = baselines[0]
             if DRIFT_SPLIT in artifact_utils.decode_split_names(baseline_artifact.split_names):
                 baseline = stats_artifact_utils.load_statistics(baseline_artifact, DRIFT_SPLIT).proto()
-                baseline_uri = baseline_artifact.uri
+                # compiled pipelines: the accepted run's statistics the snapshot was copied from (as a Resolver's)
+                baseline_uri = baseline_artifact.get_string_custom_property(SOURCE_URI) or baseline_artifact.uri
         verdict = check(
             _split_statistics(stats_artifact), _split_anomalies(anomalies_artifact), schema,
             label_feature=exec_properties["label_feature"], image_feature=exec_properties["image_feature"],
@@ -86,8 +93,13 @@ class Executor(base_executor.BaseExecutor):
                 return stopped_output(verdict)
             raise DataValidationError(verdict.problems, verdict.notes)
         output = artifact_utils.get_single_instance(output_dict["verdict"])
+        published = {}
+        if not verdict.problems and exec_properties.get(ACCEPTED_STATISTICS_ROOT):
+            published[ACCEPTED_STATISTICS_PATH] = store.publish(exec_properties[ACCEPTED_STATISTICS_ROOT],
+                                                                stats_artifact)
+            output.set_string_custom_property(ACCEPTED_STATISTICS_PATH, published[ACCEPTED_STATISTICS_PATH])
         io_utils.write_string_file(os.path.join(output.uri, VERDICT_FILE), json.dumps(
-            {**verdict.to_dict(), "statistics_uri": stats_artifact.uri}, indent=2, ensure_ascii=False))
+            {**verdict.to_dict(), "statistics_uri": stats_artifact.uri, **published}, indent=2, ensure_ascii=False))
         output.set_int_custom_property(ACCEPTED, int(not verdict.problems))
         output.set_int_custom_property(STATISTICS_ID, int(stats_artifact.id))
         if verdict.drift is not None:

@@ -109,6 +109,9 @@ def compile_pipeline(args: argparse.Namespace) -> int:
     print(f"  parameters  {', '.join(compiled.defaults)}")
     print(f"  root        {compiled.spec.get('defaultPipelineRoot')}")
     print("  baseline    the model served now under the push destination (ServedModelBaseline)")
+    print("  drift       vs the statistics the ValidationGate last accepted (AcceptedStatisticsBaseline)")
+    for task, values in sorted(config.kubeflow.resources.items()):
+        print(f"  resources   {task}: {', '.join(f'{key}={value}' for key, value in values.items() if value)}")
     if args.target == "kubeflow":
         print("  note        ExampleGen not cached")
     return errors.OK
@@ -161,7 +164,17 @@ def run_local(args: argparse.Namespace) -> int:
     print("metrics        " + "  ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items())))
     baseline = run.baseline()
     print(f"baseline       {f'served version {baseline}' if baseline else 'none served yet: absolute bounds only'}")
+    print(f"data gate      {_gate_line(run.data_gate())}")
     return errors.OK if pushed else errors.NOT_BLESSED  # as `run`: cron and CI tell "not blessed" from "pushed"
+
+
+def _gate_line(verdict: dict[str, Any]) -> str:
+    """The ValidationGate's outcome in one line: the label drift and its baseline, or why it was not checked."""
+    state = "accepted" if verdict.get("accepted") else "problems recorded (validation.stop_on_anomalies off)"
+    drift = verdict.get("drift")
+    if drift:
+        return f"{state}, label drift L∞ {drift['distance']:.3f} (bound {drift['bound']:g}) vs {drift['baseline_uri']}"
+    return "; ".join([state, *[note for note in verdict.get("notes", []) if "drift" in note]])
 
 
 def _host(args: argparse.Namespace) -> str:

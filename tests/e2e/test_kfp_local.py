@@ -1,15 +1,19 @@
 """The compiled Kubeflow pipeline executed end to end on this machine with kfp.local (`visionline kfp-local`), on
-the tiny digits data with the demo preset, twice: the first run compiles, runs every task and pushes a model; the
-second executes the same compiled spec with a runtime parameter and is evaluated against the model the first one
-pushed (ServedModelBaseline: the no-regression gate without a Resolver)."""
+the tiny digits data with the demo preset, three times: the first run compiles, runs every task and pushes a model;
+the second executes the same compiled spec with a runtime parameter and is evaluated against the model the first one
+pushed (ServedModelBaseline: the no-regression gate without a Resolver), its label distribution compared with the
+statistics the first run's ValidationGate accepted (AcceptedStatisticsBaseline: the drift gate without a Resolver);
+the third, on data whose labels drifted, is stopped by the gate (exit 4) and never becomes a baseline."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
+from components.accepted_statistics import store
 from components.pusher import serving_layout
 from pipeline import cli, kubeflow_runner
 from pipeline.cli import errors
@@ -34,7 +38,7 @@ def _run_dir(out):
     return line.split(": ", 1)[1]
 
 
-def test_compiled_pipeline_runs_every_task_and_pushes(digits_root, tmp_path, capsys):
+def test_compiled_pipeline_runs_every_task_and_pushes_and_keeps_both_gates(digits_root, tmp_path, capsys):
     work, spec = tmp_path / "work", tmp_path / "visionline_pipeline.json"
     code, out = _kfp_local(["--data", str(digits_root), "--work-dir", str(work), "--out", str(spec), *CONFIG],
                            capsys)
@@ -51,6 +55,10 @@ def test_compiled_pipeline_runs_every_task_and_pushes(digits_root, tmp_path, cap
     first = json.loads(open(os.path.join(first_run, "ServedModelBaseline", "executor_output.json")).read())
     assert first["artifacts"]["baseline_model"]["artifacts"][0]["metadata"]["served"] == 0  # nothing served yet
     assert "baseline       none served yet" in out
+    assert "data gate      accepted; label drift not checked: no earlier run passed this gate (first run)" in out
+    accepted = store.store_root(os.path.join(work, "pipelines", "visionline"))
+    first_entry = store.latest(accepted)
+    assert first_entry.source_uri == os.path.join(first_run, "StatisticsGen", "statistics")
 
     # the same compiled spec again, with a runtime parameter: its baseline is the model the first run pushed
     code, out = _kfp_local(["--pipeline-json", str(spec), "--param", "train.epochs=6"], capsys)
@@ -65,3 +73,24 @@ def test_compiled_pipeline_runs_every_task_and_pushes(digits_root, tmp_path, cap
     assert evaluation.baselines and evaluation.diffs  # the candidate was compared with the served model
     trainer = json.loads(open(os.path.join(second_run, "Trainer", "executor_output.json")).read())
     assert trainer["artifacts"]["model"]["artifacts"][0]["uri"].startswith(second_run)
+    # the same labels: the drift gate compared them with the first run's accepted statistics, and accepted them
+    assert f"data gate      accepted, label drift L∞ 0.000 (bound 0.25) vs {first_entry.source_uri}" in out
+    reader = json.loads(open(os.path.join(second_run, "AcceptedStatisticsBaseline", "executor_output.json")).read())
+    assert reader["artifacts"]["baseline_statistics"]["artifacts"][0]["metadata"]["accepted_path"] == first_entry.path
+    second_entry = store.latest(accepted)
+    assert second_entry.source_uri == os.path.join(second_run, "StatisticsGen", "statistics")
+
+    # labels drifted (mostly zeros): the gate stops the run before Transform, as `visionline run` does
+    drifted = tmp_path / "drifted"
+    for label in sorted(os.listdir(digits_root)):
+        images = sorted(os.listdir(digits_root / label))
+        os.makedirs(drifted / label)
+        for image in images if label == "0" else images[:1]:
+            shutil.copy(digits_root / label / image, drifted / label / image)
+    code, out = _kfp_local(["--pipeline-json", str(spec), "--param", f"data.root={drifted}"], capsys)
+    assert code == errors.DATA_STOPPED, out
+    third_run = _run_dir(out)
+    assert "Transform" not in os.listdir(third_run)
+    log = open(os.path.join(third_run, "ValidationGate", "task.log"), encoding="utf-8").read()
+    assert "label: distribution drift L∞=" in log and "vs the previous accepted run" in log, log[-3000:]
+    assert store.latest(accepted) == second_entry  # stopped data never becomes the baseline

@@ -33,7 +33,8 @@ TASKS = {
     "StatisticsGen": ["ImageExampleGen"],
     "ImportSchemaGen": [],
     "ExampleValidator": ["ImportSchemaGen", "StatisticsGen"],
-    "ValidationGate": ["ExampleValidator", "ImportSchemaGen", "StatisticsGen"],  # no baseline resolver on KFP
+    "AcceptedStatisticsBaseline": [],  # the statistics the gate last accepted: the drift baseline without a Resolver
+    "ValidationGate": ["AcceptedStatisticsBaseline", "ExampleValidator", "ImportSchemaGen", "StatisticsGen"],
     "Transform": ["ImageExampleGen", "ImportSchemaGen", "ValidationGate"],
     "Tuner": ["ImageExampleGen", "ImportSchemaGen", "Transform"],
     "Trainer": ["ImageExampleGen", "ImportSchemaGen", "Transform", "Tuner"],
@@ -105,6 +106,23 @@ def test_compiled_file_is_a_kfp_pipeline_spec_with_the_whole_dag(compiled):
     assert tasks["ImportSchemaGen"].inputs.parameters["schema_file"].runtime_value.constant.string_value == \
         "/opt/visionline/schema/digits/schema.pbtxt"  # the curated schema, inside the image
     assert spec.default_pipeline_root == "gs://acme-ml/visionline/pipelines/visionline"
+
+
+def test_label_drift_baseline_is_the_store_the_gate_fills(compiled):
+    """No Resolver on KFP: the gate copies what it accepts into `<pipeline root>/accepted_statistics` and a task that
+    is never cached reads the newest entry back as the gate's `baseline_statistics`."""
+    spec = _spec(compiled.path)
+    tasks, executors = spec.root.dag.tasks, _executors(spec)
+    store = "gs://acme-ml/visionline/pipelines/visionline/accepted_statistics"
+    baseline = tasks["ValidationGate"].inputs.artifacts["baseline_statistics"].task_output_artifact
+    assert (baseline.producer_task, baseline.output_artifact_key) == \
+        ("AcceptedStatisticsBaseline", "baseline_statistics")
+    assert not tasks["AcceptedStatisticsBaseline"].caching_options.enable_cache
+    assert tasks["AcceptedStatisticsBaseline"].inputs.parameters["store"].runtime_value.constant.string_value == store
+    assert tasks["ValidationGate"].inputs.parameters["accepted_statistics_root"].runtime_value.constant.string_value \
+        == store
+    args = list(executors["AcceptedStatisticsBaseline_executor"].container.args)
+    assert args[args.index("--executor_class_path") + 1] == "components.accepted_statistics.executor.Executor"
 
 
 def test_runtime_parameters_are_wired_with_defaults(compiled, cluster_config, digits_root):

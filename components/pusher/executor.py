@@ -7,7 +7,7 @@ atomic rename (gs://) the rename is a copy, and the saved_model.pb-last order st
 `assets.extra/visionline_push.json` naming the Trainer model it came from; when the blessed model is already
 served under some version (a re-run whose candidate is the last blessed model), nothing is copied and the
 artifact records that version. A model whose warm-up file (`assets.extra/tf_serving_warmup_requests`, written by
-the Trainer's export, `components.pusher.warmup`) is malformed is not pushed: TF Serving would fail to load it.
+the Trainer's export, `components.warmup`) is malformed is not pushed: TF Serving would fail to load it.
 The layout itself (version names, staging folder, push record) is
 `components.pusher.serving_layout`, shared with the serving package.
 """
@@ -25,7 +25,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.pusher import serving_layout, warmup
+from components import warmup
+from components.pusher import serving_layout
 
 
 def push_atomically(model_path: str, base_directory: str, version: str, model_uri: str) -> str:

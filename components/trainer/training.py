@@ -29,8 +29,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components import features
-from components.pusher import warmup
+from components import features, warmup
 from components.trainer import devices, export
 from components.trainer import model as models
 from components.trainer.augmentation import Augmentation

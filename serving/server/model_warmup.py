@@ -1,7 +1,7 @@
 """Replaying a version's warm-up file before it takes traffic (TF Serving's `--enable_model_warmup`).
 
 TF Serving reads `<version>/assets.extra/tf_serving_warmup_requests` (a TFRecord of `PredictionLog`s; the format
-is `components.pusher.warmup`) while loading a version and runs every record, `num_request_iterations` times
+is `components.warmup`) while loading a version and runs every record, `num_request_iterations` times
 (`--num_request_iterations_for_warmup`, default 1), through the real signature before the version becomes
 AVAILABLE; a record that fails, or a file that cannot be read, fails the load. `replay_warmup` does the same for
 the local server: `predict_log` records through `Servable.run` on their signature (inputs converted and checked
@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from components.pusher.warmup import MAX_RECORDS, WarmupFileError, read_warmup_requests, warmup_path
+from components.warmup import MAX_RECORDS, WarmupFileError, read_warmup_requests, warmup_path
 from serving.errors import ServingError, invalid
 from serving.server.tensors import check_inputs, tensor_proto_to_array
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from components.pusher import warmup
+from components import warmup
 from tests.serving.helpers import push_version
 from tests.serving.process import ServerProcess
 

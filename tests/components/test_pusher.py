@@ -14,8 +14,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
+from components import warmup
 from components.pusher import executor as pusher
-from components.pusher import serving_layout, warmup
+from components.pusher import serving_layout
 
 
 def _saved_model(path):

@@ -16,7 +16,7 @@ import tensorflow_transform.beam as tft_beam
 import tf_keras as keras
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from components.pusher import warmup
+from components import warmup
 from components.trainer import model as models
 from components.trainer import training, tuning
 from components.trainer.backbones import registry

@@ -14,7 +14,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.pusher import warmup
+from components import warmup
 from serving import cli
 from serving.server.config import ModelConfig, ServerConfig
 from serving.server.manager import AVAILABLE, END

@@ -518,7 +518,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_swap_warmup:
         from tests.benchmarks.swap_warmup import bench_swap_warmup
 
-        print(bench_swap_warmup(version_dir, png, args.swaps))
+        report = bench_swap_warmup(version_dir, png, args.swaps)
+        print(report)
+        if args.out:  # a section of its own, so the full bench-serve section stays as it was measured
+            from tests.benchmarks.markdown import machine_line, write_section
+
+            name = f"bench-serve-swap-warmup-{version_dir.parent.name}"
+            write_section(args.out, name, f"## bench-serve: first request after a version swap, "
+                                          f"`{version_dir.parent.name}` model\n\n{machine_line()}\n\n{report}")
+            print(f"wrote section {name} of {args.out}", file=sys.stderr)
         return 0
     signature = load_signature(version_dir)
     cells = bench_in_process(signature, png, levels, args.requests, args.repeat)

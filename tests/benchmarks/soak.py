@@ -94,6 +94,7 @@ def run_soak(args: argparse.Namespace, source: Path, model_label: str, pngs: lis
              work: Path) -> tuple[str, bool]:
     """The load run; returns (Markdown section, passed)."""
     import components.pusher.executor  # noqa: F401  (imports TFX: done before the clock starts, not during the push)
+    from components import warmup
     from tests.serving.helpers import MODEL, copy_version, push_version
     from tests.serving.load import run_load
     from tests.serving.process import ServerProcess
@@ -116,6 +117,13 @@ def run_soak(args: argparse.Namespace, source: Path, model_label: str, pngs: lis
         alive = server.alive()
         log_tail = server.log_tail()
         exit_code = server.stop()
+    server_log = (work / "soak-server.log").read_text(encoding="utf-8", errors="replace")
+    warmed = [line.removeprefix("visionline serve: ") for line in server_log.splitlines() if " warmed up with " in line]
+    records = warmup.read_warmup_requests(str(source))
+    warm_up = (f"Warm-up on (the server's default, as TF Serving's `--enable_model_warmup`): each version's "
+               f"`{warmup.WARMUP_FILE}` ({len(records)} record(s), written by the Trainer) was replayed before it "
+               f"became AVAILABLE — " + ("; ".join(warmed) if warmed else "but the server logged no replay")
+               if records else f"Warm-up off: the served model has no `{warmup.WARMUP_FILE}`")
     load_after = os.getloadavg()
     memory = rss_summary(result.rss, result.push_at, result.seconds)
     steady_requests = result.total / result.seconds * ((result.push_at or 0) - memory["warm_at"])
@@ -136,6 +144,8 @@ def run_soak(args: argparse.Namespace, source: Path, model_label: str, pngs: lis
         f"(a separate process, no batching) on {model_label}; mix per client: predict (row and columnar), "
         "classify, metadata, status, and a deliberate non-image (must be 400 / INVALID_ARGUMENT). The same "
         f"SavedModel was pushed as version 2 half-way, as the Pusher does it (hidden staging folder + rename): {swap}.",
+        "",
+        f"{warm_up}.",
         "",
         "| figure | value |",
         "|---|---|",

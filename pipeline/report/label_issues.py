@@ -26,6 +26,17 @@ _TOLERANCE = 1e-6  # cleanlab's: p ≥ t − 1e-6 counts as reaching the thresho
 
 
 @dataclass(frozen=True)
+class LabelIssueSettings:
+    """How the report looks for likely mislabelled training images (pipeline.configs' `report.label_issues*`)."""
+
+    enabled: bool = True
+    max_images: int = 2000  # more training images than this: not computed (the report says so)
+    folds: int = 5  # K of the K-fold cross-validation that gives the held-out probabilities
+    ranking: str = RANKINGS[0]  # self_confidence | normalized_margin
+    shown: int = 24  # thumbnails in the report; the CSV lists every candidate
+
+
+@dataclass(frozen=True)
 class Issue:
     """One label-issue candidate: the example's row, its given and suggested class ids and its score."""
 

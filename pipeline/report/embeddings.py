@@ -122,6 +122,11 @@ def embed(model_dir: str, examples: Sequence[SplitExample], batch_size: int = 64
 
 
 def _reason(err: Exception) -> str:
-    message = str(err).strip().splitlines()
-    text = next((line for line in message if line.strip()), "")
+    """The informative line of an error: TensorFlow's op errors put the cause after "Graph execution error:",
+    the node and a placeholder for stack traces (e.g. "Unknown image file format. One of JPEG, PNG, GIF, BMP
+    required.")."""
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "Exception encountered")
+    lines = [line.strip() for line in str(getattr(err, "message", err)).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(noise)]
+    text = (useful[-1] if useful else "").split(" [Op:")[0].strip()
     return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__

@@ -107,10 +107,11 @@ def _example(image: bytes, label: str, path: str) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A run record with a real exported model (Trainer) and a train split (ExampleGen): 14 red and 14 blue
-    images, one red image labelled blue, one example whose image bytes are not an image."""
+@pytest.fixture(scope="module", params=["multiclass", "binary"])
+def small_run(request, tmp_path_factory):
+    """A run record with a real exported model (Trainer; multiclass or binary) and a train split (ExampleGen): 14
+    red and 14 blue images, one red image labelled blue, one example whose image bytes are not an image and one
+    with a label the model does not know."""
     import tensorflow as tf
     from ml_metadata.proto import metadata_store_pb2
 
@@ -120,10 +121,12 @@ def small_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     red = [_image((220, 30, 30), rng) for _ in range(14)]
     blue = [_image((30, 30, 220), rng) for _ in range(14)]
-    names = export_serving_model(root / "model" / "Format-Serving", root / "work", {"blue": blue[:3], "red": red[:3]})
+    names = export_serving_model(root / "model" / "Format-Serving", root / "work", {"blue": blue[:3], "red": red[:3]},
+                                 **{"train.task": request.param})
     rows = [(image, "red", f"red/{i}.png") for i, image in enumerate(red[:-1])]
     rows += [(image, "blue", f"blue/{i}.png") for i, image in enumerate(blue)]
-    rows += [(red[-1], "blue", "blue/actually_red.png"), (b"not an image", "red", "red/broken.png")]
+    rows += [(red[-1], "blue", "blue/actually_red.png"), (b"not an image", "red", "red/broken.png"),
+             (blue[0], "green", "green/0.png")]
     os.makedirs(root / "examples" / "Split-train")
     with tf.io.TFRecordWriter(str(root / "examples" / "Split-train" / "data.gz"), options="GZIP") as writer:
         for image, label, path in rows:
@@ -131,6 +134,7 @@ def small_run(tmp_path_factory):
     model = metadata_store_pb2.Artifact(id=1, type_id=1, uri=str(root / "model"))
     examples = metadata_store_pb2.Artifact(id=2, type_id=2, uri=str(root / "examples"))
     execution = metadata_store_pb2.Execution(id=1)
+    execution.properties["task"].string_value = request.param  # read back by the test (the report's data.task)
     record = RunRecord(run=metadata_store_pb2.Context(name="run-1"), pipeline_name="visionline", executions=[
         Node(EXAMPLE_GEN, execution, "COMPLETE", outputs={"examples": [examples]}),
         Node(TRAINER, execution, "COMPLETE", outputs={"model": [model]})], type_names={1: "Model", 2: "Examples"})
@@ -140,12 +144,14 @@ def small_run(tmp_path_factory):
 def test_a_mislabelled_image_is_found_and_a_broken_one_listed(small_run, tmp_path):
     record, names, total = small_run
     data = _synthetic([*names, "x"], samples=[], confusion=None, class_names=names)
+    data.task = record.nodes[TRAINER].execution.properties["task"].string_value
     collect_label_issues(record, data, LabelIssueSettings(folds=4, shown=1))
     found = data.label_issues
     assert found.skipped == "" and found.folds == 4
     assert found.examples + len(found.unprocessed) == total  # every example embedded or listed
-    assert [record for record, _ in found.unprocessed] == ["red/broken.png"]
-    assert found.unprocessed[0][1]  # with its reason
+    assert [record for record, _ in found.unprocessed] == ["red/broken.png", "green/0.png"]
+    assert "Unknown image file format" in found.unprocessed[0][1]  # with its reason, as TensorFlow gives it
+    assert found.unprocessed[1][1] == "label not in the model's vocabulary"
     assert found.candidates and found.candidates[0].record == "blue/actually_red.png"
     assert (found.candidates[0].given, found.candidates[0].suggested) == ("blue", "red")
     assert found.candidates[0].image_png.startswith(b"\x89PNG")

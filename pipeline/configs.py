@@ -191,8 +191,7 @@ class ValidationConfig:
     free_disk_input_factor: float = 3.0  # ... and the pipeline root this multiple of the input data size (0 = off)
 
 
-# How likely mislabelled images are ranked: pipeline.report.label_issues.RANKINGS (not imported: pipeline.report
-# reads run records, which import this module).
+# = pipeline.report.label_issues.RANKINGS (not imported: pipeline.report → pipeline.runs → this module)
 LABEL_ISSUE_RANKINGS = ("self_confidence", "normalized_margin")
 
 
@@ -202,9 +201,7 @@ class ReportConfig:
     mislabelled training images (confident learning on held-out probabilities, pipeline/report/mislabelled.py)."""
 
     label_issues: bool = True  # search the training split for likely mislabelled images (off: the report says so)
-    # embed at most this many training images with the trained model (~ms each on a CPU); a larger training split
-    # is not searched and the report says why
-    label_issues_max_images: int = 2000
+    label_issues_max_images: int = 2000  # train images embedded at most; a larger train split: skipped, says why
     label_issues_folds: int = 5  # K of the K-fold logistic regression on the embeddings (held-out probabilities)
     label_issues_ranking: str = "self_confidence"  # self_confidence | normalized_margin: how candidates are ranked
     label_issues_shown: int = 24  # thumbnails in the report; label_issues.csv lists every candidate

@@ -69,7 +69,7 @@ def collect_label_issues(record: RunRecord, data: ReportData, settings: LabelIss
         else:
             _single_label(found, embedded.rows, embedded.embeddings, embedded.labels, items, data, settings)
     except ValueError as err:  # too few images or classes to cross-validate: say why
-        found.skipped = f"not computed: {err}"
+        found.skipped = str(err)
 
 
 def _single_label(found: LabelIssueReport, rows: list[int], embeddings: np.ndarray, labels: np.ndarray,

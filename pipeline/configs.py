@@ -191,6 +191,22 @@ class ValidationConfig:
     free_disk_input_factor: float = 3.0  # ... and the pipeline root this multiple of the input data size (0 = off)
 
 
+# = pipeline.report.label_issues.RANKINGS (not imported: pipeline.report → pipeline.runs → this module)
+LABEL_ISSUE_RANKINGS = ("self_confidence", "normalized_margin")
+
+
+@dataclass
+class ReportConfig:
+    """The model report written after each run (`visionline report` uses these defaults): how it looks for likely
+    mislabelled training images (confident learning on held-out probabilities, pipeline/report/mislabelled.py)."""
+
+    label_issues: bool = True  # search the training split for likely mislabelled images (off: the report says so)
+    label_issues_max_images: int = 2000  # train images embedded at most; a larger train split: skipped, says why
+    label_issues_folds: int = 5  # K of the K-fold logistic regression on the embeddings (held-out probabilities)
+    label_issues_ranking: str = "self_confidence"  # self_confidence | normalized_margin: how candidates are ranked
+    label_issues_shown: int = 24  # thumbnails in the report; label_issues.csv lists every candidate
+
+
 @dataclass
 class BeamConfig:
     """Apache Beam runner settings shared by every Beam-powered component."""
@@ -235,6 +251,7 @@ class PipelineConfig:
     tuner: TunerConfig = field(default_factory=TunerConfig)
     eval: EvaluationConfig = field(default_factory=EvaluationConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
 
@@ -417,6 +434,13 @@ class PipelineConfig:
             (0.0 <= self.validation.max_label_drift <= 1.0, "validation.max_label_drift", "in [0, 1] (0 = off)"),
             (self.validation.min_free_disk_mb >= 0, "validation.min_free_disk_mb", ">= 0"),
             (self.validation.free_disk_input_factor >= 0, "validation.free_disk_input_factor", ">= 0"),
+            (isinstance(self.report.label_issues, bool), "report.label_issues", "true or false"),
+            (self.report.label_issues_max_images >= 1, "report.label_issues_max_images",
+             ">= 1 (turn the search off with report.label_issues=false)"),
+            (2 <= self.report.label_issues_folds <= 20, "report.label_issues_folds", "between 2 and 20"),
+            (self.report.label_issues_ranking in LABEL_ISSUE_RANKINGS, "report.label_issues_ranking",
+             f"one of {LABEL_ISSUE_RANKINGS}"),
+            (self.report.label_issues_shown >= 0, "report.label_issues_shown", ">= 0"),
             (self.beam.direct_running_mode in BEAM_MODES, "beam.direct_running_mode", f"one of {BEAM_MODES}"),
             (self.beam.direct_num_workers >= 1, "beam.direct_num_workers", ">= 1"),
             (bool(self.pipeline_name.strip()), "pipeline_name", "non-empty"),

@@ -67,6 +67,8 @@ def write_report(args: argparse.Namespace) -> int:
     print(f"report of run {paths.run_id}:")
     print(f"  {paths.html}")
     print(f"  {paths.markdown}")
+    if paths.label_issues_line():
+        print(f"  {paths.label_issues_line()}")
     return errors.OK
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli import errors
 from pipeline.cli.options import add_config_args, resolve_config
-from pipeline.configs import PipelineConfig, dumps
+from pipeline.configs import PipelineConfig, ReportConfig, dumps
 
 if TYPE_CHECKING:  # ML Metadata and TFMA stay out of `visionline --help`
     from pipeline.runs.summary import RunSummary
@@ -107,7 +107,8 @@ def run_once(config: PipelineConfig, as_json: bool, quiet: bool = False) -> tupl
         return errors.DATA_STOPPED, None
     if not quiet:
         print(summary.to_json() if as_json else format_summary(summary))
-    return run_exit_code(summary, write_run_report(config.metadata_path, quiet=as_json)), summary
+    code = write_run_report(config.metadata_path, quiet=as_json, report=config.report)
+    return run_exit_code(summary, code), summary
 
 
 def run_exit_code(summary: RunSummary, report_code: int) -> int:
@@ -131,15 +132,23 @@ def run_repeated(config: PipelineConfig, times: int, as_json: bool) -> int:
     return repeats.worst_exit_code(runs)
 
 
-def write_run_report(metadata_path: str, quiet: bool) -> int:
-    """The model report for the run that just finished; exit code 3 if the run succeeded but the report failed."""
+def write_run_report(metadata_path: str, quiet: bool, report: ReportConfig | None = None) -> int:
+    """The model report for the run that just finished (`report`: the config's report section); exit code 3 if the
+    run succeeded but the report failed."""
     from pipeline.report.build import build_report  # TensorFlow, TFMA and matplotlib load here, not at import
+    from pipeline.report.label_issues import LabelIssueSettings
 
+    report = report or ReportConfig()
+    settings = LabelIssueSettings(enabled=report.label_issues, max_images=report.label_issues_max_images,
+                                  folds=report.label_issues_folds, ranking=report.label_issues_ranking,
+                                  shown=report.label_issues_shown)
     try:
-        paths = build_report(metadata_path)
+        paths = build_report(metadata_path, label_issues=settings)
     except Exception as err:  # noqa: BLE001  (the run itself succeeded: say what failed, don't hide it)
         print(f"visionline: the run finished but its report could not be written: {err!r}", file=sys.stderr)
         return errors.REPORT_FAILED
     if not quiet:
         print(f"report: {paths.html}\nsummary: {paths.markdown}")
+        if paths.label_issues_line():
+            print(paths.label_issues_line())
     return errors.OK

@@ -38,6 +38,8 @@ from pipeline.report.data import (
     per_label_metrics,
     set_confusion,
 )
+from pipeline.report.label_issues import LabelIssueSettings
+from pipeline.report.mislabelled import collect_label_issues
 from pipeline.report.samples import MAX_SAMPLES, MAX_SCAN, collect_samples
 from pipeline.runs import data_health, evaluation, gates
 from pipeline.runs.model_facts import HISTORY_FILE, read_history
@@ -52,11 +54,13 @@ def collect_report_data(metadata_path: str, run_id: str | None = None, max_sampl
     return collect(read_run(metadata_path, run_id), max_samples=max_samples, max_scan=max_scan)
 
 
-def collect(record: RunRecord, max_samples: int = MAX_SAMPLES, max_scan: int = MAX_SCAN) -> ReportData:
+def collect(record: RunRecord, max_samples: int = MAX_SAMPLES, max_scan: int = MAX_SCAN,
+            label_issues: LabelIssueSettings | None = None) -> ReportData:
     """Everything the report shows for one run.
 
     Sample predictions: the candidate model classifies up to `max_scan` eval examples; the grid shows up to
     `max_samples` of them, misclassified first (most confident first), then correct ones class by class.
+    Likely mislabelled training images: as `label_issues` says (default `LabelIssueSettings()`).
     """
     data = ReportData(run_id=record.run_id, pipeline_name=record.pipeline_name, created=record.created,
                       components=[node.component for node in record.nodes.values()])
@@ -70,6 +74,8 @@ def collect(record: RunRecord, max_samples: int = MAX_SAMPLES, max_scan: int = M
         ("evaluation", collect_evaluation),
         ("push", _collect_push),
         ("sample predictions", lambda r, d: collect_samples(r, d, max_samples, max_scan)),
+        ("likely mislabelled training images",
+         lambda r, d: collect_label_issues(r, d, label_issues or LabelIssueSettings())),
     )
     for what, step in steps:
         try:

@@ -17,6 +17,7 @@ import numpy as np
 
 from components.evaluator import catalogue
 from components.evaluator import metric_keys as mn
+from pipeline.report.label_issues import LabelIssueReport
 from pipeline.runs.data_health import Anomaly
 from pipeline.runs.evaluation import BinaryConfusion
 from pipeline.runs.record import ComponentRun
@@ -34,18 +35,20 @@ SECTIONS = (
     ("kappa", "Cohen's kappa"),
     ("per-class", "Per-class metrics"),
     ("confusion", "Confusion matrix"),
+    ("errors", "Most-confused classes"),
     ("training", "Training curves"),
     ("distribution", "Class distribution"),
     ("samples", "Sample predictions"),
+    ("label-issues", "Likely mislabelled training images"),
     ("ingestion", "Ingestion"),
     ("anomalies", "Data anomalies"),
     ("hyperparameters", "Hyper-parameters"),
     ("lineage", "Lineage"),
 )
 _TASK_HEADINGS = {
-    "binary": {"confusion": "Confusion matrix at threshold 0.5"},
+    "binary": {"confusion": "Confusion matrix at threshold 0.5", "errors": "Error kinds at threshold 0.5"},
     "multilabel": {"per-class": "Per-label metrics", "confusion": "Per-label confusion counts",
-                   "distribution": "Label distribution"},
+                   "distribution": "Label distribution", "errors": "Missed labels and false alarms"},
 }
 # Landis & Koch (1977): upper bound of each band → reading (kappa < 0 is "poor").
 _LANDIS_KOCH = ((0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial"))
@@ -209,6 +212,7 @@ class ReportData:
     samples_scanned: int = 0
     samples_misclassified: int = 0
     sample_model_uri: str = ""
+    label_issues: LabelIssueReport | None = None  # likely mislabelled training images (pipeline.report.mislabelled)
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # Trainer custom_config, flattened
     effective_hyperparameters: dict[str, Any] = field(default_factory=dict)  # history.json (after tuning)
     lineage: list[LineageEntry] = field(default_factory=list)

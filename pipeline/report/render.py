@@ -21,6 +21,7 @@ import jinja2
 
 from components.evaluator import metric_keys as mn
 from pipeline.report import charts
+from pipeline.report.confusions import error_analysis
 from pipeline.report.data import (
     EXAMPLE_COUNT,
     ReportData,
@@ -143,6 +144,7 @@ def render_html(data: ReportData) -> str:
         splits=split_order(data.class_distribution),
         split_totals={s: sum(c.values()) for s, c in data.class_distribution.items()},
         wrong_first=sorted(data.samples, key=lambda s: s.correct),
+        errors=error_analysis(data),
         generated=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
     )
 

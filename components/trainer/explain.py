@@ -13,9 +13,10 @@ back), as the served probabilities are the mean over both.
 Inputs: `images` [B] raw encoded image bytes (decoded exactly as `serving_default`) and `class_index` [B] int64 —
 the class to explain per image, -1 for the predicted (top) class; TF Serving has no optional inputs, so it is
 always sent. Outputs: `heatmap` [B, H, W] float32 in [0, 1], `class_index` [B] int64 (the class explained),
-`explained_class` [B] (its name), `probabilities` [B, C] (as `serving_default`'s). Multilabel models also output
-`label_heatmaps` [B, C, H, W] (one map per label, in class order) and `predicted_labels` [B, C] (1 where the
-label's probability ≥ 0.5): a client overlays the maps of the predicted labels.
+`explained_class` [B] (its name), `probabilities` [B, C] and `classes` [B, C] (as `serving_default`'s).
+Multilabel models also output `label_heatmaps` [B, C, H, W] (one map per label, in class order) and
+`predicted_labels` [B, C] (1 where the label's probability ≥ 0.5): a client overlays the maps of the predicted
+labels.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class GradCam:
             "class_index": explained,
             "explained_class": tf.gather(tf.constant(self.names, tf.string), explained),
             "probabilities": probabilities,
+            "classes": tf.tile(tf.constant(self.names, tf.string)[tf.newaxis, :], [batch, 1]),
         }
         if self.task == "multilabel":  # one map per label: d logit_c / dA for every c at once
             jacobian = tf.cast(tape.batch_jacobian(logits, feature_map), tf.float32)  # [N, C, h, w, k]

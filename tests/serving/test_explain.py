@@ -31,7 +31,7 @@ def test_rest_explain_rows_and_columns_match_the_in_process_call(server, digit_p
     assert rows.status_code == 200, rows.text
     predictions = rows.json()["predictions"]
     assert len(predictions) == 3
-    assert set(predictions[0]) == {"heatmap", "class_index", "explained_class", "probabilities"}
+    assert set(predictions[0]) == {"heatmap", "class_index", "explained_class", "probabilities", "classes"}
     heat = np.array([p["heatmap"] for p in predictions], np.float32)
     assert heat.shape == (3, SIZE, SIZE) and 0.0 <= heat.min() and heat.max() <= 1.0
     np.testing.assert_allclose(heat, expected["heatmap"], atol=1e-6)

@@ -12,6 +12,8 @@
 * `transform_features` – input `examples`; outputs the transformed features incl. `label_xf` (TFMA's
   preprocessing function, so the Evaluator reads labels exactly as training saw them: the class index, or for
   multilabel the float32 multi-hot vector [B, C]).
+* `explain` – inputs `images` and `class_index` [B] int64 (-1: the top class); Grad-CAM heatmaps `heatmap`
+  [B, H, W] and more (components/trainer/explain.py documents the outputs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import features
+from components.trainer import explain
 from components.trainer import model as models
 from components.transform import preprocessing
 
@@ -106,7 +109,11 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
             transformed[features.LABEL_XF] = preprocessing.multi_hot(transformed[features.LABEL_XF], len(class_names))
         return transformed
 
+    def transform_images(images: tf.Tensor) -> tf.Tensor:
+        return model.tft_layer({image_key: _raw_image_feature(images, image_spec)})[features.IMAGE_XF]
+
     return {
+        explain.EXPLAIN: explain.explain_signature(model, transform_images, class_names, task, tta_flip),
         SERVING_DEFAULT: serve_images.get_concrete_function(),
         SERVING_EXAMPLES: serve_examples.get_concrete_function(),
         CLASSIFICATION: classify_examples.get_concrete_function(),

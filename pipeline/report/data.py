@@ -39,6 +39,7 @@ SECTIONS = (
     ("training", "Training curves"),
     ("distribution", "Class distribution"),
     ("samples", "Sample predictions"),
+    ("explanations", "Why: heatmaps"),
     ("label-issues", "Likely mislabelled training images"),
     ("ingestion", "Ingestion"),
     ("anomalies", "Data anomalies"),
@@ -169,6 +170,23 @@ class Sample:
 
 
 @dataclass
+class Explanation:
+    """One eval image with the Grad-CAM heatmap of what the model predicted (pipeline/report/explanations.py)."""
+
+    image_png: bytes  # the image and the image with its heatmap, side by side
+    true_label: str
+    predicted_label: str
+    explained: str  # the class (multilabel: the predicted labels) the heatmap shows evidence for
+    confidence: float
+    path: str = ""
+
+    @property
+    def correct(self) -> bool:
+        """Whether the prediction matches the label."""
+        return self.true_label == self.predicted_label
+
+
+@dataclass
 class LineageEntry:
     """One artifact the run produced or reused (or, for the baseline model, consumed)."""
 
@@ -212,6 +230,7 @@ class ReportData:
     samples_scanned: int = 0
     samples_misclassified: int = 0
     sample_model_uri: str = ""
+    explanations: list[Explanation] = field(default_factory=list)  # misclassified first, then one per class
     label_issues: LabelIssueReport | None = None  # likely mislabelled training images (pipeline.report.mislabelled)
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # Trainer custom_config, flattened
     effective_hyperparameters: dict[str, Any] = field(default_factory=dict)  # history.json (after tuning)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, TRAINER
 from pipeline.report.charts import thumbnail_png
 from pipeline.report.data import NO_LABELS, ReportData, Sample, label_set_text, natural_key
+from pipeline.report.explanations import explain_samples
 from pipeline.runs.record import RunRecord
 
 MAX_SAMPLES = 24
@@ -57,6 +58,7 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
         except Exception:  # noqa: BLE001 - an image PIL cannot open (TF decoded it) just has no picture
             continue
         data.samples.append(Sample(png, label, predicted, confidence, path))
+    explain_samples(model_dir, scored, data)  # the "Why" heatmaps of the same scan (pipeline/report/explanations.py)
 
 
 def _round_robin(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:

@@ -253,6 +253,11 @@ def test_pretrained_backbone_uses_cached_features_then_fine_tunes(binary_data, t
     assert head["name"] == "head" and head["cached_features"] is True
     assert fine_tune["name"] == "fine_tune" and 0 < fine_tune["unfrozen_layers"] <= 5
     assert len(record["history"]["loss"]) == len(head["history"]["loss"]) + len(fine_tune["history"]["loss"])
+    # the exported model holds the backbone (not only the head trained on cached features): Grad-CAM reaches it
+    explained = tf.saved_model.load(str(tmp_path / "model")).signatures["explain"](
+        images=tf.constant([encode(np.full((12, 12, 3), 200, dtype=np.uint8), "PNG")]),
+        class_index=tf.constant([-1], tf.int64))
+    assert explained["heatmap"].shape == (1, 32, 32)
 
 
 def test_augmentation_disables_feature_caching(binary_data, tmp_path):

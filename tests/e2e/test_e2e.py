@@ -49,7 +49,8 @@ def test_run_ingests_quarantines_evaluates_and_pushes(pipeline_run):
 
 def test_pushed_model_classifies_raw_png_bytes_and_tfma_kappa_agrees_with_sklearn(pipeline_run):
     model = tf.saved_model.load(pipeline_run.summary.pushed_model)
-    assert set(model.signatures) == {"serving_default", "serving_examples", "classification", "transform_features"}
+    assert set(model.signatures) == {"serving_default", "serving_examples", "classification", "transform_features",
+                                     "explain"}
     images, labels = _eval_split(pipeline_run.config)
     outputs = model.signatures["serving_default"](images=tf.constant(images))
     predicted = [p.decode() for p in outputs["predicted_class"].numpy()]

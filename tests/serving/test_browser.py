@@ -150,6 +150,34 @@ def test_page_uploads_an_image_and_shows_top_classes(server, browser, digit_path
     assert "dropped.png" in browser.text(browser.find("#status"))
 
 
+def test_why_overlays_the_explain_heatmap_on_the_preview(server, browser, digit_paths, in_process, tmp_path):
+    _label, png_path = sorted(digit_paths.items())[3]
+    browser.call("POST", "/url", {"url": server.rest_url + "/"})
+    hidden = "return document.getElementById('heatmap').hidden"
+    browser.call("POST", f"/element/{browser.find('#why')}/click", {})  # "Why?" on
+    browser.call("POST", f"/element/{browser.find('#file-input')}/value", {"text": str(png_path)})
+    deadline = time.monotonic() + 30
+    while not (status := browser.text(browser.find("#why-status"))).startswith(("Where", "No heatmap")):
+        assert time.monotonic() < deadline, "no heatmap and no message"
+        time.sleep(0.1)
+    expected = in_process("explain", images=[png_path.read_bytes()], class_index=np.array([-1], np.int64))
+    assert status == f"Where the model saw {expected['explained_class'][0].decode()} (Grad-CAM)"
+    assert browser.call("POST", "/execute/sync", {"script": hidden, "args": []}) is False
+    alpha = browser.call("POST", "/execute/sync", {"script": """
+        const canvas = document.getElementById('heatmap');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        return [canvas.width, canvas.height, Array.from(data.filter((_, i) => i % 4 === 3))];""", "args": []})
+    heat = expected["heatmap"][0]
+    assert heat.max() > 0.5  # a real map (scaled to a peak of 1), so the comparison below means something
+    assert alpha[:2] == [heat.shape[1], heat.shape[0]]  # the model's input size, stretched over the preview
+    np.testing.assert_allclose(np.reshape(alpha[2], heat.shape), np.round(255 * 0.6 * heat), atol=1)
+    screenshot = tmp_path / "why-page.png"
+    screenshot.write_bytes(base64.b64decode(browser.call("GET", "/screenshot")))
+    browser.call("POST", f"/element/{browser.find('#why')}/click", {})  # off again: the overlay goes
+    assert browser.call("POST", "/execute/sync", {"script": hidden, "args": []}) is True
+    assert browser.text(browser.find("#error")) == ""
+
+
 def test_page_shows_server_errors_as_text(server, browser, tmp_path):
     not_image = tmp_path / "fake.png"
     not_image.write_bytes(b"<img src=x onerror=alert(1)> not a PNG")

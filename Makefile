@@ -45,8 +45,12 @@ $(STAMP): requirements.lock requirements-tfx.lock pyproject.toml
 run: setup  ## run the whole pipeline on the embedded demo data and push a model
 	$(BIN)/visionline run --demo $(ARGS)
 
+PYTEST_ARGS ?= -m "not heavy"
 test: setup lint system-deps  ## ruff + the test suite (unit tests, one end-to-end pipeline run, a browser test)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-heavy: setup  ## the runs too long for `make test`: the compiled Kubeflow pipeline executed three times with kfp.local (~4 min)
+	$(BIN)/pytest -m heavy $(HEAVY_ARGS)
 
 lint: setup  ## ruff, and the import contracts of pyproject.toml (layering, no cycles) with import-linter
 	$(BIN)/ruff check .

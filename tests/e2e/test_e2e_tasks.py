@@ -124,3 +124,27 @@ def test_multilabel_label_sets_through_rest_grpc_and_batch_prediction(multilabel
     with open(tmp_path / "predictions.csv", newline="") as handle:
         rows = {row["path"]: set(json.loads(row["labels"])) for row in csv.DictReader(handle)}
     assert rows == {path.name: labels for path, labels in zip(paths, expected)}
+
+
+@pytest.mark.parametrize("run", ["binary_run", "multilabel_run"])
+def test_report_explains_and_looks_for_mislabelled_images_for_binary_and_multilabel(run, request, tmp_path):
+    from bs4 import BeautifulSoup
+
+    from pipeline.report.build import build_report
+
+    config, summary = request.getfixturevalue(run)
+    built = build_report(config.metadata_path, out_dir=str(tmp_path), run_id=summary.run_id)
+    soup = BeautifulSoup(Path(built.html).read_text(encoding="utf-8"), "html.parser")
+    issues = soup.find("section", id="label-issues")
+    assert issues.find(id="label-issues-skipped") is None, issues.get_text(" ", strip=True)  # computed
+    assert issues.find(id="label-issues-summary") is not None
+    assert issues.find(id="label-issues-unprocessed") is None  # every train image was embedded and scored
+    rows = list(csv.DictReader((tmp_path / "label_issues.csv").open(encoding="utf-8")))
+    assert all(row["given_label"] != row["suggested_label"] for row in rows)
+    heatmaps = soup.find("section", id="explanations").select("figure.why")
+    assert heatmaps, soup.find("section", id="explanations").get_text(" ", strip=True)
+    errors = soup.find("section", id="errors")
+    if run == "multilabel_run":
+        assert errors.find(id="label-errors") is not None, errors.get_text(" ", strip=True)
+    else:  # the two error kinds, or none at all
+        assert errors.find(id="error-kinds") or "No misclassified eval examples" in errors.get_text(" ", strip=True)

@@ -20,7 +20,7 @@ from pipeline.cli import errors
 from pipeline.demo_data import DEMO_SCHEMA
 from pipeline.runs.evaluation import read_metrics
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]  # ~4 min: `make test-heavy` (CI runs it after `make test`)
 
 CONFIG = ["--preset", "demo", "--in-memory", "--set", "train.epochs=12", "--set", "train.batch_size=16",
           "--set", "train.conv_filters=[16, 32]", "--set", "transform.image_size=16",

@@ -28,6 +28,8 @@ REPORT = "tflite.json"
 LABELS = "labels.txt"
 SIGNATURE = "serving_default"
 INPUT = "pixels"
+DEFAULT_MAX_ACCURACY_DROP = 0.02  # eval.max_tflite_accuracy_drop's default
+MAX_DROP_KEY = "max_tflite_accuracy_drop"  # the Pusher's custom_config key
 
 
 def model_file(variant: str) -> str:
@@ -97,6 +99,11 @@ def gate(report: Mapping[str, Any] | None, max_drop: float) -> GateResult:
         else:
             shipped.append(variant)
     return GateResult(tuple(shipped), tuple(withheld))
+
+
+def report_path(export_dir: str) -> str:
+    """`<export_dir>/assets.extra/tflite/tflite.json`."""
+    return os.path.join(folder(export_dir), REPORT)
 
 
 def load_report(text: str, path: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import yaml
 
 from components.evaluator.catalogue import GateError, validate_eval
 from components.example_gen.images import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from components.tflite_variants import DEFAULT_MAX_ACCURACY_DROP as DEFAULT_MAX_TFLITE_DROP
 from components.trainer.settings import (
     CLASS_WEIGHTS,
     CNN_POOLING,
@@ -185,7 +186,7 @@ class EvaluationConfig:
     gates: list[str] = field(default_factory=list)  # more gates, e.g. "auc>=0.85", "f1_micro>=0.6,max_drop=0.01"
     # a TFLite variant whose accuracy (multilabel: subset accuracy) is more than this below the SavedModel's on the
     # same eval images is not pushed (the SavedModel and the other variants still are)
-    max_tflite_accuracy_drop: float = 0.02
+    max_tflite_accuracy_drop: float = DEFAULT_MAX_TFLITE_DROP
 
 
 @dataclass

@@ -28,6 +28,7 @@ import tf_keras as keras
 
 from components import features, tflite_variants
 from components.trainer import export
+from components.trainer.settings import TrainSettings
 from components.transform import preprocessing
 
 CALIBRATION_IMAGES = 200  # training images the int8 quantization is calibrated on (TFLite's guide: ~100-500)
@@ -221,6 +222,18 @@ def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequenc
     with tf.io.gfile.GFile(os.path.join(out, tflite_variants.REPORT), "w") as handle:
         handle.write(json.dumps(report, indent=2))
     return report
+
+
+def export_configured(export_dir: str, model: keras.Model, class_names: Sequence[str], settings: TrainSettings,
+                      train_files: Sequence[str], eval_files: Sequence[str]) -> dict[str, Any] | None:
+    """`export_variants` as the Trainer's settings say (`train.tflite`, `train.tflite_eval_images`, the task, image
+    size, normalisation, image feature and `train.tta_flip`); None when `train.tflite` is off."""
+    if not settings.tflite:
+        return None
+    return export_variants(export_dir, model, class_names=class_names, task=settings.task,
+                           image_size=settings.image_size, normalization=settings.normalization,
+                           image_key=settings.image_feature, train_files=train_files, eval_files=eval_files,
+                           max_eval_images=settings.tflite_eval_images, tta_flip=settings.tta_flip)
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray, task: str) -> float | None:

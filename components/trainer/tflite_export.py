@@ -16,6 +16,7 @@ accuracy (every label right at 0.5) for multilabel. Labels come from the exporte
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -118,12 +119,15 @@ def correct(probabilities: np.ndarray, labels: np.ndarray, task: str) -> np.ndar
 
 
 def read_examples(file_patterns: Sequence[str], limit: int) -> list[bytes]:
-    """The first `limit` serialized examples of the (GZIP) TFRecord files matching `file_patterns`."""
+    """Up to `limit` serialized examples of the (GZIP) TFRecord files matching `file_patterns`, evenly spread over
+    them (every k-th record: files hold their examples in ingestion order, often class by class)."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         return []
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)
-    return [record.numpy() for record in dataset]
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    total = int(dataset.reduce(np.int64(0), lambda count, _record: count + 1))
+    stride = max(1, math.ceil(total / max(1, limit)))
+    return [record.numpy() for record in dataset.shard(stride, 0).take(limit)]
 
 
 def encoded_image(serialized: bytes, image_key: str) -> bytes:
@@ -164,6 +168,8 @@ def _saved_model_outputs(export_dir: str, serialized: Sequence[bytes], images: S
                          task: str) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities [N, C], labels) from the exported SavedModel: `serving_default` on the encoded images and
     `transform_features` (the Evaluator's label reading) on the examples."""
+    if not images:
+        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64)
     loaded = tf.saved_model.load(export_dir)
     serve, transform = loaded.signatures[export.SERVING_DEFAULT], loaded.signatures[export.TRANSFORM_FEATURES]
     probabilities, labels = [], []
@@ -184,12 +190,14 @@ def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequenc
     files are given: the report's `eval.split` says which), write them with `labels.txt` and `tflite.json` into
     `<export_dir>/assets.extra/tflite/`, and return the report."""
     out = tflite_variants.folder(export_dir)
-    saved_model_cost = export.measure(export_dir, encoded_image(read_examples(train_files, 1)[0], image_key))
+    calibration_examples = read_examples(train_files, CALIBRATION_IMAGES)
+    if not calibration_examples:
+        raise ValueError(f"no training examples in {list(train_files)[:3]} to calibrate the int8 TFLite model on")
+    saved_model_cost = export.measure(export_dir, encoded_image(calibration_examples[0], image_key))
     tf.io.gfile.makedirs(out)
     with tf.io.gfile.GFile(os.path.join(out, tflite_variants.LABELS), "w") as handle:
         handle.write("".join(f"{name}\n" for name in class_names))
-    calibration_images = pixels([encoded_image(s, image_key)
-                                 for s in read_examples(train_files, CALIBRATION_IMAGES)], image_size)
+    calibration_images = pixels([encoded_image(s, image_key) for s in calibration_examples], image_size)
 
     def calibration() -> Iterator[list[np.ndarray]]:
         for image in calibration_images:
@@ -199,7 +207,7 @@ def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequenc
     serialized = read_examples(patterns, max_eval_images)
     encoded = [encoded_image(s, image_key) for s in serialized]
     saved_probabilities, labels = _saved_model_outputs(export_dir, serialized, encoded, task)
-    eval_pixels = pixels(encoded, image_size)
+    eval_pixels = pixels(encoded, image_size) if encoded else np.zeros((0, image_size, image_size, 3), np.uint8)
     function = inference_function(model, image_size, normalization, task, tta_flip)
     report: dict[str, Any] = {
         "task": task, "class_names": list(class_names), "labels_file": tflite_variants.LABELS,

@@ -78,3 +78,13 @@ def test_gate_withholds_a_variant_over_the_drop_and_says_why():
 def test_the_eval_split_is_measured_even_when_the_trainer_validates_on_val():
     assert tflite_export.evaluation_files(["/ex/1/Split-val/*"]) == (["/ex/1/Split-eval/*"], "eval")
     assert tflite_export.evaluation_files(["/ex/1/Split-eval/*"]) == (["/ex/1/Split-eval/*"], "eval")
+
+
+def test_eval_and_calibration_images_are_spread_over_the_split(tmp_path):
+    path = str(tmp_path / "split.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for index in range(10):  # as ingestion writes them: often class by class
+            writer.write(f"record {index}".encode())
+    assert tflite_export.read_examples([path], 3) == [b"record 0", b"record 4", b"record 8"]
+    assert len(tflite_export.read_examples([path], 50)) == 10
+    assert tflite_export.read_examples([str(tmp_path / "none-*")], 5) == []

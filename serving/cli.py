@@ -132,7 +132,8 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
         return where
 
     predict = subparsers.add_parser("predict", help="classify image files with a served model",
-                                    description="Classify images through TF Serving's REST or gRPC API.")
+                                    description="Classify images through TF Serving's REST or gRPC API, or "
+                                                "in-process with a visionline TFLite file (--tflite).")
     predict.set_defaults(**{_KEY: "predict"})
     predict.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG/PNG/GIF/BMP)")
     client_args(predict).add_argument(

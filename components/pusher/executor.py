@@ -17,6 +17,7 @@ The layout itself (version names, staging folder, push record) is
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -89,14 +90,17 @@ class Executor(tfx_pusher.Executor):
         model_uri = artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY])
         model_path = self.GetModelPath(input_dict)
         tflite = tflite_gate(model_path, exec_properties)
-        print(tflite.describe(), flush=True)
-        model_push.set_string_custom_property(TFLITE_PROPERTY, tflite.describe())
         version = serving_layout.find_pushed_version(base, model_uri, fileio)
         if version is None:
             # A version TF Serving would refuse to load (malformed warm-up file) is not pushed: WarmupFileError.
             warmup.read_warmup_requests(model_path)
             version = serving_layout.new_version(base, time.time(), fileio)
             push_atomically(model_path, base, version, model_uri, tflite)
+        else:  # nothing is copied: the version keeps what its first push shipped
+            tflite = dataclasses.replace(tflite, notes=(*tflite.notes, f"version {version} already serves this model "
+                                                        "and keeps the TFLite files of its first push"))
+        print(tflite.describe(), flush=True)
+        model_push.set_string_custom_property(TFLITE_PROPERTY, tflite.describe())
         io_utils.copy_dir(model_path, model_push.uri, deny_regex_patterns=tflite.deny_patterns())
         self._MarkPushed(model_push, pushed_destination=serving_layout.version_dir(base, version),
                          pushed_version=version)

@@ -191,6 +191,12 @@ def test_executor_withholds_a_tflite_variant_over_the_drop_and_records_why(tmp_p
     assert line.startswith("TFLite shipped: float32, float16; withheld int8: accuracy 0.8500 vs the SavedModel's")
     assert "> eval.max_tflite_accuracy_drop 0.02" in line
 
+    inputs, outputs, props2 = _executor_inputs(tmp_path, blessed=True)  # the same model again: nothing copied
+    pusher.Executor().Do(inputs, outputs, {**props2, "custom_config": json.dumps({"max_tflite_accuracy_drop": 0.1})})
+    assert outputs["pushed_model"][0].get_string_custom_property("tflite").endswith(
+        f"version {version} already serves this model and keeps the TFLite files of its first push")
+    assert "model_int8.tflite" not in os.listdir(shipped)
+
     (folder / "tflite.json").write_text("{not json")  # unreadable figures: no variant ships, the SavedModel does
     gate = pusher.tflite_gate(str(model), props)
     assert gate.shipped == () and len(gate.withheld) == 3 and "tflite.json: not valid JSON" in gate.describe()

@@ -47,3 +47,13 @@ def test_cost_table_of_a_run_without_tflite_variants_says_why():
     assert [(r.model, r.size_mb, r.parameters) for r in rows] == [("SavedModel", 0.47, 10)]
     assert note.startswith("No TFLite variants in this run (train.tflite=false")
     assert cost_rows({}) == ([], "")
+
+
+def test_the_session_runs_report_has_its_cost_table(pipeline_run):
+    from pipeline.report.collect import collect_report_data  # reads ML Metadata: only for this test
+
+    data = collect_report_data(pipeline_run.config.metadata_path, pipeline_run.summary.run_id, max_samples=0)
+    assert [row.model for row in data.cost] == ["SavedModel", "TFLite float32", "TFLite float16", "TFLite int8"]
+    assert all(row.size_mb and row.cpu_latency_ms and row.accuracy is not None for row in data.cost)
+    assert all(row.note.endswith(("shipped", ")")) for row in data.cost[1:])  # shipped, or withheld (reason)
+    assert "of the eval split" in data.cost_note

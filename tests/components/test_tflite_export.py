@@ -17,14 +17,16 @@ from tests.tflite_helpers import trained_variants
 @pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
 def test_variants_give_the_saved_models_top1_on_the_same_images(tmp_path, request, task):
     # multiclass: all three variants (the session's model, shared with the predict tests); binary and multilabel,
-    # whose heads differ, with fewer variants and epochs (test time)
+    # whose heads differ, with fewer variants and epochs (test time); binary with test-time mirror averaging inside
     built = request.getfixturevalue("tflite_model") if task == "multiclass" else \
-        trained_variants(tmp_path, task, epochs=8, variants=("float32",) if task == "binary" else ("float32", "int8"))
+        trained_variants(tmp_path, task, epochs=8, variants=("float32",) if task == "binary" else ("float32", "int8"),
+                         **({"train.tta_flip": "true"} if task == "binary" else {}))
     folder = tflite_variants.folder(str(built["export_dir"]))
     report = json.loads(open(f"{folder}/{tflite_variants.REPORT}").read())
     assert report == built["report"] and report["task"] == task
     assert open(f"{folder}/{tflite_variants.LABELS}").read().splitlines() == built["names"]
     assert report["eval"] == {"split": "eval", "images": 24, "max_images": 200}
+    assert built["config"].tta_flip == (task == "binary")
     assert report["input"]["shape"] == [1, 16, 16, 3]
     assert report["saved_model"]["accuracy"] >= 0.8  # learnable data: the comparison below means something
     assert report["saved_model"]["parameters"] == built["parameters"] > 0

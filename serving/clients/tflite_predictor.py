@@ -32,7 +32,7 @@ class TFLitePredictor:
         try:
             self._model = tflite_export.TFLiteModel(path)
         except ValueError as err:  # not a TFLite flatbuffer, or not a visionline one
-            raise ServiceError(f"{path}: cannot load as a visionline TFLite model: {err}") from None
+            raise ServiceError(f"{path}: cannot load as a visionline TFLite model: {str(err).strip()}") from None
         self._pixels = tflite_export.pixels
         self.path = path
         self.class_names = tflite_variants.read_labels(path)

@@ -21,6 +21,7 @@ import yaml
 
 from components.evaluator.catalogue import GateError, validate_eval
 from components.example_gen.images import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from components.tflite_variants import DEFAULT_MAX_ACCURACY_DROP as DEFAULT_MAX_TFLITE_DROP
 from components.trainer.settings import (
     CLASS_WEIGHTS,
     CNN_POOLING,
@@ -151,6 +152,10 @@ class TrainConfig:
     device: str = "auto"  # auto (a GPU when TensorFlow sees one) | cpu | gpu
     mixed_precision: str = "auto"  # auto (on for a GPU) | on | off: float16 compute, float32 weights and export
     gpu_batch_size: int = 0  # batch size on a GPU; 0 = 4 × batch_size
+    # TFLite float32 / float16 / int8 variants beside the SavedModel (assets.extra/tflite/), each measured against it
+    # on up to tflite_eval_images images of the eval split (the Pusher gates them: eval.max_tflite_accuracy_drop)
+    tflite: bool = True
+    tflite_eval_images: int = 200
 
 
 @dataclass
@@ -179,6 +184,9 @@ class EvaluationConfig:
     kappa_weighting: str = "none"  # none | linear | quadratic (ordinal classes, ordered by name)
     kappa_class_order: list[str] = field(default_factory=list)  # real order of the classes for weighted kappa
     gates: list[str] = field(default_factory=list)  # more gates, e.g. "auc>=0.85", "f1_micro>=0.6,max_drop=0.01"
+    # a TFLite variant whose accuracy (multilabel: subset accuracy) is more than this below the SavedModel's on the
+    # same eval images is not pushed (the SavedModel and the other variants still are)
+    max_tflite_accuracy_drop: float = DEFAULT_MAX_TFLITE_DROP
 
 
 @dataclass
@@ -431,6 +439,8 @@ class PipelineConfig:
             (not (self.train.lr_schedule == "cosine" and self.train.reduce_lr_patience > 0), "train.lr_schedule",
              "constant when train.reduce_lr_patience > 0 (a cosine schedule and ReduceLROnPlateau would fight)"),
             (self.eval.max_regression >= 0, "eval.max_regression", ">= 0"),
+            (0.0 <= self.eval.max_tflite_accuracy_drop <= 1.0, "eval.max_tflite_accuracy_drop", "in [0, 1]"),
+            (self.train.tflite_eval_images >= 1, "train.tflite_eval_images", ">= 1"),
             (0.0 <= self.validation.max_label_drift <= 1.0, "validation.max_label_drift", "in [0, 1] (0 = off)"),
             (self.validation.min_free_disk_mb >= 0, "validation.min_free_disk_mb", ">= 0"),
             (self.validation.free_disk_input_factor >= 0, "validation.free_disk_input_factor", ">= 0"),

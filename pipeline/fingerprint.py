@@ -17,7 +17,8 @@ _ROOT = Path(components.__file__).resolve().parent
 INGEST_SOURCES = ("features.py", "example_gen")
 # The module files and everything they import from `components` (tests/pipeline/test_pipeline.py checks this).
 TRANSFORM_SOURCES = ("environment.py", "features.py", "settings.py", "transform", "modules/transform_module.py")
-TRAINER_SOURCES = ("environment.py", "features.py", "settings.py", "warmup.py", "transform", "trainer", "modules")
+TRAINER_SOURCES = ("environment.py", "features.py", "settings.py", "warmup.py", "tflite_variants.py", "transform",
+                   "trainer", "modules")
 METRICS_SOURCES = ("evaluator/metric_keys.py", "evaluator/custom_metrics.py")  # the Evaluator's custom TFMA metrics
 VALIDATION_SOURCES = ("validation_gate", "accepted_statistics/store.py")
 

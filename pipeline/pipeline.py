@@ -28,6 +28,7 @@ from components.example_gen.class_selection import ClassSelection
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
 from components.served_baseline.component import ServedModelBaseline
+from components.tflite_variants import MAX_DROP_KEY as MAX_TFLITE_DROP
 from components.validation_gate import component as validation
 from components.validation_gate.resolver import LatestAcceptedStatisticsStrategy
 from pipeline import fingerprint
@@ -227,6 +228,8 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_base)
         ),
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),  # atomic, no duplicate versions
+        # TFLite variants more than this below the SavedModel's accuracy are not pushed (components/tflite_variants.py)
+        custom_config={MAX_TFLITE_DROP: config.eval.max_tflite_accuracy_drop},
     ).with_id(PUSHER)
 
     return tfx.dsl.Pipeline(

@@ -6,7 +6,7 @@
     code = serving.cli.dispatch(parser.parse_args())   # exit code for these commands, None for others
 
     visionline serve [--model-base PATH] [--model-name NAME] [--rest-port 8501] [--grpc-port 8500] [--batching …]
-    visionline predict IMG… [--url http://127.0.0.1:8501 | --grpc host:port] [--model NAME] [--top-k 5]
+    visionline predict IMG… [--url http://127.0.0.1:8501 | --grpc host:port | --tflite FILE] [--model NAME] [--top-k 5]
     visionline predict-batch FOLDER --out predictions.csv [--quarantine FILE] [--url … | --grpc … | --model-base …]
 
 Exit codes: 0 success; 1 some inputs could not be predicted (`predict`); 2 usage/configuration/service
@@ -27,6 +27,7 @@ from typing import Any
 from serving.clients.files import DEFAULT_MAX_PIXELS, predict_files
 from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL, PredictorSpec
 from serving.clients.results import ServiceError, format_result, result_json
+from serving.clients.tflite_predictor import TFLitePredictor
 from serving.errors import ServingError
 from serving.server.config import (
     DEFAULT_MAX_BATCH_ROWS,
@@ -131,10 +132,14 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
         return where
 
     predict = subparsers.add_parser("predict", help="classify image files with a served model",
-                                    description="Classify images through TF Serving's REST or gRPC API.")
+                                    description="Classify images through TF Serving's REST or gRPC API, or "
+                                                "in-process with a visionline TFLite file (--tflite).")
     predict.set_defaults(**{_KEY: "predict"})
     predict.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG/PNG/GIF/BMP)")
-    client_args(predict)
+    client_args(predict).add_argument(
+        "--tflite", metavar="FILE", help="predict in-process with a visionline TFLite file (e.g. <version>/"
+                                         "assets.extra/tflite/model_int8.tflite; class names from labels.txt beside "
+                                         "it) instead of calling a server")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of text")
 
     batch = subparsers.add_parser("predict-batch", help="classify a folder of images (Apache Beam) into a CSV",
@@ -264,7 +269,12 @@ def _predictor_spec(args: argparse.Namespace) -> PredictorSpec:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    predictor = _predictor_spec(args).create()
+    if args.tflite:
+        if args.top_k < 1:
+            raise ValueError("--top-k must be >= 1")
+        predictor: Any = TFLitePredictor(args.tflite, args.top_k)
+    else:
+        predictor = _predictor_spec(args).create()
     try:
         results = predict_files(args.images, predictor, max_pixels=args.max_image_pixels)
     finally:

@@ -84,3 +84,12 @@ def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     ])
     summary = run_local(config)
     return PipelineRun(config=config, summary=summary, work_dir=work_dir)
+
+
+@pytest.fixture(scope="session")
+def tflite_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small multiclass model trained and exported by the Trainer's code, with its three TFLite variants
+    (tests/tflite_helpers.py)."""
+    from tests.tflite_helpers import trained_variants  # loads TensorFlow: only for the tests that use it
+
+    return trained_variants(tmp_path_factory.mktemp("tflite"), "multiclass", through_trainer=True)

@@ -44,10 +44,12 @@ def raw_rows(images_by_label: Mapping[str, Sequence[bytes]]) -> list[dict[str, l
             for image in images]
 
 
-def transform_graph(work_dir: Path, rows: Sequence[Mapping[str, Any]], settings: TrainSettings) -> str:
+def transform_graph(work_dir: Path, rows: Sequence[Mapping[str, Any]], settings: TrainSettings,
+                    raw_spec: Mapping[str, Any] = RAW_SPEC) -> str:
     """Analyse the project's `preprocessing_fn` on `rows`; write the transform graph (with the raw metadata, as
-    TFX's Transform does) to `<work_dir>/transform` and return that path."""
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+    TFX's Transform does) to `<work_dir>/transform` and return that path. `raw_spec`: e.g. a VarLen label for
+    multilabel rows."""
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(dict(raw_spec)))
     out = Path(work_dir) / "transform"
     with tft_beam.Context(temp_dir=str(Path(work_dir) / "tft_tmp"), force_tf_compat_v1=False):
         transform_fn = (list(rows), metadata) | tft_beam.AnalyzeDataset(

@@ -21,4 +21,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         settings=TrainSettings.from_custom_config(fn_args.custom_config),
         tuned_hyperparameters=tuning.hyperparameter_values(fn_args.hyperparameters),
         validation_files=training.validation_split_files(fn_args.eval_files),
+        eval_files=fn_args.eval_files or (),
     )

@@ -122,9 +122,10 @@ def resolve_version_dir(path: str) -> str:
     return complete[-1]
 
 
-def push_record(model_uri: str, pushed_at: int) -> str:
-    """The JSON the Pusher writes to `<version>/assets.extra/visionline_push.json`."""
-    return json.dumps({"model_uri": model_uri, "pushed_at": pushed_at})
+def push_record(model_uri: str, pushed_at: int, tflite: dict[str, Any] | None = None) -> str:
+    """The JSON the Pusher writes to `<version>/assets.extra/visionline_push.json` (with `tflite`: which TFLite
+    variants it shipped and why it withheld any, `components.tflite_variants.GateResult.as_dict`)."""
+    return json.dumps({"model_uri": model_uri, "pushed_at": pushed_at, **({"tflite": tflite} if tflite else {})})
 
 
 def find_pushed_version(base: str, model_uri: str, fs: FileSystem = LOCAL) -> str | None:

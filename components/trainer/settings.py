@@ -130,6 +130,8 @@ class TrainSettings(TransformSettings):
     device: Literal[*DEVICES]
     mixed_precision: Literal[*MIXED_PRECISION]
     gpu_batch_size: int = Field(ge=0)  # 0: 4 × batch_size on a GPU
+    tflite: bool  # TFLite variants beside the SavedModel (components/trainer/tflite_export.py)
+    tflite_eval_images: int = Field(ge=1)  # eval images each TFLite variant (and the SavedModel) is measured on
     preset: str = ""  # the config preset the run resolved (recorded with the model, not used in training)
     tuner: TunerSettings
 

@@ -30,7 +30,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import features, warmup
-from components.trainer import devices, export
+from components.trainer import devices, export, tflite_export
 from components.trainer import model as models
 from components.trainer.augmentation import Augmentation
 from components.trainer.backbones import registry
@@ -400,10 +400,12 @@ def train_and_export(
     settings: TrainSettings,
     tuned_hyperparameters: dict[str, Any] | None = None,
     validation_files: Sequence[str] = (),
+    eval_files: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Train the configured model in one or two phases, export it with its signatures, return the record (also
-    written to `history.json` in `model_run_dir`: histories, the epochs kept and why, what was trained where and
-    how long it took, the exported model's size and CPU latency). `validation_files`: the `val` split, if any."""
+    """Train the configured model in one or two phases, export it with its signatures and TFLite variants, return the
+    record (also in `history.json` in `model_run_dir`: histories, the epochs kept and why, where and how long it
+    trained, the exported model's size and CPU latency, `tflite_export`'s report on `eval_files`). `validation_files`:
+    the `val` split, if any."""
     started = time.perf_counter()
     seed, task = settings.seed, settings.task
     plan = devices.plan_device(settings.device, settings.mixed_precision, settings.batch_size,
@@ -535,6 +537,8 @@ def train_and_export(
         "fit_seconds": round(sum(p["fit_seconds"] for p in phases), 2),
         "export": export.measure(serving_model_dir, _first_image(train_files, settings.image_feature)),
     }
+    record["tflite"] = tflite_export.export_configured(serving_model_dir, classifier, names, settings, train_files,
+                                                       eval_files)
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
         handle.write(json.dumps(record, indent=2))

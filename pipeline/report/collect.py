@@ -28,6 +28,7 @@ from tensorflow_data_validation.utils import stats_util
 
 from components.evaluator import catalogue
 from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR, PUSHER, STATISTICS_GEN, TRAINER, TRANSFORM
+from pipeline.report.cost import cost_rows
 from pipeline.report.data import (
     TASKS,
     Gate,
@@ -73,6 +74,7 @@ def collect(record: RunRecord, max_samples: int = MAX_SAMPLES, max_scan: int = M
         ("training history", _collect_training),
         ("evaluation", collect_evaluation),
         ("push", _collect_push),
+        ("cost", _collect_cost),
         ("sample predictions", lambda r, d: collect_samples(r, d, max_samples, max_scan)),
         ("likely mislabelled training images",
          lambda r, d: collect_label_issues(r, d, label_issues or LabelIssueSettings())),
@@ -310,6 +312,12 @@ def _collect_push(record: RunRecord, data: ReportData) -> None:
     if data.pushed:
         data.pushed_version = str_prop(pushed, "pushed_version")
         data.pushed_destination = str_prop(pushed, "pushed_destination")
+
+
+def _collect_cost(record: RunRecord, data: ReportData) -> None:
+    model_run = record.artifact(TRAINER, "model_run", "ModelRun")
+    history = read_history(model_run.uri) if model_run is not None else {}
+    data.cost, data.cost_note = cost_rows(history, data.pushed_destination if data.pushed else "")
 
 
 def training_recipe(history: dict[str, Any]) -> list[str]:

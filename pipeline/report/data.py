@@ -17,6 +17,7 @@ import numpy as np
 
 from components.evaluator import catalogue
 from components.evaluator import metric_keys as mn
+from pipeline.report.cost import CostRow
 from pipeline.report.label_issues import LabelIssueReport
 from pipeline.runs.data_health import Anomaly
 from pipeline.runs.evaluation import BinaryConfusion
@@ -37,6 +38,7 @@ SECTIONS = (
     ("confusion", "Confusion matrix"),
     ("errors", "Most-confused classes"),
     ("training", "Training curves"),
+    ("cost", "Cost: size and latency of each model"),
     ("distribution", "Class distribution"),
     ("samples", "Sample predictions"),
     ("explanations", "Why: heatmaps"),
@@ -225,6 +227,8 @@ class ReportData:
     phases: list[tuple[str, int]] = field(default_factory=list)  # (phase name, epochs)
     best_epoch: int | None = None  # 1-based, over the concatenated phases
     recipe: list[str] = field(default_factory=list)  # how the model was trained: preset, device, phases, augmentation
+    cost: list[CostRow] = field(default_factory=list)  # SavedModel and TFLite variants (pipeline/report/cost.py)
+    cost_note: str = ""
     class_distribution: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> label -> count
     samples: list[Sample] = field(default_factory=list)
     samples_scanned: int = 0

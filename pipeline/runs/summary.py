@@ -45,6 +45,7 @@ class RunSummary:
     data_validation: dict[str, Any] = field(default_factory=dict)  # the ValidationGate's verdict.json
     pushed: bool = False
     pushed_model: str | None = None
+    tflite: str = ""  # the Pusher's TFLite gate: which variants shipped, why any was withheld
     evaluation_uri: str | None = None
     warnings: list[str] = field(default_factory=list)  # data warnings of ingestion and the Trainer (run_warnings)
 
@@ -92,6 +93,8 @@ def summarize(record: RunRecord) -> RunSummary:
         destination = pushed[-1].custom_properties.get("pushed_destination")
         if summary.pushed and destination is not None:
             summary.pushed_model = destination.string_value
+        tflite = pushed[-1].custom_properties.get("tflite")  # components/pusher/executor.py's TFLITE_PROPERTY
+        summary.tflite = tflite.string_value if summary.pushed and tflite is not None else ""
     return summary
 
 

@@ -84,6 +84,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  gate failed: {gate.metric} = {value}; threshold {gate.threshold}")
     if summary.pushed:
         lines.append(f"pushed model: {summary.pushed_model}")
+        if summary.tflite:
+            lines.append(f"  {summary.tflite}")
     else:
         failed = [c.node_id for c in summary.components if c.state == "FAILED"]
         lines.append(f"pushed model: none ({failed[0]} failed, the run stopped there)" if failed

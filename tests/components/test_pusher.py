@@ -162,3 +162,41 @@ def test_executor_does_not_push_a_model_whose_warmup_file_tf_serving_would_refus
     pusher.Executor().Do(inputs, outputs, props)
     (version,) = os.listdir(tmp_path / "serving" / "m")
     assert len(warmup.read_warmup_requests(str(tmp_path / "serving" / "m" / version))) == 1
+
+
+# ----- TFLite variants: the accuracy gate ----------------------------------------------------------------------
+def test_executor_withholds_a_tflite_variant_over_the_drop_and_records_why(tmp_path):
+    inputs, outputs, props = _executor_inputs(tmp_path, blessed=True)
+    model = tmp_path / "Trainer" / "model" / "5" / "Format-Serving"
+    folder = model / "assets.extra" / "tflite"
+    folder.mkdir(parents=True)
+    for variant in ("float32", "float16", "int8"):
+        (folder / f"model_{variant}.tflite").write_bytes(b"TFL3 " + variant.encode())
+    (folder / "labels.txt").write_text("cat\ndog\n")
+    (folder / "tflite.json").write_text(json.dumps({
+        "saved_model": {"accuracy": 0.9}, "eval": {"images": 40},
+        "variants": {"float32": {"accuracy": 0.9}, "float16": {"accuracy": 0.9}, "int8": {"accuracy": 0.85}}}))
+    props["custom_config"] = json.dumps({"max_tflite_accuracy_drop": 0.02})
+    pusher.Executor().Do(inputs, outputs, props)
+    (version,) = os.listdir(tmp_path / "serving" / "m")
+    shipped = tmp_path / "serving" / "m" / version / "assets.extra" / "tflite"
+    assert sorted(os.listdir(shipped)) == ["labels.txt", "model_float16.tflite", "model_float32.tflite", "tflite.json"]
+    assert "model_int8.tflite" not in os.listdir(Path(outputs["pushed_model"][0].uri) / "assets.extra" / "tflite")
+    record = json.loads((tmp_path / "serving" / "m" / version / serving_layout.PUSH_RECORD).read_text())
+    assert record["tflite"]["shipped"] == ["float32", "float16"]
+    (withheld,) = record["tflite"]["withheld"]
+    assert (withheld["variant"], withheld["accuracy"], withheld["saved_model_accuracy"], withheld["max_drop"]) == \
+        ("int8", 0.85, 0.9, 0.02)
+    line = outputs["pushed_model"][0].get_string_custom_property("tflite")
+    assert line.startswith("TFLite shipped: float32, float16; withheld int8: accuracy 0.8500 vs the SavedModel's")
+    assert "> eval.max_tflite_accuracy_drop 0.02" in line
+
+    inputs, outputs, props2 = _executor_inputs(tmp_path, blessed=True)  # the same model again: nothing copied
+    pusher.Executor().Do(inputs, outputs, {**props2, "custom_config": json.dumps({"max_tflite_accuracy_drop": 0.1})})
+    assert outputs["pushed_model"][0].get_string_custom_property("tflite").endswith(
+        f"version {version} already serves this model and keeps the TFLite files of its first push")
+    assert "model_int8.tflite" not in os.listdir(shipped)
+
+    (folder / "tflite.json").write_text("{not json")  # unreadable figures: no variant ships, the SavedModel does
+    gate = pusher.tflite_gate(str(model), props)
+    assert gate.shipped == () and len(gate.withheld) == 3 and "tflite.json: not valid JSON" in gate.describe()

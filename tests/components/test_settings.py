@@ -31,6 +31,7 @@ TRAIN = {
     "cache_dataset_mb": 64, "early_stopping_patience": 5, "early_stopping_monitor": "val_accuracy",
     "reduce_lr_patience": 2, "lr_schedule": "constant", "warmup_epochs": 1.5, "validation_fraction": 0.2, "seed": 7,
     "device": "cpu", "mixed_precision": "off", "gpu_batch_size": 256, "preset": "fast", "tuner": TUNER,
+    "tflite": False, "tflite_eval_images": 50,
 }
 
 INVALID = {  # field → a value the component must refuse
@@ -45,7 +46,7 @@ INVALID = {  # field → a value the component must refuse
     "early_stopping_monitor": "val_auc", "reduce_lr_patience": -2, "lr_schedule": "step", "warmup_epochs": -1,
     "device": "tpu", "mixed_precision": "maybe", "gpu_batch_size": -1, "preset": ["fast"],
     "validation_fraction": 0.5, "seed": "forty-two", "tuner": "on", "code_fingerprint": 123,
-    "label_classes": "ab", "positive_class": 1,
+    "label_classes": "ab", "positive_class": 1, "tflite": "sometimes", "tflite_eval_images": 0,
 }
 
 

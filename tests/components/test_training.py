@@ -68,7 +68,9 @@ def _transform_graph(tmp_path, rows, custom_config):
 
 
 def _trainer_config(**overrides):
-    config = PipelineConfig().override(["preset=demo", *(f"{k}={v}" for k, v in overrides.items())])
+    # TFLite variants off: tests/components/test_tflite_export.py covers them (test time)
+    config = PipelineConfig().override(["preset=demo", "train.tflite=false",
+                                        *(f"{k}={v}" for k, v in overrides.items())])
     payload = json.loads(json.dumps(component_settings(config, "folders").train.to_custom_config()))  # as TFX hands
     return TrainSettings.from_custom_config(payload)  # it over (JSON), read as the module files read it
 

@@ -19,7 +19,8 @@ from pipeline.configs import PipelineConfig
 from pipeline.local_runner import run_local
 
 COMMON = ["preset=demo", "beam.direct_running_mode=in_memory", "transform.image_size=16", "train.conv_filters=[16, 32]",
-          "train.batch_size=16", "train.learning_rate=0.005", "eval.min_kappa=0", "eval.max_regression=1"]
+          "train.batch_size=16", "train.learning_rate=0.005", "eval.min_kappa=0", "eval.max_regression=1",
+          "train.tflite=false"]  # TFLite per task: tests/components/test_tflite_export.py
 
 
 def _pushed_model(summary) -> Path:

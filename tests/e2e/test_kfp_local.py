@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.heavy]  # ~4 min: `make test-heavy` (
 
 CONFIG = ["--preset", "demo", "--in-memory", "--set", "train.epochs=12", "--set", "train.batch_size=16",
           "--set", "train.conv_filters=[16, 32]", "--set", "transform.image_size=16",
-          "--set", "eval.min_accuracy=0.3", "--set", "eval.min_kappa=0.2", "--set", f"data.schema_path={DEMO_SCHEMA}"]
+          "--set", "eval.min_accuracy=0.3", "--set", "eval.min_kappa=0.2", "--set", f"data.schema_path={DEMO_SCHEMA}",
+          "--set", "train.tflite=false"]  # TFLite: tests/components/test_tflite_export.py and the pipeline_run fixture
 
 
 def _kfp_local(argv, capsys):

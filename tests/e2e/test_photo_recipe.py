@@ -31,7 +31,7 @@ def photo_run(tmp_path_factory: pytest.TempPathFactory):
     config = PipelineConfig().override([
         f"data.root={data}", f"work_dir={work}", "beam.direct_running_mode=in_memory", "transform.image_size=32",
         "train.epochs=3", "train.fine_tune_epochs=1", "train.batch_size=8", "eval.min_accuracy=0",
-        "eval.min_kappa=-1"])
+        "eval.min_kappa=-1", "train.tflite=false"])  # TFLite: tests/components/test_tflite_export.py
     assert config.preset == "default" and config.train.model == "efficientnet_lite0"
     return config, run_local(config), work
 

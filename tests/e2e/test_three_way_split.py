@@ -47,3 +47,11 @@ def test_val_trains_the_early_stopping_and_test_is_evaluated(three_way_run):
     assert history["validation_examples"] == 9 and history["train_examples"] == 18  # nothing carved off train
     assert history["class_names"] == ["3", "5", "8"]
     assert summary.metrics["example_count"] == 9  # the test/ folder
+
+
+def test_tflite_variants_are_measured_on_the_test_folder_not_on_val(three_way_run):
+    config, summary = three_way_run
+    (history_file,) = glob.glob(os.path.join(config.pipeline_root, "Trainer", "model_run", "*", "history.json"))
+    report = json.loads(Path(history_file).read_text())["tflite"]
+    assert report["eval"] == {"split": "eval", "images": 9, "max_images": 200}  # the test/ folder (the Evaluator's)
+    assert set(report["variants"]) == {"float32", "float16", "int8"}

@@ -51,6 +51,9 @@ def test_empty_data_root_is_a_named_error():
         ("data.min_image_side=0", "data.min_image_side"),
         ("data.transcode=maybe", "data.transcode"),
         ("train.positive_class=cat", "train.positive_class"),  # only for train.task=binary
+        ("eval.max_tflite_accuracy_drop=1.5", "eval.max_tflite_accuracy_drop"),
+        ("eval.max_tflite_accuracy_drop=-0.1", "eval.max_tflite_accuracy_drop"),
+        ("train.tflite_eval_images=0", "train.tflite_eval_images"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):

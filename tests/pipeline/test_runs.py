@@ -47,7 +47,8 @@ def _write_store(path, root):
             [("verdict", "visionline.DataVerdict", str(verdict), {})])
     execute(runs[1], "Pusher", metadata_store_pb2.Execution.COMPLETE,
             [("pushed_model", "PushedModel", str(root / "Pusher" / "pushed_model" / "6"),
-              {"pushed": 1, "pushed_destination": "/serving/vl/17", "pushed_version": "17"})])
+              {"pushed": 1, "pushed_destination": "/serving/vl/17", "pushed_version": "17",
+               "tflite": "TFLite shipped: float32; withheld int8: accuracy 0.5000 vs the SavedModel's 0.9000"})])
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,9 @@ def test_summary_and_its_terminal_text(metadata_path):
     assert "ingest: 5 files seen, 4 ingested, 1 quarantined" in text
     assert "        1 × corrupt" in text
     assert "data gate: passed" in text and "  note: first run" in text
-    assert text[-1] == "pushed model: /serving/vl/17"
+    assert text[-2:] == ["pushed model: /serving/vl/17",  # and the Pusher's TFLite gate under it
+                         "  TFLite shipped: float32; withheld int8: accuracy 0.5000 vs the SavedModel's 0.9000"]
+    assert summary.tflite.startswith("TFLite shipped: float32")
 
 
 def test_anomalies_are_read_per_split_with_the_dataset_level_finding_last(tmp_path):

@@ -109,6 +109,9 @@ bench-e2e: setup  ## time every phase of `make run` on the demo data → docs/be
 bench-photos: setup  ## the presets on real colour photos (../shared/datasets: cifar10-dev, sign-language-digits; long) → docs/benchmarks.md
 	$(BIN)/python tests/benchmarks/bench_photos.py --out docs/benchmarks.md $(ARGS)
 
+bench-tflite: setup  ## SavedModel vs float32/float16/int8 TFLite: accuracy, size, CPU latency (demo + ../shared cifar10-dev) → docs/benchmarks.md
+	$(BIN)/python tests/benchmarks/bench_tflite.py --out docs/benchmarks.md $(ARGS)
+
 bench-train: setup fashion-mnist  ## Fashion-MNIST: accuracy/kappa, transfer-learning value, throughput (long: ARGS="--parts throughput")
 	$(BIN)/python tests/benchmarks/bench_train.py --out docs/benchmarks.md $(ARGS)
 

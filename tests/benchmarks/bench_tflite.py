@@ -74,7 +74,10 @@ def rows(result: dict) -> list[str]:
             out.append(f"| {result['name']} | TFLite {variant} | — | — | — | — | | no: {figures.get('error', '')} |")
             continue
         status = "yes" if variant in shipped else f"no: {withheld.get(variant, 'not pushed')}"
-        out.append(f"| {result['name']} | TFLite {variant} ({figures['quantization']}) | {figures['accuracy']:.4f} | "
+        quantization = figures["quantization"]  # "int8 (full integer, calibrated)" → "full integer, calibrated"
+        if quantization.startswith(f"{variant} (") and quantization.endswith(")"):
+            quantization = quantization[len(variant) + 2:-1]
+        out.append(f"| {result['name']} | TFLite {variant} ({quantization}) | {figures['accuracy']:.4f} | "
                    f"{figures['top1_agreement_with_saved_model']:.4f} | {figures['size_mb']:.2f} | "
                    f"{figures['cpu_latency_ms']:.2f} | {saved['parameters']:,} | {status} |")
     evaluator = result["evaluator_accuracy"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -41,13 +42,14 @@ def pick(scored: Sequence[Scored], max_wrong: int = MAX_MISCLASSIFIED) -> list[S
 
 
 def explain_samples(model_dir: str, scored: Sequence[Scored], data: ReportData,
-                    max_wrong: int = MAX_MISCLASSIFIED) -> None:
-    """Fill `data.explanations` from the scanned samples; a note in `data.notes` when the model cannot explain."""
+                    max_wrong: int = MAX_MISCLASSIFIED, loaded: Any = None) -> None:
+    """Fill `data.explanations` from the scanned samples; a note in `data.notes` when the model cannot explain.
+    `loaded`: the SavedModel in `model_dir` when the caller has already loaded it (else it is loaded here)."""
     chosen = pick(scored, max_wrong)
     if not chosen:
         return
     try:
-        signature = tf.saved_model.load(model_dir).signatures.get(EXPLAIN)
+        signature = (loaded if loaded is not None else tf.saved_model.load(model_dir)).signatures.get(EXPLAIN)
         if signature is None:
             data.notes.append(f"heatmaps: the model {model_dir} has no {EXPLAIN!r} signature (exported before it "
                               "existed); retrain to get them")

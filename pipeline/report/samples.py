@@ -44,7 +44,8 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
     if data.task == "multilabel":  # label sets, compared as sorted "a, b" texts
         records = [(image, label or NO_LABELS, path) for image, label, path in records]
     model_dir = os.path.join(model.uri, "Format-Serving")
-    predictions = predict_images(model_dir, [r[0] for r in records])
+    loaded = tf.saved_model.load(model_dir)  # once: the predictions and the heatmaps use it
+    predictions = predict_images(loaded, [r[0] for r in records])
     data.sample_model_uri = model_dir
     data.samples_scanned = len(records)
     scored = list(zip(records, predictions))
@@ -58,7 +59,7 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
         except Exception:  # noqa: BLE001 - an image PIL cannot open (TF decoded it) just has no picture
             continue
         data.samples.append(Sample(png, label, predicted, confidence, path))
-    explain_samples(model_dir, scored, data)  # the "Why" heatmaps of the same scan (pipeline/report/explanations.py)
+    explain_samples(model_dir, scored, data, loaded=loaded)  # the "Why" heatmaps of the same scan
 
 
 def _round_robin(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
@@ -95,13 +96,14 @@ def read_examples(files: Sequence[str], image_key: str, label_key: str,
         yield features[image_key].bytes_list.value[0], label, path
 
 
-def predict_images(model_dir: str, images: Sequence[bytes], batch_size: int = 64) -> list[tuple[str, float]]:
-    """(predicted class, confidence) for encoded images, from the SavedModel's `serving_default` signature.
+def predict_images(loaded: Any, images: Sequence[bytes], batch_size: int = 64) -> list[tuple[str, float]]:
+    """(predicted class, confidence) for encoded images, from the `serving_default` signature of a loaded SavedModel
+    (`tf.saved_model.load`).
 
     Multilabel models (with a `predicted_labels` output) give the predicted label set as "a, b" ("(none)" when no
     label reaches the threshold) and the highest label probability as the confidence.
     """
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    serve = loaded.signatures["serving_default"]
     results: list[tuple[str, float]] = []
     for start in range(0, len(images), batch_size):
         outputs = serve(images=tf.constant(list(images[start:start + batch_size]), dtype=tf.string))

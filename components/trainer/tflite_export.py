@@ -184,16 +184,19 @@ def _saved_model_outputs(export_dir: str, serialized: Sequence[bytes], images: S
 def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequence[str], task: str, image_size: int,
                     normalization: str, image_key: str, train_files: Sequence[str], eval_files: Sequence[str],
                     max_eval_images: int, tta_flip: bool = False,
-                    variants: Sequence[str] = tflite_variants.VARIANTS) -> dict[str, Any]:
+                    variants: Sequence[str] = tflite_variants.VARIANTS,
+                    saved_model_cost: dict[str, float] | None = None) -> dict[str, Any]:
     """Convert `model` (already exported as a SavedModel in `export_dir`) into the TFLite `variants`, measure each
     against the SavedModel on up to `max_eval_images` images of the eval split (the training images when no eval
     files are given: the report's `eval.split` says which), write them with `labels.txt` and `tflite.json` into
-    `<export_dir>/assets.extra/tflite/`, and return the report."""
+    `<export_dir>/assets.extra/tflite/`, and return the report. `saved_model_cost`: the SavedModel's
+    `export.measure` figures when the caller already has them (else measured here)."""
     out = tflite_variants.folder(export_dir)
     calibration_examples = read_examples(train_files, CALIBRATION_IMAGES)
     if not calibration_examples:
         raise ValueError(f"no training examples in {list(train_files)[:3]} to calibrate the int8 TFLite model on")
-    saved_model_cost = export.measure(export_dir, encoded_image(calibration_examples[0], image_key))
+    if saved_model_cost is None:
+        saved_model_cost = export.measure(export_dir, encoded_image(calibration_examples[0], image_key))
     tf.io.gfile.makedirs(out)
     with tf.io.gfile.GFile(os.path.join(out, tflite_variants.LABELS), "w") as handle:
         handle.write("".join(f"{name}\n" for name in class_names))
@@ -233,7 +236,8 @@ def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequenc
 
 
 def export_configured(export_dir: str, model: keras.Model, class_names: Sequence[str], settings: TrainSettings,
-                      train_files: Sequence[str], eval_files: Sequence[str]) -> dict[str, Any] | None:
+                      train_files: Sequence[str], eval_files: Sequence[str],
+                      saved_model_cost: dict[str, float] | None = None) -> dict[str, Any] | None:
     """`export_variants` as the Trainer's settings say (`train.tflite`, `train.tflite_eval_images`, the task, image
     size, normalisation, image feature and `train.tta_flip`); None when `train.tflite` is off."""
     if not settings.tflite:
@@ -241,7 +245,8 @@ def export_configured(export_dir: str, model: keras.Model, class_names: Sequence
     return export_variants(export_dir, model, class_names=class_names, task=settings.task,
                            image_size=settings.image_size, normalization=settings.normalization,
                            image_key=settings.image_feature, train_files=train_files, eval_files=eval_files,
-                           max_eval_images=settings.tflite_eval_images, tta_flip=settings.tta_flip)
+                           max_eval_images=settings.tflite_eval_images, tta_flip=settings.tta_flip,
+                           saved_model_cost=saved_model_cost)
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray, task: str) -> float | None:

@@ -538,7 +538,7 @@ def train_and_export(
         "export": export.measure(serving_model_dir, _first_image(train_files, settings.image_feature)),
     }
     record["tflite"] = tflite_export.export_configured(serving_model_dir, classifier, names, settings, train_files,
-                                                       eval_files)
+                                                       eval_files, saved_model_cost=record["export"])
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
         handle.write(json.dumps(record, indent=2))

@@ -26,9 +26,10 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from components.trainer import model as models
+
 EXPLAIN = "explain"
 TOP_CLASS = -1  # `class_index` value: explain the predicted class
-MULTILABEL_THRESHOLD = 0.5  # as export.MULTILABEL_THRESHOLD (a label is predicted present at this probability)
 _EPSILON = 1e-8
 
 
@@ -159,7 +160,7 @@ class GradCam:
             label_weights = tf.reduce_mean(jacobian, axis=[2, 3])  # [N, C, k]
             label_cams = tf.einsum("nhwk,nck->nchw", feature_map32, label_weights)
             outputs["label_heatmaps"] = self._upsampled(self._combine(label_cams, batch), size)
-            outputs["predicted_labels"] = tf.cast(probabilities >= MULTILABEL_THRESHOLD, tf.int64)
+            outputs["predicted_labels"] = tf.cast(probabilities >= models.MULTILABEL_THRESHOLD, tf.int64)
         del tape
         return outputs
 

@@ -37,7 +37,6 @@ SERVING_EXAMPLES = "serving_examples"
 CLASSIFICATION = "classification"
 TRANSFORM_FEATURES = "transform_features"
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
-MULTILABEL_THRESHOLD = 0.5  # a label is predicted present at this probability
 
 
 def _raw_image_feature(images: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> tf.Tensor:
@@ -86,7 +85,7 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, clas
             "confidence": tf.reduce_max(probabilities, axis=-1),
         }
         if task == "multilabel":
-            outputs["predicted_labels"] = tf.cast(probabilities >= MULTILABEL_THRESHOLD, tf.int64)
+            outputs["predicted_labels"] = tf.cast(probabilities >= models.MULTILABEL_THRESHOLD, tf.int64)
         return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])

@@ -21,6 +21,10 @@ from components.trainer.augmentation import Augmentation
 from components.trainer.settings import CNN_POOLING, FineTuneScope
 from components.transform.settings import TASKS
 
+# multilabel: a label is present at this probability — the training accuracy, the exported `predicted_labels`,
+# the `explain` signature and the TFLite variants all use it
+MULTILABEL_THRESHOLD = 0.5
+
 
 def skip_autograph_for_tf_keras() -> None:
     """Treat `tf_keras` like `keras`: AutoGraph must not rewrite Keras' own code.
@@ -156,7 +160,7 @@ def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float 
     `label_smoothing` > 0 the targets are smoothed (multiclass and binary: `SmoothedSparseCategoricalCrossentropy`)."""
     if task == "multilabel":
         loss: keras.losses.Loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
-        accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)
+        accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy", threshold=MULTILABEL_THRESHOLD)
     else:
         loss = SmoothedSparseCategoricalCrossentropy(label_smoothing) if label_smoothing > 0 \
             else keras.losses.SparseCategoricalCrossentropy()

@@ -29,6 +29,7 @@ import tf_keras as keras
 
 from components import features, tflite_variants
 from components.trainer import export
+from components.trainer import model as models
 from components.trainer.settings import TrainSettings
 from components.transform import preprocessing
 
@@ -56,7 +57,7 @@ def inference_function(model: keras.Model, image_size: int, normalization: str, 
             model({features.IMAGE_XF: images}, training=False)
         outputs = {"probabilities": probabilities}
         if task == "multilabel":
-            outputs["predicted_labels"] = tf.cast(probabilities >= export.MULTILABEL_THRESHOLD, tf.int64)
+            outputs["predicted_labels"] = tf.cast(probabilities >= models.MULTILABEL_THRESHOLD, tf.int64)
         return outputs
 
     return serve.get_concrete_function()
@@ -114,7 +115,7 @@ def correct(probabilities: np.ndarray, labels: np.ndarray, task: str) -> np.ndar
     """Per image, whether the prediction is right: top-1 = label (multiclass, binary), or every label's
     probability on the right side of 0.5 (multilabel: subset accuracy; `labels` multi-hot)."""
     if task == "multilabel":
-        return np.all((probabilities >= export.MULTILABEL_THRESHOLD) == (labels >= 0.5), axis=-1)
+        return np.all((probabilities >= models.MULTILABEL_THRESHOLD) == (labels >= 0.5), axis=-1)
     return np.argmax(probabilities, axis=-1) == labels.reshape(-1)
 
 

@@ -35,7 +35,8 @@ from components.trainer.settings import (
 )
 from components.transform import settings as transform_settings
 from components.transform.settings import TASKS
-from pipeline import kubeflow_resources, presets
+from pipeline import config_values, kubeflow_resources, presets
+from pipeline.config_values import ConfigError
 
 # Pixel normalisations the Transform step knows; each backbone names the one it was trained with.
 NORMALIZATIONS = ("auto", *transform_settings.NORMALIZATIONS)  # auto: the backbone's own
@@ -43,10 +44,6 @@ DATA_FORMATS = ("auto", "folders", "csv", "tfrecord")
 LEAKAGE_MODES = ("remove", "report")  # what ingestion does with eval images identical to train images
 MANIFEST_KINDS = ("auto", "labels", "attributes")  # = components.example_gen.manifest's (which loads TFX)
 BEAM_MODES = ("multi_processing", "in_memory", "multi_threading")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
 
 
 @dataclass
@@ -318,7 +315,7 @@ class PipelineConfig:
         name = values.get("preset", presets.DEFAULT) if isinstance(values, dict) else None
         if name not in presets.PRESETS:
             raise ConfigError(f"config field preset must be one of {presets.names()}; got {name!r}")
-        config = _build(cls, presets.merge(presets.nested(name), values), prefix="")
+        config = config_values.build(cls, presets.merge(presets.nested(name), values), prefix="")
         config._explicit = copy.deepcopy(values)
         return config
 
@@ -354,7 +351,7 @@ class PipelineConfig:
                     raise ConfigError(f"override {assignment!r}: unknown section {part!r}")
                 known, node = known[part], node.setdefault(part, {})
             if parts[-1] not in known:
-                raise ConfigError(f"override {assignment!r}: unknown field {dotted!r}{_renamed(dotted)}")
+                raise ConfigError(f"override {assignment!r}: unknown field {dotted!r}{config_values.renamed(dotted)}")
             node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
         return PipelineConfig.from_dict(values)
 
@@ -363,7 +360,7 @@ class PipelineConfig:
         preset gives (so a config built or changed in code keeps its values through `override`)."""
         baseline = PipelineConfig.from_dict({"preset": self.preset}).to_dict() if self.preset in presets.PRESETS \
             else {}
-        return presets.merge(_difference(self.to_dict(), baseline), self._explicit)
+        return presets.merge(config_values.difference(self.to_dict(), baseline), self._explicit)
 
     def validate(self) -> PipelineConfig:
         """Check ranges and choices; raise `ConfigError` naming the offending field."""
@@ -404,7 +401,7 @@ class PipelineConfig:
             (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
             (self.train.class_weights in CLASS_WEIGHTS, "train.class_weights", "auto, on or off"),
             (self.train.fine_tune_epochs >= 0, "train.fine_tune_epochs", ">= 0"),
-            (_parses(parse_fine_tune, self.train.fine_tune), "train.fine_tune",
+            (config_values.parses(parse_fine_tune, self.train.fine_tune), "train.fine_tune",
              "none, all, a share such as 30% or a count such as 20 layers (a bare number is ambiguous)"),
             (0.0 <= self.train.augment_crop < 1.0, "train.augment_crop", "in [0, 1) (smallest area share kept)"),
             (0.0 <= self.train.augment_color <= 0.5, "train.augment_color", "in [0, 0.5]"),
@@ -459,7 +456,8 @@ class PipelineConfig:
         ]
         for ok, name, expected in checks:
             if not ok:
-                raise ConfigError(f"config field {name} must be {expected}; got {_get(self, name)!r}")
+                value = config_values.get_dotted(self, name)
+                raise ConfigError(f"config field {name} must be {expected}; got {value!r}")
         self._validate_class_selection()
         try:
             kubeflow_resources.check(self.kubeflow.resources)
@@ -511,99 +509,6 @@ class PipelineConfig:
 def absolute(path: str) -> str:
     """Absolute local path (Beam workers and TFX record artifact URIs); URIs like gs://… are left alone."""
     return path if "://" in path else os.path.abspath(os.path.expanduser(path))
-
-
-def _difference(values: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """The entries of `values` that differ from `baseline` (nested)."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and isinstance(baseline.get(key), dict):
-            nested = _difference(value, baseline[key])
-            if nested:
-                out[key] = nested
-        elif key not in baseline or baseline[key] != value:
-            out[key] = value
-    return out
-
-
-_RENAMED = {"train.fine_tune_layers": "train.fine_tune (all | 30% | 20 layers)"}
-
-
-def _renamed(dotted: str) -> str:
-    return f" (renamed: {_RENAMED[dotted]})" if dotted in _RENAMED else ""
-
-
-def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _parses(parse: Any, value: Any) -> bool:
-    try:
-        parse(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown config field(s): {', '.join(prefix + u + _renamed(prefix + u) for u in unknown)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if f.metadata.get("nested"):  # a mapping of mappings of text (kubeflow.resources)
-            kwargs[name] = _coerce_nested(value, f"{prefix}{name}")
-        elif dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config field {prefix}{name} must be a mapping")
-            kwargs[name] = _build(type(default), value, prefix=f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, default, f"{prefix}{name}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, default: Any, name: str) -> Any:
-    """Coerce YAML/CLI values to the type of the field's default, naming the field on failure."""
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                lowered = value.lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return lowered in ("true", "1", "yes")
-            return bool(value)
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, tuple):
-            return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-        if isinstance(default, list):
-            return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-        if isinstance(default, dict):  # a mapping of names: keys and values as text (YAML may read 1 as an int)
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
-        if isinstance(default, str):
-            return "" if value is None else str(value)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config field {name}: cannot use {value!r} ({type(default).__name__} expected)") from err
-    return value
-
-
-def _coerce_nested(value: Any, name: str) -> dict[str, dict[str, str]]:
-    """`{key: {key: text}}` from YAML/CLI values (numbers become text), naming the field on failure."""
-    if not isinstance(value, dict) or not all(isinstance(inner, dict) for inner in value.values()):
-        raise ConfigError(f"config field {name} must map names to mappings, e.g. {{Trainer: {{cpu: 4, gpu: 1}}}}; "
-                          f"got {value!r}")
-    return {str(key): {str(k): "" if v is None else str(v) for k, v in inner.items()} for key, inner in value.items()}
 
 
 def dumps(config: PipelineConfig) -> str:

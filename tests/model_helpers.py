@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from components.trainer import export, training
+from components.trainer import export, inputs, training
 from components.trainer import model as models
 from components.trainer.settings import TrainSettings
 from components.transform import preprocessing
@@ -65,7 +65,7 @@ def export_serving_model(export_dir: Path, work_dir: Path, images_by_label: Mapp
     class names in the model's index order. `overrides` are config keys, e.g. `**{"train.task": "binary"}`."""
     config = trainer_config(**{"transform.image_size": 16, "train.conv_filters": [8, 16], **overrides})
     tft_output = tft.TFTransformOutput(transform_graph(work_dir, raw_rows(images_by_label), config))
-    names = training.class_names(tft_output)
+    names = inputs.class_names(tft_output)
     classifier, *_ = training.build_model(config, len(names), training.hyperparameters(config, None))
     models.compile_classifier(classifier, "adam", 1e-3, config.task)
     export.save_serving_model(classifier, tft_output, str(export_dir), names, task=config.task)

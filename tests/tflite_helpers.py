@@ -13,7 +13,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.tflite_variants import VARIANTS
-from components.trainer import export, tflite_export, training
+from components.trainer import export, inputs, tflite_export, training
 from components.trainer import model as models
 from tests.conftest import encode
 from tests.model_helpers import RAW_SPEC, trainer_config, transform_graph
@@ -70,7 +70,7 @@ def trained_variants(work_dir: Path, task: str, epochs: int = 12, variants: tupl
     spec = MULTILABEL_SPEC if task == "multilabel" else RAW_SPEC
     transform = transform_graph(work_dir, train_rows, config, raw_spec=spec)
     tft_output = tft.TFTransformOutput(transform)
-    names = training.class_names(tft_output)
+    names = inputs.class_names(tft_output)
     export_dir = work_dir / "model"
     if through_trainer:  # the Trainer's own code path: train_and_export writes the variants
         record = training.train_and_export([train_files], transform, str(export_dir), str(work_dir / "run" / "1"),
@@ -80,7 +80,7 @@ def trained_variants(work_dir: Path, task: str, epochs: int = 12, variants: tupl
     keras.utils.set_random_seed(config.seed)
     classifier, *_ = training.build_model(config, len(names), training.hyperparameters(config, None))
     models.compile_classifier(classifier, "adam", 0.01, task)
-    classifier.fit(training.make_dataset(train_files, tft_output, batch_size=8, shuffle=True, task=task),
+    classifier.fit(inputs.make_dataset(train_files, tft_output, batch_size=8, shuffle=True, task=task),
                    epochs=epochs, verbose=0)
     export.save_serving_model(classifier, tft_output, str(export_dir), names, task=task, tta_flip=config.tta_flip)
     report = tflite_export.export_variants(

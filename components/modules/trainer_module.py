@@ -5,7 +5,7 @@ from __future__ import annotations
 from tfx import v1 as tfx
 
 import components.environment  # noqa: F401  (a TFX entry point: Keras 2 before TensorFlow loads)
-from components.trainer import training, tuning
+from components.trainer import inputs, training, tuning
 from components.trainer.settings import TrainSettings
 
 
@@ -20,6 +20,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model_run_dir=fn_args.model_run_dir,
         settings=TrainSettings.from_custom_config(fn_args.custom_config),
         tuned_hyperparameters=tuning.hyperparameter_values(fn_args.hyperparameters),
-        validation_files=training.validation_split_files(fn_args.eval_files),
+        validation_files=inputs.validation_split_files(fn_args.eval_files),
         eval_files=fn_args.eval_files or (),
     )

@@ -6,7 +6,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 import components.environment  # noqa: F401  (a TFX entry point: Keras 2 before TensorFlow loads)
-from components.trainer import training, tuning
+from components.trainer import inputs, tuning
 from components.trainer.settings import TrainSettings
 
 
@@ -18,16 +18,16 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     if not settings.tuner.enabled:
         return tfx.components.TunerFnResult(
             tuner=tuning.configured_values_tuner(settings, fn_args.working_dir), fit_kwargs={"verbose": 0})
-    inputs = training.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path),
-                                      settings, validation_files=training.validation_split_files(fn_args.eval_files))
-    tuner = tuning.make_tuner(settings, len(inputs["class_names"]), fn_args.working_dir)
+    data = inputs.training_inputs(fn_args.train_files, tft.TFTransformOutput(fn_args.transform_graph_path),
+                                      settings, validation_files=inputs.validation_split_files(fn_args.eval_files))
+    tuner = tuning.make_tuner(settings, len(data["class_names"]), fn_args.working_dir)
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={
-            "x": inputs["train"],
-            "validation_data": inputs["validation"],
+            "x": data["train"],
+            "validation_data": data["validation"],
             "epochs": settings.tuner.epochs_per_trial,
-            "class_weight": inputs["class_weight"],
+            "class_weight": data["class_weight"],
             "verbose": 2,
         },
     )

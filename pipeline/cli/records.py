@@ -1,7 +1,8 @@
 """The commands that read run records from ML Metadata: `visionline last-run`, `report` and `runs`.
 
     visionline last-run [--work-dir DIR | run's config flags] [--json]   # summary of the latest run
-    visionline report [RUN] [--work-dir DIR] [--out DIR]   # HTML + Markdown report of the latest (or given) run
+    visionline report [RUN] [--work-dir DIR | run's config flags] [--out DIR]   # HTML + Markdown report of the
+                                                            # latest (or given) run, as the config's report.* say
     visionline runs [--work-dir DIR] [--json]               # every run compared: backbone, preset, image size,
                                                             # parameters, model MB, training time, CPU latency,
                                                             # accuracy, kappa, blessed, pushed
@@ -28,11 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
         "report", help="write the HTML model report (and a Markdown summary) of a pipeline run",
         description="Self-contained HTML report + summary.md of the latest (or given) run, read from ML Metadata; "
-                    "written to <pipeline_root>/reports/<run id>/ unless --out is given.",
+                    "written to <pipeline_root>/reports/<run id>/ unless --out is given. The config's report.* "
+                    "fields (e.g. --set report.label_issues=false) say how it looks for likely mislabelled images.",
     )
     report.add_argument("run", nargs="?", metavar="RUN",
                         help="run id (or a unique prefix) as listed by `visionline runs`; default: the latest run")
-    add_work_dir_arg(report)
+    add_config_args(report)
     report.add_argument("--out", metavar="DIR", help="folder to write report.html and summary.md into")
     report.set_defaults(handler=write_report)
 
@@ -63,7 +65,8 @@ def write_report(args: argparse.Namespace) -> int:
     """Write the report of the latest (or given) run and print where."""
     from pipeline.report.build import build_report  # TensorFlow, TFMA and matplotlib load here, not at import
 
-    paths = build_report(metadata_path(args.work_dir), out_dir=args.out, run_id=args.run)
+    config = resolve_config(args)
+    paths = build_report(config.metadata_path, out_dir=args.out, run_id=args.run, settings=config.report)
     print(f"report of run {paths.run_id}:")
     print(f"  {paths.html}")
     print(f"  {paths.markdown}")

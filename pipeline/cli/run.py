@@ -136,14 +136,9 @@ def write_run_report(metadata_path: str, quiet: bool, report: ReportConfig | Non
     """The model report for the run that just finished (`report`: the config's report section); exit code 3 if the
     run succeeded but the report failed."""
     from pipeline.report.build import build_report  # TensorFlow, TFMA and matplotlib load here, not at import
-    from pipeline.report.label_issues import LabelIssueSettings
 
-    report = report or ReportConfig()
-    settings = LabelIssueSettings(enabled=report.label_issues, max_images=report.label_issues_max_images,
-                                  folds=report.label_issues_folds, ranking=report.label_issues_ranking,
-                                  shown=report.label_issues_shown)
     try:
-        paths = build_report(metadata_path, label_issues=settings)
+        paths = build_report(metadata_path, settings=report)
     except Exception as err:  # noqa: BLE001  (the run itself succeeded: say what failed, don't hide it)
         print(f"visionline: the run finished but its report could not be written: {err!r}", file=sys.stderr)
         return errors.REPORT_FAILED

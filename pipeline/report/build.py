@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.configs import ReportConfig
 from pipeline.report.collect import collect
 from pipeline.report.data import ReportData
 from pipeline.report.label_issues import LabelIssueSettings
@@ -49,16 +50,23 @@ def write_report(data: ReportData, out_dir: str) -> ReportPaths:
                        label_issues_csv=csv_path, label_issue_count=len(found.candidates) if csv_path else 0)
 
 
+def label_issue_settings(report: ReportConfig) -> LabelIssueSettings:
+    """The config's `report.label_issues*` fields as the label-issue search's settings."""
+    return LabelIssueSettings(enabled=report.label_issues, max_images=report.label_issues_max_images,
+                              folds=report.label_issues_folds, ranking=report.label_issues_ranking,
+                              shown=report.label_issues_shown)
+
+
 def build_report(metadata_path: str, out_dir: str | None = None, run_id: str | None = None,
-                 label_issues: LabelIssueSettings | None = None) -> ReportPaths:
-    """Collect the latest (or given) run from ML Metadata and write its report (`label_issues`: how to look for
-    likely mislabelled training images, default `LabelIssueSettings()`).
+                 settings: ReportConfig | None = None) -> ReportPaths:
+    """Collect the latest (or given) run from ML Metadata and write its report (`settings`: the config's `report`
+    section, default `ReportConfig()`).
 
     `out_dir` defaults to `<pipeline_root>/reports/<run id, sanitised>/`, the pipeline root being derived from
     the run's artifact URIs (`<pipeline_root>/<component>/<output>/<execution id>`).
     """
     record = read_run(metadata_path, run_id)
-    data = collect(record, label_issues=label_issues)
+    data = collect(record, label_issues=label_issue_settings(settings or ReportConfig()))
     if out_dir is None:
         root = record.pipeline_root() or os.path.join(os.path.dirname(os.path.dirname(metadata_path)), "pipelines")
         out_dir = os.path.join(root, "reports", sanitize_run_id(record.run_id))

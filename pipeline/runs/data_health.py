@@ -22,7 +22,7 @@ INGEST_SUMMARY = "ingest_summary.json"
 VERDICT_FILE = "verdict.json"
 DATASET = "(dataset)"  # the feature name of a dataset-level anomaly
 # How the Trainer's history.json says a phase kept its last epoch because the validation set was too small to choose
-# by (components/trainer/training.py, `fit_phase`'s "kept_because").
+# by (components/trainer/fitting.py, `fit_phase`'s "kept_because").
 LAST_EPOCH_KEPT = "the last epoch: "
 
 

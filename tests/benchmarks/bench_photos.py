@@ -52,6 +52,7 @@ def run_one(data: Path, work: Path, preset: str) -> dict:
     metrics = summary.get("metrics", {})
     return {"preset": preset, "exit": done.returncode, "wall_s": wall, "trainer_s": trainer.get("seconds"),
             "accuracy": metrics.get("sparse_categorical_accuracy"), "kappa": metrics.get("cohen_kappa"),
+            "examples": metrics.get("example_count"),
             "blessed": summary.get("blessed"), "history": history, "log": str(work / "run.log")}
 
 
@@ -81,6 +82,13 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def accuracy_cell(accuracy: float | None, examples: float | None) -> str:
+    """The accuracy and the count behind it ("0.9900 (395/399)": a 4-digit figure can round up to a target)."""
+    if accuracy is None or not examples:
+        return _fmt(accuracy, ".4f")
+    return f"{accuracy:.4f} ({round(accuracy * examples)}/{int(examples)})"
+
+
 def table(name: str, results: list[dict]) -> list[str]:
     """The Markdown rows for one dataset."""
     lines = [f"### {name} ({TARGETS.get(name, '')})", "",
@@ -93,7 +101,8 @@ def table(name: str, results: list[dict]) -> list[str]:
         lines.append(
             f"| {label} (`--preset {result['preset']}`) "
             f"| {history.get('backbone', '–')}, {history.get('image_size', '–')} px"
-            f" | {_fmt(result['accuracy'], '.4f')} | {_fmt(result['kappa'], '.4f')} | {result['blessed']} "
+            f" | {accuracy_cell(result['accuracy'], result.get('examples'))} | {_fmt(result['kappa'], '.4f')} "
+            f"| {result['blessed']} "
             f"| {result['wall_s'] / 60:.1f} min | {_fmt(result['trainer_s'], '.0f')} s "
             f"| {_overhead(history, result['trainer_s'])} | {_images_per_second(history)} "
             f"| {_fmt(export.get('saved_model_mb'), '.1f')} | {_fmt(export.get('cpu_latency_ms'), '.1f')} |")

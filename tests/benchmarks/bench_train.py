@@ -198,8 +198,8 @@ def throughput(work: Path) -> list[str]:
     """Trainer fit vs plain model.fit on the same data, and cached-feature head training vs full forward."""
     import tensorflow as tf
 
+    from components.trainer import fitting
     from components.trainer import model as models
-    from components.trainer import training
     from components.trainer.backbones import registry
 
     rng = np.random.default_rng(0)
@@ -233,7 +233,7 @@ def throughput(work: Path) -> list[str]:
         "plain": lambda r: models_by_name["plain"].fit(dataset, epochs=1, verbose=0),
         "plain_val": lambda r: models_by_name["plain_val"].fit(dataset, validation_data=validation, epochs=1,
                                                                verbose=0),
-        "trainer": lambda r: training.fit_phase(models_by_name["trainer"], dataset, validation, epochs=1,
+        "trainer": lambda r: fitting.fit_phase(models_by_name["trainer"], dataset, validation, epochs=1,
                                                 patience=10, log_dir=str(tmp / f"tb{r}"), backup=str(tmp / f"b{r}")),
     }
     wall: dict[str, list[float]] = {name: [] for name in runs}
@@ -271,7 +271,7 @@ def throughput(work: Path) -> list[str]:
     full_model = models.compile_classifier(models.build_classifier(backbone, head, 96, pretrained=True), "adam", 1e-3)
     full_rate = rate(lambda e: full_model.fit(small, epochs=e, verbose=0)) * 512 / len(labels)
     start = time.perf_counter()
-    features = training.extract_features(backbone, small).batch(64).cache()
+    features = fitting.extract_features(backbone, small).batch(64).cache()
     extract_s = time.perf_counter() - start
     models.compile_classifier(head, "adam", 1e-3)
     head_rate = rate(lambda e: head.fit(features, epochs=e, verbose=0)) * 512 / len(labels)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.trainer import explain, export, training
+from components.trainer import explain, export, inputs, training
 from components.trainer import model as models
 from tests.conftest import encode
 from tests.model_helpers import raw_rows, trainer_config, transform_graph
@@ -36,7 +36,7 @@ def square_model(tmp_path_factory):
     images = {label: [encode(p, "PNG") for p in group] for label, group in pictures.items()}
     config = trainer_config(**{"transform.image_size": SIZE, "train.conv_filters": [8, 16]})
     tft_output = tft.TFTransformOutput(transform_graph(tmp, raw_rows(images), config))
-    names = training.class_names(tft_output)
+    names = inputs.class_names(tft_output)
     raw = tf.constant([[image] for label in names for image in images[label]])
     x = tft_output.transform_features_layer()({"image": raw})["image_xf"]
     y = np.repeat(np.arange(len(names)), 48)

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from components.trainer import fitting
 from components.trainer import model as models
-from components.trainer import training
 from components.trainer.augmentation import Augmentation, ColorJitter, RandomResizedCrop
 from components.transform import preprocessing
 
@@ -87,7 +87,7 @@ def test_compiled_loss_follows_the_task_and_smoothing():
 
 
 def test_warmup_cosine_rates():
-    schedule = training.WarmupCosine(base=1e-3, epochs=4, steps_per_epoch=10, warmup_epochs=0.5)
+    schedule = fitting.WarmupCosine(base=1e-3, epochs=4, steps_per_epoch=10, warmup_epochs=0.5)
     rates = [schedule.rate(step) for step in range(40)]
     assert rates[0] == pytest.approx(1e-3 / 5) and rates[4] == pytest.approx(1e-3)  # 5 warm-up steps
     assert all(a < b for a, b in zip(rates[:5], rates[1:5]))  # rising
@@ -100,7 +100,7 @@ def test_warmup_cosine_drives_the_optimizer_step_by_step():
     model = keras.Sequential([keras.layers.Dense(2, activation="softmax", input_shape=(3,))])
     model.compile(optimizer=keras.optimizers.SGD(1.0), loss="sparse_categorical_crossentropy")
     seen: list[float] = []
-    schedule = training.WarmupCosine(base=0.1, epochs=2, steps_per_epoch=4, warmup_epochs=1)
+    schedule = fitting.WarmupCosine(base=0.1, epochs=2, steps_per_epoch=4, warmup_epochs=1)
     record = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: seen.append(
         float(keras.backend.get_value(model.optimizer.learning_rate))))
     x, y = np.zeros((8, 3), np.float32), np.zeros(8, np.int64)

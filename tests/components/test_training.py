@@ -12,13 +12,14 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 import tf_keras as keras
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from components import warmup
+from components import features, warmup
+from components.trainer import export, fitting, inputs, training, tuning
 from components.trainer import model as models
-from components.trainer import training, tuning
 from components.trainer.backbones import registry
 from components.trainer.settings import TrainSettings, parse_fine_tune
 from components.transform import preprocessing
@@ -176,12 +177,12 @@ def test_binary_head_serves_two_probabilities():
 
 
 def test_class_weights_balanced_and_auto_threshold():
-    assert training.class_weights(np.array([10, 10, 12]), "auto") is None
-    weights = training.class_weights(np.array([2046, 110]), "auto")  # the Simpsons imbalance
+    assert inputs.class_weights(np.array([10, 10, 12]), "auto") is None
+    weights = inputs.class_weights(np.array([2046, 110]), "auto")  # the Simpsons imbalance
     assert weights[1] / weights[0] == pytest.approx(2046 / 110)
     assert weights[0] * 2046 + weights[1] * 110 == pytest.approx(2046 + 110)
-    assert training.class_weights(np.array([10, 10]), "on") == {0: 1.0, 1: 1.0}
-    assert training.class_weights(np.array([1, 100]), "off") is None
+    assert inputs.class_weights(np.array([10, 10]), "on") == {0: 1.0, 1: 1.0}
+    assert inputs.class_weights(np.array([1, 100]), "off") is None
 
 
 def test_hyperparameters_prefer_tuned_values():
@@ -223,12 +224,12 @@ def test_binary_task_trains_and_exports(binary_data):
 
 def test_tta_flip_serves_the_mean_over_the_image_and_its_mirror(binary_data, tmp_path):
     _, _, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
+    tft_output = tft.TFTransformOutput(transform)
     config = _with(config, model="simple_cnn", conv_filters=[8, 16])
     classifier, *_ = training.build_model(config, 2, training.hyperparameters(config, None))
     models.compile_classifier(classifier, "adam", 1e-3, "binary")
     for tta in (False, True):
-        training.export.save_serving_model(classifier, tft_output, str(tmp_path / f"tta_{tta}"), ["photo", "scan"],
+        export.save_serving_model(classifier, tft_output, str(tmp_path / f"tta_{tta}"), ["photo", "scan"],
                                            task="binary", tta_flip=tta)
     plain = tf.saved_model.load(str(tmp_path / "tta_False")).signatures["serving_default"]
     tta = tf.saved_model.load(str(tmp_path / "tta_True")).signatures["serving_default"]
@@ -285,13 +286,13 @@ class _Crash(keras.callbacks.Callback):
 
 def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_path, capsys):
     tmp, files, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
-    examples = int(training.label_counts(training.make_dataset([files], tft_output, batch_size=8, subset="train"),
+    tft_output = tft.TFTransformOutput(transform)
+    examples = int(inputs.label_counts(inputs.make_dataset([files], tft_output, batch_size=8, subset="train"),
                                          2).sum())
-    train = training.make_dataset([files], tft_output, batch_size=8, subset="train", examples=examples)
+    train = inputs.make_dataset([files], tft_output, batch_size=8, subset="train", examples=examples)
     steps = math.ceil(examples / 8)
     assert train.cardinality().numpy() == steps
-    val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
+    val = inputs.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
     backup = str(tmp_path / "backup")
 
     def fresh():
@@ -299,7 +300,7 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
         return models.build_simple_cnn(32, 2, conv_filters=(4,))
 
     with pytest.raises(KeyboardInterrupt):
-        training.fit_phase(fresh(), train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
+        fitting.fit_phase(fresh(), train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
                            backup=backup, extra_callbacks=[_Crash(after_epoch=1)])
     assert os.listdir(backup)
     seen = []
@@ -308,7 +309,7 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
         def on_epoch_begin(self, epoch, logs=None):
             seen.append(epoch)
 
-    history = training.fit_phase(fresh(), train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
+    history = fitting.fit_phase(fresh(), train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
                                  backup=backup, extra_callbacks=[_Record()])
     assert seen == [2, 3]  # epochs 0 and 1 were restored, not re-run
     assert len(history["loss"]) == 2
@@ -319,7 +320,7 @@ def test_interrupted_fit_resumes_from_the_last_finished_epoch(binary_data, tmp_p
                                           "finished.json"]
 
     model = fresh()
-    again = training.fit_phase(model, train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
+    again = fitting.fit_phase(model, train, val, epochs=4, patience=10, log_dir=str(tmp_path / "tb"),
                                backup=backup, extra_callbacks=[_Record()])
     assert seen == [2, 3] and again == history  # nothing trained: the finished phase was loaded
     assert "finished in an earlier execution" in capsys.readouterr().out
@@ -349,24 +350,24 @@ def test_trainer_reexecuted_after_a_failed_export_does_not_train_again(binary_da
 
 def test_cache_budget_counts_train_and_validation_examples():
     one_mib_each = 2**20
-    assert training.fits_in_cache(900, 0.1, one_mib_each, 1000)  # 900 train + ~100 validation = 1000 MiB
-    assert not training.fits_in_cache(901, 0.1, one_mib_each, 1000)
-    assert not training.fits_in_cache(1, 0.1, 4, 0)  # 0 = never cache
+    assert inputs.fits_in_cache(900, 0.1, one_mib_each, 1000)  # 900 train + ~100 validation = 1000 MiB
+    assert not inputs.fits_in_cache(901, 0.1, one_mib_each, 1000)
+    assert not inputs.fits_in_cache(1, 0.1, 4, 0)  # 0 = never cache
 
 
 def _epoch(dataset):
     images, labels = [], []
     for batch, label in dataset:
-        images.append(batch[training.features.IMAGE_XF].numpy())
+        images.append(batch[features.IMAGE_XF].numpy())
         labels.append(label.numpy())
     return np.concatenate(images), np.concatenate(labels)
 
 
 def test_cached_dataset_holds_the_same_examples_and_reshuffles_each_epoch(binary_data):
     tmp, files, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
-    plain = _epoch(training.make_dataset([files], tft_output, batch_size=8, subset="train"))
-    cached = training.make_dataset([files], tft_output, batch_size=8, subset="train", shuffle=True, cache=True)
+    tft_output = tft.TFTransformOutput(transform)
+    plain = _epoch(inputs.make_dataset([files], tft_output, batch_size=8, subset="train"))
+    cached = inputs.make_dataset([files], tft_output, batch_size=8, subset="train", shuffle=True, cache=True)
     first, second = _epoch(cached), _epoch(cached)
 
     def key(images, labels):  # order-free fingerprint of (image, label) pairs
@@ -375,70 +376,70 @@ def test_cached_dataset_holds_the_same_examples_and_reshuffles_each_epoch(binary
     assert key(*first) == key(*second) == key(*plain)
     assert len(plain[1]) > 20
     assert not np.array_equal(first[1], second[1]) or not np.array_equal(first[0], second[0])  # reshuffled
-    assert training.transformed_example_bytes(tft_output) == 32 * 32 * 3 * 4
+    assert inputs.transformed_example_bytes(tft_output) == 32 * 32 * 3 * 4
     # Neither pipeline runs tf.data's autotuning thread, whose sleep stalled every iterator teardown.
     assert cached.options().autotune.enabled is False
-    assert training.make_dataset([files], tft_output, batch_size=8).options().autotune.enabled is False
+    assert inputs.make_dataset([files], tft_output, batch_size=8).options().autotune.enabled is False
 
 
 def test_training_inputs_cache_only_within_the_budget(binary_data):
     tmp, files, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
-    cached = training.training_inputs([files], tft_output, _with(config, cache_dataset_mb=64))
-    streamed = training.training_inputs([files], tft_output, _with(config, cache_dataset_mb=0))
+    tft_output = tft.TFTransformOutput(transform)
+    cached = inputs.training_inputs([files], tft_output, _with(config, cache_dataset_mb=64))
+    streamed = inputs.training_inputs([files], tft_output, _with(config, cache_dataset_mb=0))
     assert cached["cached"] is True and streamed["cached"] is False
-    for inputs in (cached, streamed):  # both declare their epoch length in batches
-        steps = math.ceil(inputs["label_counts"].sum() / config.batch_size)
-        assert inputs["train"].cardinality().numpy() == steps == sum(1 for _ in inputs["train"])
+    for data in (cached, streamed):  # both declare their epoch length in batches
+        steps = math.ceil(data["label_counts"].sum() / config.batch_size)
+        assert data["train"].cardinality().numpy() == steps == sum(1 for _ in data["train"])
     tiny = 40 * 32 * 32 * 3 * 4 / 2**20  # below the ~60 decoded examples of this fixture
     below = config.model_copy(update={"cache_dataset_mb": tiny})  # a fraction of a MiB: finer than the int field
-    assert training.training_inputs([files], tft_output, below)["cached"] is False
+    assert inputs.training_inputs([files], tft_output, below)["cached"] is False
 
 
 def test_cosine_learning_rate_decays_from_base_towards_zero():
-    rates = [training.cosine_learning_rate(1e-3, epoch, 4) for epoch in range(4)]
+    rates = [fitting.cosine_learning_rate(1e-3, epoch, 4) for epoch in range(4)]
     assert rates == pytest.approx([1e-3, 8.5355e-4, 5e-4, 1.4645e-4], rel=1e-4)
 
 
 def test_cosine_schedule_sets_each_epochs_learning_rate(binary_data, tmp_path):
     tmp, files, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
-    train = training.make_dataset([files], tft_output, batch_size=8, subset="train")
-    val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
+    tft_output = tft.TFTransformOutput(transform)
+    train = inputs.make_dataset([files], tft_output, batch_size=8, subset="train")
+    val = inputs.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
     model = models.compile_classifier(models.build_simple_cnn(32, 2, conv_filters=(4,)), "adam", 2e-3)
-    history = training.fit_phase(model, train, val, epochs=3, patience=10, log_dir=str(tmp_path / "tb"),
+    history = fitting.fit_phase(model, train, val, epochs=3, patience=10, log_dir=str(tmp_path / "tb"),
                                  backup=str(tmp_path / "backup"), lr_schedule="cosine")
-    assert history["lr"] == pytest.approx([training.cosine_learning_rate(2e-3, e, 3) for e in range(3)], rel=1e-5)
+    assert history["lr"] == pytest.approx([fitting.cosine_learning_rate(2e-3, e, 3) for e in range(3)], rel=1e-5)
     with pytest.raises(ValueError, match="lr_schedule"):
-        training.fit_phase(model, train, val, epochs=1, patience=1, log_dir=str(tmp_path / "tb"),
+        fitting.fit_phase(model, train, val, epochs=1, patience=1, log_dir=str(tmp_path / "tb"),
                            backup=str(tmp_path / "b2"), lr_schedule="step")
 
 
 @pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
 def test_the_best_epoch_by_the_monitor_is_kept_even_after_all_epochs(binary_data, tmp_path, monitor):
     tmp, files, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
-    train = training.make_dataset([files], tft_output, batch_size=8, subset="train")
-    val = training.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
+    tft_output = tft.TFTransformOutput(transform)
+    train = inputs.make_dataset([files], tft_output, batch_size=8, subset="train")
+    val = inputs.make_dataset([files], tft_output, batch_size=8, subset="validation", validation_fraction=0.2)
     model = models.compile_classifier(models.build_simple_cnn(32, 2, conv_filters=(4,)), "adam", 5e-3)
     per_epoch: list[list[np.ndarray]] = []
     recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(model.get_weights()))
-    history = training.fit_phase(model, train, val, epochs=5, patience=10, log_dir=str(tmp_path / "tb"),
+    history = fitting.fit_phase(model, train, val, epochs=5, patience=10, log_dir=str(tmp_path / "tb"),
                                  backup=str(tmp_path / "backup"), monitor=monitor, extra_callbacks=[recorder])
     values = history[monitor]
     best = (values.index(min(values)) if monitor == "val_loss" else values.index(max(values))) + 1
-    assert training._best_epoch(history, monitor) == best
+    assert fitting.best_epoch(history, monitor) == best
     for kept, recorded in zip(model.get_weights(), per_epoch[best - 1]):
         np.testing.assert_array_equal(kept, recorded)
     with pytest.raises(ValueError, match="monitor"):
-        training.fit_phase(model, train, val, epochs=1, patience=1, log_dir=str(tmp_path / "tb"),
+        fitting.fit_phase(model, train, val, epochs=1, patience=1, log_dir=str(tmp_path / "tb"),
                            backup=str(tmp_path / "b2"), monitor="val_auc")
 
 
 def test_backup_dir_is_stable_across_executions_and_changes_with_config(tmp_path):
-    a = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "5"), {"lr": 1})
-    b = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 1})
-    c = training.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 2})
+    a = fitting.backup_dir(str(tmp_path / "Trainer" / "model_run" / "5"), {"lr": 1})
+    b = fitting.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 1})
+    c = fitting.backup_dir(str(tmp_path / "Trainer" / "model_run" / "9"), {"lr": 2})
     assert os.path.normpath(a) == os.path.normpath(b) != os.path.normpath(c)
 
 
@@ -446,9 +447,9 @@ def test_tuner_search_produces_hyperparameters_the_trainer_uses(binary_data, tmp
     tmp, files, transform, config = binary_data
     config = _with(config, task="multiclass", model="simple_cnn", conv_filters=[4],
                    tuner={"enabled": True, "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1})
-    inputs = training.training_inputs([files], training.tft.TFTransformOutput(transform), config)
-    tuner = tuning.make_tuner(config, len(inputs["class_names"]), str(tmp_path / "tuner"))
-    tuner.search(inputs["train"], validation_data=inputs["validation"], epochs=1, verbose=0)
+    data = inputs.training_inputs([files], tft.TFTransformOutput(transform), config)
+    tuner = tuning.make_tuner(config, len(data["class_names"]), str(tmp_path / "tuner"))
+    tuner.search(data["train"], validation_data=data["validation"], epochs=1, verbose=0)
     best = tuner.get_best_hyperparameters(1)[0]
     values = tuning.hyperparameter_values(best.get_config())
     assert set(values) >= {"learning_rate", "dropout", "dense_units", "optimizer"}
@@ -548,14 +549,14 @@ def test_multilabel_head_is_independent_sigmoids():
 
 def test_multilabel_task_trains_exports_and_serves_multi_hot(multilabel_data):
     tmp, files, transform, config, rows = multilabel_data
-    tft_output = training.tft.TFTransformOutput(transform)
-    inputs = training.training_inputs([files], tft_output, config)
-    names = inputs["class_names"]
-    assert sorted(names) == ["bright", "red"] and inputs["class_weight"] is None
-    _, labels = next(iter(inputs["train"]))
+    tft_output = tft.TFTransformOutput(transform)
+    data = inputs.training_inputs([files], tft_output, config)
+    names = data["class_names"]
+    assert sorted(names) == ["bright", "red"] and data["class_weight"] is None
+    _, labels = next(iter(data["train"]))
     assert labels.shape[1] == 2 and labels.dtype == tf.float32
     expected_counts = [sum(name.encode() in row["label"] for row in rows) for name in names]
-    assert inputs["label_counts"].sum() <= sum(expected_counts)  # the validation slice is carved out
+    assert data["label_counts"].sum() <= sum(expected_counts)  # the validation slice is carved out
 
     record = training.train_and_export([files], transform, str(tmp / "model"), str(tmp / "run" / "1"), config)
     assert record["class_names"] == names
@@ -580,12 +581,12 @@ def test_multilabel_task_trains_exports_and_serves_multi_hot(multilabel_data):
 
 
 def test_selection_follows_the_validation_set_size():
-    assert training.selection(5, 3, 15)[:2] == ("last", 0)  # 5 images cannot tell epochs apart
-    assert training.selection(19, 3, 15)[0] == "last" and training.selection(25, 20, 15)[0] == "last"
-    assert training.selection(40, 10, 20)[:2] == ("best", 5)  # early stopping from epoch 6 on
-    assert training.selection(40, 10, 8)[:2] == ("best", 2)
-    assert training._best_epoch({"val_accuracy": [0.5, 0.5, 0.5, 0.5]}, "val_accuracy", min_epochs=2) == 3
-    assert training._best_epoch({"val_accuracy": [0.9, 0.5, 0.5]}, "val_accuracy", keep="last") == 3
+    assert fitting.selection(5, 3, 15)[:2] == ("last", 0)  # 5 images cannot tell epochs apart
+    assert fitting.selection(19, 3, 15)[0] == "last" and fitting.selection(25, 20, 15)[0] == "last"
+    assert fitting.selection(40, 10, 20)[:2] == ("best", 5)  # early stopping from epoch 6 on
+    assert fitting.selection(40, 10, 8)[:2] == ("best", 2)
+    assert fitting.best_epoch({"val_accuracy": [0.5, 0.5, 0.5, 0.5]}, "val_accuracy", min_epochs=2) == 3
+    assert fitting.best_epoch({"val_accuracy": [0.9, 0.5, 0.5]}, "val_accuracy", keep="last") == 3
 
 
 def test_tiny_real_dataset_does_not_collapse_to_one_class(tmp_path, capsys):
@@ -639,16 +640,16 @@ def test_mixed_precision_training_exports_a_float32_model(binary_data, tmp_path,
 
 def test_a_val_split_is_the_validation_data_instead_of_a_slice_of_train(binary_data, rng):
     tmp, files, transform, config = binary_data
-    tft_output = training.tft.TFTransformOutput(transform)
+    tft_output = tft.TFTransformOutput(transform)
     (tmp / "Split-val").mkdir(exist_ok=True)
     rows = [{"image": [encode(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), "PNG")], "label": [label.encode()],
              "path": [f"valid/{label}/{i}.png".encode()]} for i, label in enumerate(["photo", "scan"] * 11)]
     _write_examples(tmp / "Split-val" / "data.gz", rows)
     pattern = str(tmp / "Split-val" / "*")
-    assert training.validation_split_files([pattern]) == [pattern]
-    assert training.validation_split_files([str(tmp / "Split-eval" / "*")]) == []  # the Evaluator's: carve train
-    carved = training.training_inputs([files], tft_output, config)
-    held_out = training.training_inputs([files], tft_output, config, validation_files=[pattern])
+    assert inputs.validation_split_files([pattern]) == [pattern]
+    assert inputs.validation_split_files([str(tmp / "Split-eval" / "*")]) == []  # the Evaluator's: carve train
+    carved = inputs.training_inputs([files], tft_output, config)
+    held_out = inputs.training_inputs([files], tft_output, config, validation_files=[pattern])
     assert held_out["validation_examples"] == 22
     assert held_out["label_counts"].sum() == 60 > carved["label_counts"].sum()  # all of train is trained on
     assert held_out["validation_source"] == "the valid/ folder (split 'val')"
@@ -662,13 +663,13 @@ def test_served_class_names_and_evaluated_labels_follow_the_configured_positive_
     config = _trainer_config(**{"transform.image_size": 32, "train.task": "binary", "train.positive_class": "photo",
                                 "train.model": "simple_cnn", "train.conv_filters": "[8]"})
     transform = _transform_graph(tmp_path, rows, config)
-    tft_output = training.tft.TFTransformOutput(transform)
-    names = training.class_names(tft_output)
+    tft_output = tft.TFTransformOutput(transform)
+    names = inputs.class_names(tft_output)
     assert names == ["scan", "photo"]
     assert training.label_line(names, "binary") == "labels: 0='scan', 1='photo' (positive class: 'photo')"
     classifier, *_ = training.build_model(config, 2, training.hyperparameters(config, None))
     models.compile_classifier(classifier, "adam", 1e-3, "binary")
-    training.export.save_serving_model(classifier, tft_output, str(tmp_path / "model"), names, task="binary")
+    export.save_serving_model(classifier, tft_output, str(tmp_path / "model"), names, task="binary")
     model = tf.saved_model.load(str(tmp_path / "model"))
     served = model.signatures["serving_default"](images=tf.constant([rows[0]["image"][0]]))
     assert served["classes"].numpy().tolist() == [[b"scan", b"photo"]]

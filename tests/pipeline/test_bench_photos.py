@@ -24,3 +24,10 @@ def test_table_rows_come_from_the_runs_records():
     assert "| default (`--preset default`) | efficientnet_lite0, 224 px | 0.8612 | 0.8457 | True | 10.0 min" in row
     assert "| 450 s | 9 % | head 9000, features 100, fine_tune 50 | 15.0 | 21.5 |" in row
     assert lines[5].count("–") >= 6  # a run without records: dashes, not invented figures
+
+
+def test_accuracy_shows_the_count_behind_it():
+    # 395 of 399 is 0.98997: "0.9900" alone would read as reaching a 0.99 target
+    assert bench_photos.accuracy_cell(395 / 399, 399) == "0.9900 (395/399)"
+    assert bench_photos.accuracy_cell(0.86123, None) == "0.8612"
+    assert bench_photos.accuracy_cell(None, 399) == "–"

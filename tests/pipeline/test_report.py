@@ -197,7 +197,7 @@ def test_list_runs_lists_the_fixture_run(pipeline_run):
 
 
 @pytest.mark.e2e
-def test_cli_runs_json_and_errors(pipeline_run, capsys):
+def test_cli_runs_json_and_errors(pipeline_run, capsys, tmp_path):
     parser = argparse.ArgumentParser(prog="visionline")
     sub = parser.add_subparsers(dest="command", required=True)
     records.register(sub)
@@ -217,6 +217,12 @@ def test_cli_runs_json_and_errors(pipeline_run, capsys):
     assert "no run named 'no-such-run'" in capsys.readouterr().err
     args = parser.parse_args(["report", "--work-dir", work_dir, "--out", "/tmp/x"])
     assert (args.run, args.out) == (None, "/tmp/x")
+    # the config's report.* fields reach `visionline report` as they reach the report after `run`
+    out = tmp_path / "configured"
+    assert dispatch(["report", pipeline_run.summary.run_id, "--work-dir", work_dir, "--out", str(out),
+                     "--set", "report.label_issues=false"]) == 0
+    assert "turned off (report.label_issues=false)" in (out / "report.html").read_text(encoding="utf-8")
+    assert str(out / "report.html") in capsys.readouterr().out
 
 
 # ----- pure functions and the renderer on synthetic data ------------------------------------------------------

@@ -4,6 +4,8 @@
 # SDK container for DataflowRunner (--sdk_container_image) and portable Flink/Spark runners.
 #
 #   docker build -t REGISTRY/visionline:TAG .
+#   docker build --build-arg GPU=1 -t REGISTRY/visionline:TAG-gpu .   (adds TensorFlow's CUDA libraries,
+#                                         requirements-gpu.lock, as `make setup GPU=1` does: for GPU Trainer/Tuner pods)
 #   visionline compile --target kubeflow --image REGISTRY/visionline:TAG …   (see docs/kubeflow.md)
 #
 # Base: python slim, not tensorflow/tensorflow: the lock files pin TensorFlow 2.16.2 and the whole TFX 1.16 stack
@@ -19,6 +21,9 @@ FROM ${BEAM_SDK_IMAGE} AS beam
 
 FROM ${PYTHON_IMAGE}
 
+# 1: also install TensorFlow 2.16.2's CUDA 12.3 / cuDNN 8.9 wheels, so the same TensorFlow uses an NVIDIA GPU
+ARG GPU=0
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -32,11 +37,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/visionline
 
 # Same steps as `make setup`: a venv (its bundled pip/setuptools), the lock with --no-deps, then tfx and
-# ml-pipelines-sdk with --ignore-requires-python (their metadata says <3.11; they run on 3.11), then the project.
-COPY requirements.lock requirements-tfx.lock ./
+# ml-pipelines-sdk with --ignore-requires-python (their metadata says <3.11; they run on 3.11), with GPU=1 the CUDA
+# wheels (`make setup GPU=1`), then the project.
+COPY requirements.lock requirements-tfx.lock requirements-gpu.lock ./
 RUN python -m venv /opt/venv \
     && pip install --no-cache-dir --no-deps -r requirements.lock \
-    && pip install --no-cache-dir --no-deps --ignore-requires-python -r requirements-tfx.lock
+    && pip install --no-cache-dir --no-deps --ignore-requires-python -r requirements-tfx.lock \
+    && if [ "$GPU" = 1 ]; then pip install --no-cache-dir --no-deps -r requirements-gpu.lock; fi
 
 COPY pyproject.toml README.md ./
 COPY components/ components/

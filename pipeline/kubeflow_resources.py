@@ -114,18 +114,19 @@ def container_resources(values: Mapping[str, str], target: str) -> dict[str, Any
     return spec
 
 
-def gpu_warnings(resources: Mapping[str, Mapping[str, str]], train_device: str, image_has_cuda: bool) -> list[str]:
-    """Why a GPU asked for in `resources` may sit idle: no CUDA libraries in the image, or `train.device=cpu`."""
+def gpu_warnings(resources: Mapping[str, Mapping[str, str]], train_device: str) -> list[str]:
+    """Why a GPU asked for in `resources` may sit idle: `train.device=cpu` hides it; with `auto` an image built
+    without the CUDA libraries (the Dockerfile's default) trains on the CPU without complaint."""
     gpu_tasks = sorted(task for task, values in resources.items() if int(values.get("gpu") or 0))
-    warnings = []
-    if gpu_tasks and not image_has_cuda:
-        warnings.append(f"kubeflow.resources: {', '.join(gpu_tasks)} get a GPU, but the image built from the "
-                        "Dockerfile has no CUDA libraries (requirements-gpu.lock is not installed): TensorFlow would "
-                        "not see the GPU and train on the CPU; install them in the image, and set train.device=gpu "
-                        "to fail rather than train on the CPU")
-    if gpu_tasks and train_device == "cpu":
-        warnings.append(f"kubeflow.resources: {', '.join(gpu_tasks)} get a GPU, but train.device=cpu hides it")
-    return warnings
+    if not gpu_tasks:
+        return []
+    if train_device == "cpu":
+        return [f"kubeflow.resources: {', '.join(gpu_tasks)} get a GPU, but train.device=cpu hides it"]
+    if train_device == "gpu":
+        return []  # an image without CUDA libraries fails the Trainer, naming the fix
+    return [f"kubeflow.resources: {', '.join(gpu_tasks)} get a GPU: build the image with `docker build --build-arg "
+            "GPU=1` (the default image has no CUDA libraries, and TensorFlow would train on the CPU), and set "
+            "train.device=gpu to fail rather than train on the CPU"]
 
 
 def apply(spec: dict[str, Any], resources: Mapping[str, Mapping[str, str]], target: str) -> None:

@@ -194,14 +194,8 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # what KFP will parse: fail here, not there
     _write(document, output_path)
     warnings = cluster_warnings(config, image, layout.input_base) + kubeflow_resources.gpu_warnings(
-        config.kubeflow.resources, config.train.device, image_has_cuda())
+        config.kubeflow.resources, config.train.device)
     return Compiled(output_path, spec, defaults, warnings)
-
-
-def image_has_cuda() -> bool:
-    """Whether the Dockerfile installs TensorFlow's CUDA libraries (requirements-gpu.lock)."""
-    dockerfile = REPO_ROOT / "Dockerfile"
-    return dockerfile.exists() and "requirements-gpu.lock" in dockerfile.read_text(encoding="utf-8")
 
 
 def cluster_config(config: PipelineConfig, image: str) -> PipelineConfig:

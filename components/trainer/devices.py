@@ -11,7 +11,8 @@
 * `train.gpu_batch_size`: the batch size on a GPU; 0 means 4 × `train.batch_size` (a GPU is starved by the CPU's
   small batches; the learning rates stay as configured).
 
-Installing TensorFlow's CUDA libraries: `make setup GPU=1` (requirements-gpu.lock).
+Installing TensorFlow's CUDA libraries: `make setup GPU=1` (requirements-gpu.lock); in the pipeline image
+`docker build --build-arg GPU=1`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def plan_device(device: str, mixed_precision: str, batch_size: int, gpu_batch_si
         raise ValueError(f"train.mixed_precision must be auto, on or off; got {mixed_precision!r}")
     if device == "gpu" and not gpus:
         raise RuntimeError("train.device=gpu but TensorFlow sees no GPU (install the CUDA libraries with "
-                           "`make setup GPU=1` on a machine with an NVIDIA driver, or use train.device=auto)")
+                           "`make setup GPU=1`, or build the pipeline image with `docker build --build-arg GPU=1`, "
+                           "on a machine with an NVIDIA driver; or use train.device=auto)")
     if device == "cpu" or not gpus:
         if mixed_precision == "on":
             raise ValueError("train.mixed_precision=on needs a GPU (float16 is slower than float32 on a CPU)")

@@ -79,9 +79,20 @@ def env_values(stage: list[Instruction]) -> dict[str, str]:
     return values
 
 
-def run_commands(stage: list[Instruction]) -> list[str]:
-    """Each `&&`-separated command of every RUN, in order."""
-    return [part.strip() for ins in stage if ins.keyword == "RUN" for part in ins.args.split("&&")]
+GPU_ONLY = re.compile(r'^if \[ "\$GPU" = 1 \]; then (?P<command>.+); fi$')
+
+
+def run_commands(stage: list[Instruction], gpu: bool = False) -> list[str]:
+    """Each `&&`-separated command of every RUN, in order, as the build runs them with `--build-arg GPU=…`
+    (`if [ "$GPU" = 1 ]; then CMD; fi`: CMD with GPU=1, nothing without)."""
+    commands = []
+    for part in (part.strip() for ins in stage if ins.keyword == "RUN" for part in ins.args.split("&&")):
+        conditional = GPU_ONLY.match(part)
+        if conditional is None:
+            commands.append(part)
+        elif gpu:
+            commands.append(conditional["command"])
+    return commands
 
 
 def _ignore_regex(pattern: str) -> re.Pattern[str]:
@@ -160,23 +171,28 @@ def test_base_images_are_pinned(instructions):
 
 
 def test_pip_installs_only_lock_files_and_the_project_without_cache(final):
-    installs = [cmd for cmd in run_commands(final) if cmd.startswith("pip install")]
+    installs = [cmd for cmd in run_commands(final, gpu=True) if cmd.startswith("pip install")]
     assert installs
     for cmd in installs:
         words = shlex.split(cmd)
         assert "--no-cache-dir" in words, f"{cmd}: add --no-cache-dir (DL3042)"
         assert "--no-deps" in words, f"{cmd}: everything is pinned in the lock files; install with --no-deps"
         targets = [w for w in words[2:] if not w.startswith("-")]
-        assert targets in (["requirements.lock"], ["requirements-tfx.lock"], ["."]), \
+        assert targets in (["requirements.lock"], ["requirements-tfx.lock"], ["requirements-gpu.lock"], ["."]), \
             f"{cmd}: installs something not pinned by the lock files (DL3013)"
 
 
-def _make_setup_installs() -> list[tuple[str, set[str]]]:
-    """(target, flags) of every `pip install` in the Makefile's setup recipe (the CPU install, `$(STAMP)`; the optional
-    GPU extra of `make setup GPU=1` is not part of the image)."""
-    result = []
+def _make_setup_installs(gpu: bool = False) -> list[tuple[str, set[str]]]:
+    """(target, flags) of every `pip install` in the Makefile's setup recipe: the CPU install (`$(STAMP)`), then with
+    `gpu` the CUDA wheels of `make setup GPU=1` (`$(GPU_STAMP)`)."""
     makefile = (ROOT / "Makefile").read_text()
-    recipe = makefile[makefile.index("\n$(STAMP):"):]
+    result = _recipe_installs(makefile, "\n$(STAMP):")
+    return result + _recipe_installs(makefile, "\n$(GPU_STAMP):") if gpu else result
+
+
+def _recipe_installs(makefile: str, target: str) -> list[tuple[str, set[str]]]:
+    result = []
+    recipe = makefile[makefile.index(target):]
     recipe = recipe[:recipe.index("\n\n")]
     for line in recipe.splitlines():
         if "pip install" not in line:
@@ -188,21 +204,35 @@ def _make_setup_installs() -> list[tuple[str, set[str]]]:
     return result
 
 
-def test_installs_exactly_like_make_setup(final):
-    commands = run_commands(final)
+def _docker_installs(commands: list[str]) -> list[tuple[str, set[str]]]:
     docker = []
     for cmd in commands:
         if cmd.startswith("pip install"):
             words = shlex.split(cmd)
             target = words[words.index("-r") + 1] if "-r" in words else words[words.index("-e") + 1]
             docker.append((target, {w for w in words if w.startswith("--")} - {"--no-cache-dir"}))
-    assert docker == _make_setup_installs()
+    return docker
+
+
+def test_installs_exactly_like_make_setup(final):
+    commands = run_commands(final)
+    assert _docker_installs(commands) == _make_setup_installs()
     assert commands.index("pip check") > max(i for i, c in enumerate(commands) if c.startswith("pip install"))
     assert "visionline weights" in commands
     weights = commands.index("visionline weights")
     assert weights > commands.index("pip check"), "weights are converted by the installed project"
     venv = next(c for c in commands if c.startswith("python -m venv"))
     assert commands.index(venv) < min(i for i, c in enumerate(commands) if c.startswith("pip install"))
+
+
+def test_gpu_build_arg_adds_the_cuda_wheels_of_make_setup_gpu(final, instructions):
+    assert any(i.keyword == "ARG" and i.args == "GPU=0" for i in final), "the final stage declares ARG GPU=0"
+    gpu = _docker_installs(run_commands(final, gpu=True))
+    make_gpu = _make_setup_installs(gpu=True)
+    assert sorted(gpu, key=lambda t: t[0]) == sorted(make_gpu, key=lambda t: t[0])
+    assert [t for t, _ in gpu].index("requirements-gpu.lock") < [t for t, _ in gpu].index("."), \
+        "the CUDA wheels go in before the project (and `pip check` checks them too)"
+    assert ("requirements-gpu.lock", {"--no-deps"}) not in _docker_installs(run_commands(final))  # GPU=0: not
 
 
 def test_environment_for_tfx_and_baked_weights(final):

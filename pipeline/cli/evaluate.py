@@ -4,7 +4,8 @@ with the Evaluator's metrics and gates (pipeline/evaluate/), printed and written
     visionline evaluate MODEL DATA [--config F] [--set KEY=VALUE …] [--work-dir DIR] [--out DIR] [--json] [-v]
 
 MODEL: a push base (its newest complete version) or a version folder. DATA: class folders, a train/test tree (its
-test split) or a CSV manifest. The task and the gates come from the config (`train.task`, `eval.*`). The report
+test split) or a CSV manifest. The task, the gates and how a manifest is read come from the config (`train.task`,
+`eval.*`, `data.path_column` / `label_column` / `manifest_kind` / `image_dir`). The report
 goes to `--out`, default `<work_dir>/evaluations/<timestamp>/`. Exit 0 when evaluated (failed gates are shown,
 not an error), 2 for a usage error (no model or data, classes the model does not know, bad config).
 """
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("model", metavar="MODEL", help="push base (newest complete version) or a version folder")
     evaluate.add_argument("data", metavar="DATA",
                           help="labelled images: class folders, a train/test tree (its test split) or a CSV manifest")
-    evaluate.add_argument("--config", help="YAML/JSON config file: train.task and eval.* (metrics and gates)")
+    evaluate.add_argument("--config", help="YAML/JSON config file: train.task, eval.* (metrics and gates) and a "
+                                           "CSV manifest's data.path_column / label_column")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a config field, e.g. --set eval.min_accuracy=0.9 (repeatable)")
     evaluate.add_argument("--work-dir", help="the default report folder is <work_dir>/evaluations/<timestamp>/")

@@ -19,6 +19,7 @@ import tensorflow_model_analysis as tfma
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.evaluator import catalogue
+from components.example_gen.manifest import ManifestOptions
 from components.pusher import serving_layout
 from components.trainer.export import SERVING_EXAMPLES
 from pipeline.configs import PipelineConfig
@@ -81,7 +82,8 @@ def evaluate(model_path: str, data_root: str, config: PipelineConfig, out_dir: s
     with tempfile.TemporaryDirectory(prefix="visionline-evaluate-") as scratch:
         examples = write_examples(data_root, os.path.join(scratch, "examples.tfrecord"),
                                   multilabel=config.train.task == "multilabel",
-                                  max_image_pixels=config.data.max_image_pixels)
+                                  max_image_pixels=config.data.max_image_pixels,
+                                  options=ManifestOptions.from_dict(config.data.manifest_options()))
         classes = check_model(model_dir, examples, config.train.task)
         shared = tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=config_used)
         tfma.run_model_analysis(eval_shared_model=shared, eval_config=config_used, data_location=examples.tfrecord,

@@ -44,9 +44,11 @@ class ExampleSet:
         return dict(Counter(row["reason"] for row in self.quarantined).most_common())
 
 
-def list_sources(data_root: str, multilabel: bool) -> tuple[list[sources.Source], list[sources.Rejected], str]:
+def list_sources(data_root: str, multilabel: bool, options: manifest.ManifestOptions | None = None,
+                 ) -> tuple[list[sources.Source], list[sources.Rejected], str]:
     """The labelled files of `data_root` (the test split of a train/test tree), the entries rejected while
-    listing, and the layout in words; `sources.DataLayoutError` naming the path when it cannot be used."""
+    listing, and the layout in words; `sources.DataLayoutError` naming the path when it cannot be used. `options`:
+    how a CSV manifest is read (the config's data.path_column, label_column, manifest_kind, image_dir)."""
     layout = sources.detect_layout(data_root)
     if layout.format == "tfrecord":
         raise sources.DataLayoutError(f"data root {data_root} holds TFRecords: evaluate reads images (class "
@@ -56,7 +58,7 @@ def list_sources(data_root: str, multilabel: bool) -> tuple[list[sources.Source]
                                       f"{sources.MULTILABEL_NEEDS_CSV}")
     split, pattern = next((name, p) for name, p in layout.split_patterns.items() if name in ("eval", "all"))
     if layout.format == "csv":
-        listed, rejected = manifest.list_csv_sources(layout.input_base, pattern, split, multilabel)
+        listed, rejected = manifest.list_csv_sources(layout.input_base, pattern, split, multilabel, options)
         described = "CSV manifest"
     else:
         listed, rejected = sources.list_folder_sources(layout.input_base, pattern, split)
@@ -66,10 +68,12 @@ def list_sources(data_root: str, multilabel: bool) -> tuple[list[sources.Source]
 
 
 def write_examples(data_root: str, tfrecord: str, multilabel: bool = False,
-                   max_image_pixels: int = images.MAX_IMAGE_PIXELS) -> ExampleSet:
+                   max_image_pixels: int = images.MAX_IMAGE_PIXELS,
+                   options: manifest.ManifestOptions | None = None) -> ExampleSet:
     """Check every file of `data_root` as ingestion does and write the accepted ones as raw tf.Examples to
-    `tfrecord` (uncompressed); `sources.DataLayoutError` when no file could be used."""
-    listed, rejected, layout = list_sources(data_root, multilabel)
+    `tfrecord` (uncompressed); `sources.DataLayoutError` when no file could be used. `options`: how a CSV manifest
+    is read (default: its columns found by name)."""
+    listed, rejected, layout = list_sources(data_root, multilabel, options)
     found = ExampleSet(data_root=data_root, tfrecord=tfrecord, layout=layout,
                        files_seen=len(listed) + len(rejected), quarantined=[r.to_record() for r in rejected])
     counts: Counter[str] = Counter()

@@ -38,7 +38,8 @@ def test_cpu_on_a_gpu_machine_hides_the_gpus():
 
 
 def test_impossible_requests_are_explained():
-    with pytest.raises(RuntimeError, match="train.device=gpu but TensorFlow sees no GPU.*make setup GPU=1.*--build-arg GPU=1"):
+    with pytest.raises(RuntimeError,
+                       match="train.device=gpu but TensorFlow sees no GPU.*make setup GPU=1.*--build-arg GPU=1"):
         plan_device("gpu", "auto", 32, 0, [])
     with pytest.raises(ValueError, match="mixed_precision=on needs a GPU"):
         plan_device("auto", "on", 32, 0, [])

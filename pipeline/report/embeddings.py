@@ -10,8 +10,6 @@ costs only itself: every example is either embedded or listed with the reason it
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +19,7 @@ import tf_keras as keras
 
 import components.trainer.augmentation  # noqa: F401 - registers the custom augmentation layers load_model needs
 import components.trainer.model  # noqa: F401 - registers the custom loss and layers load_model needs
+from pipeline.report.split_examples import first_bytes, read_records, source_path
 
 HEAD_LAYER = "head"  # components.trainer.model.build_head's name: everything before it is the feature extractor
 TRANSFORM_SIGNATURE = "transform_features"
@@ -45,25 +44,11 @@ class Embedded:
     failed: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
 
 
-def split_files(examples_uri: str, split: str) -> list[str]:
-    """The TFRecord files of one split of an Examples artifact."""
-    return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-
-
 def read_split(files: Sequence[str], image_key: str, limit: int, split: str = "train") -> list[SplitExample]:
     """Up to `limit` examples of TFRecord files (GZIP by name), in file order."""
-    if not files:
-        return []
-    compression = "GZIP" if files[0].endswith(".gz") else ""
-    found = []
-    dataset = tf.data.TFRecordDataset(list(files), compression_type=compression).take(limit)
-    for number, serialized in enumerate(dataset.as_numpy_iterator(), start=1):
-        feature = tf.train.Example.FromString(serialized).features.feature
-        path = feature["path"].bytes_list.value if "path" in feature else []
-        image = feature[image_key].bytes_list.value if image_key in feature else []
-        found.append(SplitExample(path[0].decode("utf-8", "replace") if path else f"{split} record {number}",
-                                  serialized, image[0] if image else b""))
-    return found
+    return [SplitExample(source_path(features) or f"{split} record {number}", serialized,
+                         first_bytes(features, image_key))
+            for number, (serialized, features) in enumerate(read_records(files, limit), start=1)]
 
 
 def feature_extractor(model_dir: str) -> keras.Model:

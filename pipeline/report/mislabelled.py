@@ -18,7 +18,7 @@ from pipeline.component_ids import EXAMPLE_GEN, TRAINER
 from pipeline.report import held_out
 from pipeline.report.charts import thumbnail_png
 from pipeline.report.data import ReportData, padded_class_names
-from pipeline.report.embeddings import SplitExample, embed, read_split, split_files
+from pipeline.report.embeddings import SplitExample, embed, read_split
 from pipeline.report.label_issues import (
     LabelIssue,
     LabelIssueReport,
@@ -27,6 +27,7 @@ from pipeline.report.label_issues import (
     find_label_issues,
     find_multilabel_issues,
 )
+from pipeline.report.split_examples import split_files
 from pipeline.runs.record import RunRecord
 
 CSV_NAME = "label_issues.csv"

@@ -5,7 +5,6 @@ correct ones class by class).
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, TRAINER
 from pipeline.report.charts import thumbnail_png
 from pipeline.report.data import NO_LABELS, ReportData, Sample, label_set_text, natural_key
 from pipeline.report.explanations import explain_samples
+from pipeline.report.split_examples import first_bytes, read_records, source_path, split_files
 from pipeline.runs.record import RunRecord
 
 MAX_SAMPLES = 24
@@ -34,7 +34,7 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
     evaluator = record.node(EVALUATOR)
     splits = evaluator.prop("example_splits") if evaluator else None
     split = splits[0] if isinstance(splits, list) and splits else "eval"
-    files = sorted(glob.glob(os.path.join(examples.uri, f"Split-{split}", "*")))
+    files = split_files(examples.uri, split)
     if not files:
         data.notes.append(f"sample predictions: no files in split {split!r} of {examples.uri}")
         return
@@ -77,23 +77,19 @@ def _round_robin(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
 
 def read_examples(files: Sequence[str], image_key: str, label_key: str,
                   limit: int) -> Iterable[tuple[bytes, str, str]]:
-    """(encoded image, label text, source path) of up to `limit` tf.Examples in TFRecord files (GZIP by name)."""
-    compression = "GZIP" if files[0].endswith(".gz") else ""
-    dataset = tf.data.TFRecordDataset(list(files), compression_type=compression).take(limit)
-    for serialized in dataset.as_numpy_iterator():
-        features = tf.train.Example.FromString(serialized).features.feature
-        if image_key not in features or not features[image_key].bytes_list.value:
+    """(encoded image, label text, source path) of up to `limit` tf.Examples in TFRecord files (GZIP by name);
+    examples without an image are skipped."""
+    for _, features in read_records(files, limit):
+        image = first_bytes(features, image_key)
+        if not image:
             continue
-        label_feature = features.get(label_key)
+        label_feature = features.get(label_key) if label_key in features else None
         label = ""
         if label_feature is not None and label_feature.bytes_list.value:
             label = label_set_text(v.decode("utf-8", "replace") for v in label_feature.bytes_list.value)
         elif label_feature is not None and label_feature.int64_list.value:
             label = label_set_text(str(v) for v in label_feature.int64_list.value)
-        path_feature = features.get("path")
-        path = path_feature.bytes_list.value[0].decode("utf-8", "replace") \
-            if path_feature is not None and path_feature.bytes_list.value else ""
-        yield features[image_key].bytes_list.value[0], label, path
+        yield image, label, source_path(features)
 
 
 def predict_images(loaded: Any, images: Sequence[bytes], batch_size: int = 64) -> list[tuple[str, float]]:

@@ -7,6 +7,7 @@
 
     visionline serve [--model-base PATH] [--model-name NAME] [--rest-port 8501] [--grpc-port 8500] [--batching …]
     visionline predict IMG… [--url http://127.0.0.1:8501 | --grpc host:port | --tflite FILE] [--model NAME] [--top-k 5]
+                            [--explain DIR]   # also the Grad-CAM heatmap over each image: DIR/<name>.why.png
     visionline predict-batch FOLDER --out predictions.csv [--quarantine FILE] [--url … | --grpc … | --model-base …]
 
 Exit codes: 0 success; 1 some inputs could not be predicted (`predict`); 2 usage/configuration/service
@@ -24,6 +25,7 @@ import os
 import sys
 from typing import Any
 
+from serving.clients.explanations import ExplainedFile, GrpcExplainer, RestExplainer, explain_files
 from serving.clients.files import DEFAULT_MAX_PIXELS, predict_files
 from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL, PredictorSpec
 from serving.clients.results import ServiceError, format_result, result_json
@@ -141,6 +143,9 @@ def register(subparsers: argparse._SubParsersAction, *, default_model_base: str 
                                          "assets.extra/tflite/model_int8.tflite; class names from labels.txt beside "
                                          "it) instead of calling a server")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    predict.add_argument("--explain", metavar="DIR",
+                         help="also ask the served model's `explain` signature (Grad-CAM) why, and write each image "
+                              "with its heatmap over it to DIR/<name>.why.png (REST or gRPC; not with --tflite)")
 
     batch = subparsers.add_parser("predict-batch", help="classify a folder of images (Apache Beam) into a CSV",
                                   description="Beam job over a folder of unlabelled images: predictions CSV plus "
@@ -270,6 +275,9 @@ def _predictor_spec(args: argparse.Namespace) -> PredictorSpec:
 
 def _predict(args: argparse.Namespace) -> int:
     if args.tflite:
+        if args.explain:
+            raise ValueError("--explain needs the served SavedModel (REST or gRPC): TFLite files have no `explain` "
+                             "signature")
         if args.top_k < 1:
             raise ValueError("--top-k must be >= 1")
         predictor: Any = TFLitePredictor(args.tflite, args.top_k)
@@ -279,9 +287,31 @@ def _predict(args: argparse.Namespace) -> int:
         results = predict_files(args.images, predictor, max_pixels=args.max_image_pixels)
     finally:
         predictor.close()
+    why = _explain([r.path for r in results if r.prediction is not None], args) if args.explain else {}
     for result in results:
-        print(json.dumps(result_json(result)) if args.json else format_result(result))
-    return 0 if all(r.prediction is not None for r in results) else 1
+        explained = why.get(result.path)
+        if args.json:
+            out = result_json(result)
+            if explained is not None:
+                out.update({"explanation": explained.overlay, "explained": explained.explained} if explained.overlay
+                           else {"explanation_error": explained.reason})
+            print(json.dumps(out))
+            continue
+        print(format_result(result))
+        if explained is not None:
+            print(f"  why: {explained.overlay} (heatmap of {explained.explained!r})" if explained.overlay
+                  else f"  why: not explained: {explained.reason}")
+    ok = all(r.prediction is not None for r in results) and all(e.overlay for e in why.values())
+    return 0 if ok else 1
+
+
+def _explain(paths: list[str], args: argparse.Namespace) -> dict[str, ExplainedFile]:
+    explainer: Any = GrpcExplainer(args.grpc, args.model, args.version, args.timeout) if args.grpc else \
+        RestExplainer(args.url or DEFAULT_URL, args.model, args.version, args.timeout)
+    try:
+        return explain_files(paths, explainer, args.explain, args.max_image_pixels)
+    finally:
+        explainer.close()
 
 
 def _predict_batch(args: argparse.Namespace) -> int:

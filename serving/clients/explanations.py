@@ -1,0 +1,227 @@
+"""Explanations for the clients: the served model's `explain` signature (Grad-CAM inside the SavedModel,
+components/trainer/explain.py) over TF Serving's REST or gRPC API, and its heatmap drawn over the image as a PNG
+(`visionline predict --explain DIR`, the command-line twin of the web page's "Why?").
+
+Each image is explained for its predicted class (`class_index` -1). A multilabel model's picture is the pixel-wise
+maximum of its predicted labels' maps (the top label's when none is predicted), as on the web page. TFLite files
+have no `explain` signature: explanations need the SavedModel, served.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+import requests
+from PIL import Image
+
+from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_URL, model_path
+from serving.clients.results import PredictionError, ServiceError
+
+SIGNATURE = "explain"  # = components.trainer.explain.EXPLAIN (not imported: that module loads TensorFlow)
+TOP_CLASS = -1  # `class_index`: explain the predicted class
+OVERLAY_ALPHA = 0.45  # share of the heatmap's colour in the overlay
+COLORMAP = "jet"  # matplotlib's, as the report's heatmaps
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One image's heatmap ([H, W] in [0, 1], at the model's input size) and what it explains (a class name, or a
+    multilabel model's predicted labels "a, b")."""
+
+    heatmap: np.ndarray
+    explained: str
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def explanations(outputs: Mapping[str, Any]) -> list[Explanation]:
+    """`Explanation`s from the `explain` signature's outputs in columnar form (name → array with the batch first)."""
+    heatmaps = np.asarray(outputs["heatmap"], dtype=np.float32)
+    if heatmaps.ndim != 3:
+        raise ServiceError(f"explain: expected heatmap of shape [batch, height, width], got {list(heatmaps.shape)}")
+    explained = [_text(v) for v in np.asarray(outputs["explained_class"]).reshape(-1)]
+    if "label_heatmaps" not in outputs:
+        return [Explanation(h, name) for h, name in zip(heatmaps, explained, strict=True)]
+    label_maps = np.asarray(outputs["label_heatmaps"], dtype=np.float32)  # [B, C, H, W]
+    hot = np.asarray(outputs["predicted_labels"]) > 0
+    names = np.asarray(outputs["classes"])
+    found = []
+    for i, heatmap in enumerate(heatmaps):
+        chosen = np.flatnonzero(hot[i])
+        if not chosen.size:  # nothing predicted: the top label's map
+            found.append(Explanation(heatmap, explained[i]))
+            continue
+        found.append(Explanation(label_maps[i, chosen].max(axis=0),
+                                 ", ".join(_text(names[i, j]) for j in chosen)))
+    return found
+
+
+def explain_body(images: Sequence[bytes]) -> dict:
+    """The REST `:predict` body (row format) of the `explain` signature on encoded images, top class each."""
+    return {"signature_name": SIGNATURE,
+            "instances": [{"images": {"b64": base64.b64encode(image).decode("ascii")}, "class_index": TOP_CLASS}
+                          for image in images]}
+
+
+class RestExplainer:
+    """The `explain` signature through TF Serving's REST `:predict`."""
+
+    def __init__(self, url: str = DEFAULT_URL, model: str = DEFAULT_MODEL, version: int | None = None,
+                 timeout: float = 60.0) -> None:
+        self._url = url.rstrip("/") + model_path(url, model, version) + ":predict"
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def explain(self, images: Sequence[bytes]) -> list[Explanation]:
+        """One request for all images."""
+        try:
+            response = self._session.post(self._url, json=explain_body(images), timeout=self._timeout)
+        except requests.RequestException as err:
+            raise ServiceError(f"cannot reach {self._url}: {err}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"error": response.text[:200]}
+        if response.status_code == 400:
+            raise PredictionError(str(payload.get("error", "HTTP 400")))
+        if response.status_code != 200 or "predictions" not in payload:
+            raise ServiceError(f"{self._url}: HTTP {response.status_code}: {payload.get('error', payload)}")
+        rows = payload["predictions"]
+        return explanations({key: [row[key] for row in rows] for key in rows[0]}) if rows else []
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()
+
+
+def explain_request(images: Sequence[bytes], model: str = DEFAULT_MODEL, version: int | None = None) -> Any:
+    """A gRPC `PredictRequest` of the `explain` signature on encoded images, top class each."""
+    # TensorFlow's protos load TensorFlow: imported here, not at module level (keeps REST clients and --help light)
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(images))])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = SIGNATURE
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=list(images),
+                                                             tensor_shape=shape))
+    request.inputs["class_index"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64,
+                                                                  int64_val=[TOP_CLASS] * len(images),
+                                                                  tensor_shape=shape))
+    return request
+
+
+class GrpcExplainer:
+    """The `explain` signature through TF Serving's gRPC `PredictionService/Predict` (official protos)."""
+
+    def __init__(self, target: str, model: str = DEFAULT_MODEL, version: int | None = None, timeout: float = 60.0,
+                 max_message_bytes: int = 256 * 1024 * 1024) -> None:
+        from tensorflow_serving.apis import prediction_service_pb2_grpc  # loads TensorFlow: not at module level
+
+        self._target, self._model, self._version, self._timeout = target, model, version, timeout
+        self._channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),  # heatmaps: H × W floats per image and label
+        ])
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def explain(self, images: Sequence[bytes]) -> list[Explanation]:
+        """One Predict call for all images."""
+        import tensorflow as tf  # loaded by __init__ already
+
+        try:
+            response = self._stub.Predict(explain_request(images, self._model, self._version), timeout=self._timeout)
+        except grpc.RpcError as err:
+            message = f"{err.code().name}: {err.details()}"
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise PredictionError(message) from None
+            raise ServiceError(f"gRPC {self._target}: {message}") from None
+        return explanations({key: tf.make_ndarray(value) for key, value in response.outputs.items()})
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+
+def overlay_png(image: bytes, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> bytes:
+    """The image (as the model saw it: upright, RGB) with the heatmap, resized to it, blended over it in colour."""
+    from matplotlib import colormaps  # only for --explain
+
+    with Image.open(io.BytesIO(image)) as opened:
+        picture = opened.convert("RGB")
+    scaled = Image.fromarray(np.clip(heatmap, 0.0, 1.0).astype(np.float32), mode="F").resize(
+        picture.size, Image.Resampling.BILINEAR)
+    colours = colormaps[COLORMAP](np.asarray(scaled))[..., :3]  # [h, w, 3] in [0, 1]
+    blended = (1 - alpha) * np.asarray(picture, dtype=np.float32) + alpha * 255.0 * colours
+    out = io.BytesIO()
+    Image.fromarray(np.clip(np.round(blended), 0, 255).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class ExplainedFile:
+    """Where one file's overlay went and what it explains, or why it could not be explained."""
+
+    path: str
+    overlay: str = ""
+    explained: str = ""
+    reason: str = ""
+
+
+def explain_files(paths: Sequence[str], explainer: Any, out_dir: str, max_pixels: int,
+                  batch_size: int = 8) -> dict[str, ExplainedFile]:
+    """Explain each file (read and checked as for prediction) and write `<out_dir>/<name>.why.png`, the heatmap over
+    the image (a name taken twice gets `-2`, `-3`, …); a file the service rejects is listed with the reason."""
+    from serving.clients.files import read_and_check  # the ingestion gate, as for the prediction itself
+
+    os.makedirs(out_dir, exist_ok=True)
+    found: dict[str, ExplainedFile] = {}
+    pending: list[tuple[str, bytes]] = []
+    for path in paths:
+        data, _stage, reason = read_and_check(path, max_pixels)
+        if data is None:
+            found[path] = ExplainedFile(path, reason=reason)
+        else:
+            pending.append((path, data))
+    taken: set[str] = set()
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start:start + batch_size]
+        try:
+            results: list[Explanation | str] = list(explainer.explain([data for _, data in batch]))
+        except PredictionError:  # one by one, so only the bad inputs fail
+            results = []
+            for _, data in batch:
+                try:
+                    results.extend(explainer.explain([data]))
+                except PredictionError as err:
+                    results.append(err.reason)
+        for (path, data), result in zip(batch, results, strict=True):
+            if isinstance(result, str):
+                found[path] = ExplainedFile(path, reason=result)
+                continue
+            target = _unique_name(out_dir, os.path.splitext(os.path.basename(path))[0], taken)
+            with open(target, "wb") as handle:
+                handle.write(overlay_png(data, result.heatmap))
+            found[path] = ExplainedFile(path, overlay=target, explained=result.explained)
+    return found
+
+
+def _unique_name(out_dir: str, stem: str, taken: set[str]) -> str:
+    name, number = f"{stem}.why.png", 1
+    while name in taken:
+        number += 1
+        name = f"{stem}-{number}.why.png"
+    taken.add(name)
+    return os.path.join(out_dir, name)

@@ -123,8 +123,11 @@ class _ReadRecords(beam.DoFn):
             if read.reason:
                 yield beam.pvalue.TaggedOutput(
                     QUARANTINE_TAG, accounting.quarantine_record(read.path, read.label, split, read.reason))
-            else:
-                yield _Ingested(split, read.path, read.label, read.sha256, read.example)
+                continue
+            if read.note:  # re-encoded (EXIF orientation, transcoded): listed in the ingest summary, as files are
+                yield beam.pvalue.TaggedOutput(accounting.CONVERTED, accounting.converted_record(
+                    read.path, read.label, split, read.conversion, read.note))
+            yield _Ingested(split, read.path, read.label, read.sha256, read.example)
 
 
 def _quarantined(item: sources.Source | _Ingested, reason: str) -> dict[str, str]:
@@ -247,7 +250,7 @@ def _list_records(input_base: str, input_config: example_gen_pb2.Input, output_c
     spec = records.RecordSpec(
         str(options["image_feature"]), str(options["label_feature"]), names, int(options["max_image_pixels"]),
         records.LABEL_NAMES_FILE if records.read_label_names(input_base) else "data.label_names",
-        int(options["min_image_side"]))
+        int(options["min_image_side"]), bool(options["transcode"]))
     return found, rejected, _ReadRecords(spec, assign)
 
 

@@ -8,12 +8,15 @@ A TFRecord data root gets the same checks as image files (the executor's TFRecor
   folders (line i names label i, as TFX's CIFAR-10 example and TFDS ship it); both given and different is an error.
 * `read_record_file`: every record of one file (GZIP when the name ends in `.gz`, as TFX's ImportExampleGen reads
   it), each identified as `<file>#<index>` (0-based) and checked by `check_record`: parsed as a `tf.train.Example`,
-  its label read (bytes, or int64 named by the label names), its image decoded by `images.inspect_image`. Records
-  that fail become a quarantine reason; unreadable data (a truncated or non-TFRecord file) ends the file with one
-  entry `<file>#<first unread index>`.
+  its label read (bytes, or int64 named by the label names), its image passed through `images.prepare_image`, the
+  gate image files go through. Records that fail become a quarantine reason; unreadable data (a truncated or
+  non-TFRecord file) ends the file with one entry `<file>#<first unread index>`.
 
 An accepted record keeps all its features; an integer label that has a name is replaced by the name (bytes), and a
-`path` feature (`<file>#<index>`) is added unless the record has its own.
+`path` feature (`<file>#<index>`) is added unless the record has its own. An image that `prepare_image` re-encodes
+— a JPEG whose EXIF says to rotate it (stored upright as PNG, as the clients send it at prediction time), a TIFF or
+WebP (as PNG, with `data.transcode`) — replaces the record's image bytes, its `width` / `height` / `format`
+features follow when it has them, and the record is listed with what was done, as a converted image file is.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class RecordSpec:
     max_image_pixels: int
     label_names_source: str = LABEL_NAMES_FILE  # named in the reason of an integer label without a name
     min_image_side: int = images.MIN_IMAGE_SIDE  # smaller images are quarantined (data.min_image_side)
+    transcode: bool = True  # TIFF / WebP images stored as PNG (data.transcode); else quarantined
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class RecordRead:
     sha256: str = ""  # of the image bytes
     example: bytes = b""  # the serialized tf.train.Example to ingest
     reason: str = ""
+    conversion: str = ""  # "" | "orientation" | "transcode": the image was re-encoded (see `note`)
+    note: str = ""  # what was done to the image, e.g. "EXIF orientation 6 applied, re-encoded as PNG"
 
 
 def list_record_files(input_base: str, pattern: str, split: str) -> tuple[list[RecordFile], list[sources.Rejected]]:
@@ -149,15 +155,34 @@ def check_record(serialized: bytes, path: str, spec: RecordSpec) -> RecordRead:
         return RecordRead(path, "", reason=rejected.reason)
     try:
         data = _image(feature, spec.image_feature)
-        images.inspect_image(data, spec.max_image_pixels, spec.min_image_side)
+        prepared = images.prepare_image(data, spec.max_image_pixels, transcode=spec.transcode,
+                                        min_side=spec.min_image_side)
     except images.Quarantined as rejected:
         return RecordRead(path, name, reason=rejected.reason)
+    if prepared.note:  # re-encoded: the record carries what a viewer shows (and what the clients send)
+        _replace(feature, spec.image_feature, prepared.data)
+        info = prepared.info
+        for key, value in ((features.WIDTH, info.width), (features.HEIGHT, info.height)):
+            if key in feature and feature[key].HasField("int64_list"):
+                _replace(feature, key, int(value))
+        if features.FORMAT in feature and feature[features.FORMAT].HasField("bytes_list"):
+            _replace(feature, features.FORMAT, info.format.encode("ascii"))
     if spec.label_names and feature[spec.label_feature].HasField("int64_list"):  # named: the examples carry names
         feature[spec.label_feature].Clear()
         feature[spec.label_feature].bytes_list.value.append(name.encode("utf-8"))
     if features.PATH not in feature:
         feature[features.PATH].bytes_list.value.append(path.encode("utf-8"))
-    return RecordRead(path, name, hashlib.sha256(data).hexdigest(), example.SerializeToString())
+    return RecordRead(path, name, hashlib.sha256(data).hexdigest(), example.SerializeToString(),
+                      conversion=prepared.kind, note=prepared.note)
+
+
+def _replace(feature: object, key: str, value: bytes | int) -> None:
+    """Set a feature to one value (bytes or int64)."""
+    feature[key].Clear()
+    if isinstance(value, bytes):
+        feature[key].bytes_list.value.append(value)
+    else:
+        feature[key].int64_list.value.append(value)
 
 
 class _Unnamed(images.Quarantined):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import json
 import os
 
@@ -24,6 +25,7 @@ from components.example_gen.executor import Executor
 from components.example_gen.options import ingest_custom_config
 from pipeline.pipeline import example_gen_configs
 from tests.conftest import encode
+from tests.image_files import asymmetric, oriented_jpeg, upright_pixels
 
 HTML = b"<!DOCTYPE html><html><body>404 Not Found</body></html>"
 NAMES = ("airplane", "automobile", "bird")
@@ -291,3 +293,50 @@ def test_records_get_the_pixel_guards_of_image_files(rng):
     bomb = records.RecordSpec("image", "label", ("a", "b"), 63)
     read = records.check_record(_feature(image=[_png(rng)], label=[0]), "r.tfrecord#1", bomb)
     assert read.reason.startswith("image too large: 8x8 px exceeds")
+
+
+def test_an_exif_rotated_record_is_stored_upright_with_its_size_and_format(rng):
+    rotated = oriented_jpeg(asymmetric(), 6)  # stored 40 wide × 24 high, shown 24 × 40
+    record = tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[rotated])),
+        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a"])),
+        features.WIDTH: tf.train.Feature(int64_list=tf.train.Int64List(value=[40])),
+        features.HEIGHT: tf.train.Feature(int64_list=tf.train.Int64List(value=[24])),
+        features.FORMAT: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"]))})).SerializeToString()
+    read = records.check_record(record, "r.tfrecord#0", records.RecordSpec("image", "label", (), 40_000_000))
+    feature = tf.train.Example.FromString(read.example).features.feature
+    stored = feature["image"].bytes_list.value[0]
+    assert read.reason == "" and (read.conversion, read.note) == ("orientation",
+                                                                  "EXIF orientation 6 applied, re-encoded as PNG")
+    np.testing.assert_array_equal(tf.io.decode_image(stored, channels=3).numpy(), upright_pixels(rotated))
+    assert (feature[features.WIDTH].int64_list.value, feature[features.HEIGHT].int64_list.value) == ([24], [40])
+    assert feature[features.FORMAT].bytes_list.value == [b"PNG"]
+    assert read.sha256 == hashlib.sha256(rotated).hexdigest()  # duplicates are found on the bytes as given
+
+
+def test_tiff_records_are_transcoded_unless_data_transcode_is_off(rng):
+    tiff = encode(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "TIFF")
+    record = _feature(image=[tiff], label=[b"a"])
+    read = records.check_record(record, "r.tfrecord#1", records.RecordSpec("image", "label", (), 40_000_000))
+    assert read.conversion == "transcode" and read.reason == ""
+    assert tf.train.Example.FromString(read.example).features.feature["image"].bytes_list.value[0].startswith(
+        b"\x89PNG")
+    kept = records.check_record(record, "r.tfrecord#1", records.RecordSpec("image", "label", (), 40_000_000,
+                                                                          transcode=False))
+    assert kept.reason == "format TIFF is not decodable by TensorFlow (supported: JPEG, PNG, GIF, BMP) " \
+                          "(data.transcode=false: not transcoded to PNG)"
+
+
+def test_converted_records_are_listed_like_converted_files(tmp_path, rng):
+    root = tmp_path / "data"
+    rotated = oriented_jpeg(asymmetric(), 8)
+    _write_records(root / "shard.tfrecord", [_example(rotated, "cat", "image"), _example(_png(rng), "dog", "image"),
+                                             _example(encode(asymmetric(seed=1), "TIFF"), "cat", "image")])
+    examples = _run(root, tmp_path, image_feature="image", data_format="tfrecord")
+    stored = {e.features.feature[features.PATH].bytes_list.value[0].decode(): e.features.feature["image"]
+              .bytes_list.value[0] for split in ("train", "eval") for e in _split_examples(examples, split)}
+    np.testing.assert_array_equal(tf.io.decode_image(stored["shard.tfrecord#0"], channels=3).numpy(),
+                                  upright_pixels(rotated))
+    listed = {row["path"]: row for row in _report(examples, accounting.CONVERTED_REPORT)}
+    assert sorted(listed) == ["shard.tfrecord#0", "shard.tfrecord#2"]
+    assert listed["shard.tfrecord#0"]["label"] == "cat" and "EXIF orientation 8" in str(listed["shard.tfrecord#0"])

@@ -16,12 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 import requests
 from PIL import Image
 
-from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_URL, model_path
+from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_URL, grpc_channel, grpc_predict, model_path, rest_predict
 from serving.clients.results import PredictionError, ServiceError
 
 SIGNATURE = "explain"  # = components.trainer.explain.EXPLAIN (not imported: that module loads TensorFlow)
@@ -83,19 +82,7 @@ class RestExplainer:
 
     def explain(self, images: Sequence[bytes]) -> list[Explanation]:
         """One request for all images."""
-        try:
-            response = self._session.post(self._url, json=explain_body(images), timeout=self._timeout)
-        except requests.RequestException as err:
-            raise ServiceError(f"cannot reach {self._url}: {err}") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {"error": response.text[:200]}
-        if response.status_code == 400:
-            raise PredictionError(str(payload.get("error", "HTTP 400")))
-        if response.status_code != 200 or "predictions" not in payload:
-            raise ServiceError(f"{self._url}: HTTP {response.status_code}: {payload.get('error', payload)}")
-        rows = payload["predictions"]
+        rows = rest_predict(self._session, self._url, explain_body(images), self._timeout)
         return explanations({key: [row[key] for row in rows] for key in rows[0]}) if rows else []
 
     def close(self) -> None:
@@ -131,24 +118,16 @@ class GrpcExplainer:
         from tensorflow_serving.apis import prediction_service_pb2_grpc  # loads TensorFlow: not at module level
 
         self._target, self._model, self._version, self._timeout = target, model, version, timeout
-        self._channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),  # heatmaps: H × W floats per image and label
-        ])
+        self._channel = grpc_channel(target, max_message_bytes)  # heatmaps: H × W floats per image and label
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def explain(self, images: Sequence[bytes]) -> list[Explanation]:
         """One Predict call for all images."""
         import tensorflow as tf  # loaded by __init__ already
 
-        try:
-            response = self._stub.Predict(explain_request(images, self._model, self._version), timeout=self._timeout)
-        except grpc.RpcError as err:
-            message = f"{err.code().name}: {err.details()}"
-            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise PredictionError(message) from None
-            raise ServiceError(f"gRPC {self._target}: {message}") from None
-        return explanations({key: tf.make_ndarray(value) for key, value in response.outputs.items()})
+        outputs = grpc_predict(self._stub, explain_request(images, self._model, self._version), self._target,
+                               self._timeout)
+        return explanations({key: tf.make_ndarray(value) for key, value in outputs.items()})
 
     def close(self) -> None:
         """Close the channel."""

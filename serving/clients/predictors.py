@@ -55,6 +55,24 @@ def predict_body(images: Sequence[bytes]) -> dict:
             "instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images]}
 
 
+def rest_predict(session: requests.Session, url: str, body: dict, timeout: float) -> list[Any]:
+    """POST a `:predict` body; the `predictions` rows. HTTP 400 is the input's fault (`PredictionError`), anything
+    else that is not an answer is the service's (`ServiceError`)."""
+    try:
+        response = session.post(url, json=body, timeout=timeout)
+    except requests.RequestException as err:
+        raise ServiceError(f"cannot reach {url}: {err}") from None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {"error": response.text[:200]}
+    if response.status_code == 400:
+        raise PredictionError(str(payload.get("error", "HTTP 400")))
+    if response.status_code != 200 or "predictions" not in payload:
+        raise ServiceError(f"{url}: HTTP {response.status_code}: {payload.get('error', payload)}")
+    return payload["predictions"]
+
+
 class RestPredictor:
     """TF Serving REST `:predict` (row format, `{"b64": …}` instances)."""
 
@@ -67,19 +85,7 @@ class RestPredictor:
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """POST the images in one request."""
-        try:
-            response = self._session.post(self._url, json=predict_body(images), timeout=self._timeout)
-        except requests.RequestException as err:
-            raise ServiceError(f"cannot reach {self._url}: {err}") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {"error": response.text[:200]}
-        if response.status_code == 400:
-            raise PredictionError(str(payload.get("error", "HTTP 400")))
-        if response.status_code != 200 or "predictions" not in payload:
-            raise ServiceError(f"{self._url}: HTTP {response.status_code}: {payload.get('error', payload)}")
-        rows = payload["predictions"]
+        rows = rest_predict(self._session, self._url, predict_body(images), self._timeout)
         probabilities = [row["probabilities"] for row in rows]
         classes = [row.get("classes") for row in rows]
         hot = [row["predicted_labels"] for row in rows] if rows and "predicted_labels" in rows[0] else None
@@ -109,6 +115,24 @@ def predict_request(images: Sequence[bytes], model: str = DEFAULT_MODEL, version
     return request
 
 
+def grpc_channel(target: str, max_message_bytes: int) -> grpc.Channel:
+    """An insecure channel to `target` whose messages may be up to `max_message_bytes` each way."""
+    return grpc.insecure_channel(target, options=[("grpc.max_send_message_length", max_message_bytes),
+                                                  ("grpc.max_receive_message_length", max_message_bytes)])
+
+
+def grpc_predict(stub: Any, request: Any, target: str, timeout: float) -> Any:
+    """One `Predict` call; the response's outputs. INVALID_ARGUMENT is the input's fault (`PredictionError`), any
+    other failure the service's (`ServiceError`)."""
+    try:
+        return stub.Predict(request, timeout=timeout).outputs
+    except grpc.RpcError as err:
+        message = f"{err.code().name}: {err.details()}"
+        if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            raise PredictionError(message) from None
+        raise ServiceError(f"gRPC {target}: {message}") from None
+
+
 class GrpcPredictor:
     """TF Serving gRPC `PredictionService/Predict` with the official protos."""
 
@@ -123,24 +147,15 @@ class GrpcPredictor:
         self._version = version
         self._top_k = top_k
         self._timeout = timeout
-        self._channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-        ])
+        self._channel = grpc_channel(target, max_message_bytes)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """One Predict call for all images."""
         import tensorflow as tf  # loaded by __init__ already; not at module level (keeps REST clients light)
 
-        try:
-            response = self._stub.Predict(predict_request(images, self._model, self._version), timeout=self._timeout)
-        except grpc.RpcError as err:
-            message = f"{err.code().name}: {err.details()}"
-            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise PredictionError(message) from None
-            raise ServiceError(f"gRPC {self._target}: {message}") from None
-        outputs = response.outputs
+        outputs = grpc_predict(self._stub, predict_request(images, self._model, self._version), self._target,
+                               self._timeout)
         probabilities = tf.make_ndarray(outputs["probabilities"])
         classes = tf.make_ndarray(outputs["classes"]) if "classes" in outputs else None
         hot = tf.make_ndarray(outputs["predicted_labels"]) if "predicted_labels" in outputs else None

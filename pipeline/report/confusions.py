@@ -6,9 +6,10 @@ each label's 2×2 counts).
   eval examples (a pair of a small class can be its biggest problem while its count stays low);
 * binary: the two error kinds, false positives (share of the actual negatives) and false negatives (share of the
   actual positives);
-* multilabel: per label, missed (share of the examples carrying it) and false alarms (share of those without it).
-  Which labels are confused *with each other* needs the per-example predictions, which the evaluation does not
-  keep: not computed.
+* multilabel: per label, missed (share of the examples carrying it) and false alarms (share of those without it);
+  and which labels are taken for each other — a carried label missed while another, not carried, is predicted on
+  the same image — from the per-image predictions of the report's sample scan (the evaluation keeps none), so on
+  the scanned eval images only.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class ErrorAnalysis:
     by_share: list[ConfusedPair] = field(default_factory=list)
     error_kinds: list[ConfusedPair] = field(default_factory=list)  # binary
     labels: list[LabelErrors] = field(default_factory=list)  # multilabel, most errors first
+    label_swaps: list[ConfusedPair] = field(default_factory=list)  # multilabel: missed label → predicted instead
+    swaps_scanned: int = 0  # the scanned images the swaps are counted on
     errors: float = 0.0  # misclassified eval examples (off-diagonal total)
     examples: float = 0.0
 
@@ -96,11 +99,32 @@ def label_errors(rows: Sequence[LabelMetrics]) -> list[LabelErrors]:
     return sorted(found, key=lambda e: (-(e.missed + e.false_alarms), natural_key(e.label)))
 
 
+def label_swaps(label_sets: Sequence[tuple[Sequence[str], Sequence[str]]],
+                limit: int = MAX_PAIRS) -> list[ConfusedPair]:
+    """Multilabel (carried, predicted) label sets → the pairs (missed label, label predicted instead) that occur on
+    the same image, most frequent first (then largest share, then names); the share is of the images carrying the
+    missed label."""
+    counts: dict[tuple[str, str], int] = {}
+    carrying: dict[str, int] = {}
+    for carried, predicted in label_sets:
+        carried_set, predicted_set = set(carried), set(predicted)
+        for label in carried_set:
+            carrying[label] = carrying.get(label, 0) + 1
+        for missed in carried_set - predicted_set:
+            for instead in predicted_set - carried_set:
+                counts[(missed, instead)] = counts.get((missed, instead), 0) + 1
+    pairs = [ConfusedPair(missed, instead, float(n), _share(n, carrying[missed]))
+             for (missed, instead), n in counts.items()]
+    return sorted(pairs, key=lambda p: (-p.count, -p.share, natural_key(p.actual), natural_key(p.predicted)))[:limit]
+
+
 def error_analysis(data: ReportData, limit: int = MAX_PAIRS) -> ErrorAnalysis:
     """The error analysis of `data`'s task from what `collect` read (see the module docstring)."""
     analysis = ErrorAnalysis()
     if data.task == "multilabel":
         analysis.labels = label_errors(data.per_label)
+        analysis.label_swaps = label_swaps(data.scanned_label_sets, limit)
+        analysis.swaps_scanned = len(data.scanned_label_sets)
         return analysis
     if data.task == "binary" and data.binary_confusion is not None:
         b = data.binary_confusion

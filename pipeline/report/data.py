@@ -28,6 +28,7 @@ KAPPA = mn.COHEN_KAPPA
 EXAMPLE_COUNT = mn.EXAMPLE_COUNT
 TASKS = catalogue.TASKS
 NO_LABELS = "(none)"  # a multilabel example with no label, or a prediction of none
+LABEL_SEPARATOR = ", "  # between the labels of a multilabel example's label-set text
 
 # (id, heading) of every section of the HTML report, in order (multiclass headings; see `sections`).
 SECTIONS = (
@@ -233,6 +234,8 @@ class ReportData:
     samples: list[Sample] = field(default_factory=list)
     samples_scanned: int = 0
     samples_misclassified: int = 0
+    # multilabel: (carried labels, predicted labels) of each scanned eval image (the sample scan's predictions)
+    scanned_label_sets: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     sample_model_uri: str = ""
     explanations: list[Explanation] = field(default_factory=list)  # misclassified first, then one per class
     label_issues: LabelIssueReport | None = None  # likely mislabelled training images (pipeline.report.mislabelled)
@@ -384,7 +387,7 @@ def natural_key(text: str) -> tuple[Any, ...]:
 
 def label_set_text(labels: Iterable[str]) -> str:
     """One label as it is; several (multilabel) as "a, b" in natural order."""
-    return ", ".join(sorted(set(labels), key=natural_key))
+    return LABEL_SEPARATOR.join(sorted(set(labels), key=natural_key))
 
 
 def label_order(distribution: dict[str, dict[str, float]], class_order: Sequence[str] = ()) -> list[str]:

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, TRAINER
 from pipeline.report.charts import thumbnail_png
-from pipeline.report.data import NO_LABELS, ReportData, Sample, label_set_text, natural_key
+from pipeline.report.data import LABEL_SEPARATOR, NO_LABELS, ReportData, Sample, label_set_text, natural_key
 from pipeline.report.explanations import explain_samples
 from pipeline.report.split_examples import first_bytes, read_records, source_path, split_files
 from pipeline.runs.record import RunRecord
@@ -49,6 +49,8 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
     data.sample_model_uri = model_dir
     data.samples_scanned = len(records)
     scored = list(zip(records, predictions))
+    if data.task == "multilabel":
+        data.scanned_label_sets = label_sets(scored, data.class_names)
     wrong = sorted((x for x in scored if x[1][0] != x[0][1]), key=lambda x: -x[1][1])
     data.samples_misclassified = len(wrong)
     right = _round_robin(sorted((x for x in scored if x[1][0] == x[0][1]), key=lambda x: natural_key(x[0][1])),
@@ -60,6 +62,19 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
             continue
         data.samples.append(Sample(png, label, predicted, confidence, path))
     explain_samples(model_dir, scored, data, loaded=loaded)  # the "Why" heatmaps of the same scan
+
+
+def label_sets(scored: Sequence[tuple[tuple[bytes, str, str], tuple[str, float]]], class_names: Sequence[str],
+               ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(carried, predicted) label sets of scanned multilabel examples, from their "a, b" texts; [] when a class
+    name itself contains ", " (the texts cannot be split back)."""
+    if any(LABEL_SEPARATOR in name for name in class_names):
+        return []
+
+    def labels(text: str) -> tuple[str, ...]:
+        return () if text in ("", NO_LABELS) else tuple(text.split(LABEL_SEPARATOR))
+
+    return [(labels(label), labels(predicted)) for (_image, label, _path), (predicted, _p) in scored]
 
 
 def _round_robin(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:

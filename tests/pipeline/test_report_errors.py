@@ -19,11 +19,12 @@ from PIL import Image
 from pipeline.component_ids import EXAMPLE_GEN, TRAINER
 from pipeline.configs import LABEL_ISSUE_RANKINGS, ConfigError, PipelineConfig
 from pipeline.report.build import write_report
-from pipeline.report.confusions import binary_error_kinds, confused_pairs, error_analysis, label_errors
-from pipeline.report.data import LabelMetrics
+from pipeline.report.confusions import binary_error_kinds, confused_pairs, error_analysis, label_errors, label_swaps
+from pipeline.report.data import NO_LABELS, LabelMetrics
 from pipeline.report.label_issues import RANKINGS, LabelIssue, LabelIssueReport, LabelIssueSettings
 from pipeline.report.mislabelled import CSV_COLUMNS, CSV_NAME, collect_label_issues
 from pipeline.report.render import render_html, render_markdown
+from pipeline.report.samples import label_sets
 from pipeline.runs.evaluation import BinaryConfusion
 from pipeline.runs.record import Node, RunRecord
 from tests.pipeline.test_report import HOSTILE, _check_page, _png, _synthetic, _text
@@ -86,8 +87,33 @@ def test_error_section_for_every_task_is_escaped():
         LabelMetrics("c", 0.5, 0.25, 1 / 3, 4, 1, 1, 3, 5), LabelMetrics("a", 1.0, 1.0, 1.0, 2, 2, 0, 0, 8)])
     soup = _check_page(render_html(multilabel), "multilabel")
     assert [tr.find("td").get_text() for tr in soup.select("#label-errors tr.label-error-row")] == ["c", "a"]
-    assert "not computed" in _text(soup.find(id="errors"))
+    assert "Not computed: no sample scan" in _text(soup.find(id="errors"))  # no scanned label sets
+    swapped = dataclasses.replace(multilabel, scanned_label_sets=[((HOSTILE,), ("c",)), (("a",), ("a",))])
+    soup = _check_page(render_html(swapped), "multilabel")
+    assert [[td.get_text() for td in tr.find_all("td")] for tr in soup.select("#label-swaps tr.swap-row")] == [
+        [HOSTILE, "c", "1", "100.0%"]]
+    assert "On the 2 eval images of the sample scan" in _text(soup.find(id="errors"))
+    clean = dataclasses.replace(multilabel, scanned_label_sets=[(("a",), ("a",))])
+    assert "no label was missed while another was predicted" in _text(_check_page(render_html(clean),
+                                                                                   "multilabel").find(id="errors"))
     assert error_analysis(_synthetic(["a", "b", "c"], confusion=None)).by_count == []
+
+
+def test_label_swaps_count_each_missed_label_against_each_label_predicted_instead():
+    sets = [(("cat", "dog"), ("cat", "fox")),  # dog missed, fox instead
+            (("dog",), ("fox", "owl")),  # dog missed: fox and owl instead
+            (("dog",), ("dog",)), (("owl",), ()),  # right; owl missed with nothing instead: no pair
+            ((), ("cat",))]  # a false alarm with nothing missed: no pair
+    swaps = label_swaps(sets)
+    assert [(p.actual, p.predicted, p.count) for p in swaps] == [("dog", "fox", 2), ("dog", "owl", 1)]
+    assert swaps[0].share == pytest.approx(2 / 3)  # of the three images carrying dog
+    assert label_swaps(sets, limit=1) == swaps[:1]
+
+
+def test_scanned_label_sets_come_from_the_label_texts():
+    scored = [((b"", "a, b", "p1"), ("a", 0.9)), ((b"", NO_LABELS, "p2"), (NO_LABELS, 0.2))]
+    assert label_sets(scored, ["a", "b"]) == [(("a", "b"), ("a",)), ((), ())]
+    assert label_sets(scored, ["a, b", "c"]) == []  # a name with the separator: the texts cannot be split back
 
 
 # ----- likely mislabelled training images on a real (small, untrained) SavedModel ---------------------------

@@ -192,6 +192,7 @@ def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequenc
     files are given: the report's `eval.split` says which), write them with `labels.txt` and `tflite.json` into
     `<export_dir>/assets.extra/tflite/`, and return the report. `saved_model_cost`: the SavedModel's
     `export.measure` figures when the caller already has them (else measured here)."""
+    started = time.perf_counter()
     out = tflite_variants.folder(export_dir)
     calibration_examples = read_examples(train_files, CALIBRATION_IMAGES)
     if not calibration_examples:
@@ -231,6 +232,7 @@ def export_variants(export_dir: str, model: keras.Model, *, class_names: Sequenc
     for variant in variants:
         report["variants"][variant] = _variant(function, model, variant, calibration, out, eval_pixels,
                                                saved_probabilities, labels, task, sample)
+    report["seconds"] = round(time.perf_counter() - started, 2)  # conversions and measurements, all variants
     with tf.io.gfile.GFile(os.path.join(out, tflite_variants.REPORT), "w") as handle:
         handle.write(json.dumps(report, indent=2))
     return report
@@ -260,12 +262,14 @@ def _variant(function: tf.types.experimental.ConcreteFunction, model: keras.Mode
     """Convert, write and measure one variant; a failed conversion is recorded with its error (the gate then
     withholds the variant) rather than failing the Trainer."""
     name = tflite_variants.model_file(variant)
+    started = time.perf_counter()
     try:
         content, quantization = convert(function, model, variant, calibration)
     except Exception as err:  # noqa: BLE001 — any converter failure: recorded, the SavedModel still ships
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"TFLite {variant}: conversion failed: {message}", flush=True)
         return {"file": name, "error": f"conversion failed: {message}"}
+    converted = time.perf_counter()
     with tf.io.gfile.GFile(os.path.join(out, name), "wb") as handle:
         handle.write(content)
     runner = TFLiteModel(content=content)
@@ -275,7 +279,9 @@ def _variant(function: tf.types.experimental.ConcreteFunction, model: keras.Mode
     figures = {"file": name, "quantization": quantization, "accuracy": _accuracy(probabilities, labels, task),
                "top1_agreement_with_saved_model": agreement, "size_mb": round(len(content) / 2**20, 4),
                "cpu_latency_ms": median_ms(lambda: runner(sample)),
-               "latency_measures": "one interpreter call on decoded uint8 pixels (decoding not included)"}
+               "latency_measures": "one interpreter call on decoded uint8 pixels (decoding not included)",
+               "convert_seconds": round(converted - started, 2),
+               "measure_seconds": round(time.perf_counter() - converted, 2)}
     print(f"TFLite {variant}: accuracy {figures['accuracy']} (top-1 agreement with the SavedModel "
           f"{agreement}), {figures['size_mb']} MB, {figures['cpu_latency_ms']} ms per image", flush=True)
     return figures

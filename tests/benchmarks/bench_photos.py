@@ -70,12 +70,18 @@ def _images_per_second(history: dict) -> str:
     return ", ".join(cells) or "–"
 
 
+def tflite_seconds(history: dict) -> float:
+    """Seconds the Trainer spent on the TFLite variants (0 when off, or recorded before they were timed)."""
+    return float((history.get("tflite") or {}).get("seconds") or 0.0)
+
+
 def _overhead(history: dict, trainer_s: float | None) -> str:
-    """The Trainer's time outside model.fit and the feature extraction (input scan, model build, export, timing)."""
+    """The Trainer's time outside model.fit, the feature extraction and the TFLite variants (input scan, model
+    build, SavedModel export, latency timing, the component's start-up)."""
     inside = sum((p.get("fit_seconds") or 0) + (p.get("extract_seconds") or 0) for p in history.get("phases", []))
     if not trainer_s or not inside:
         return "–"
-    return f"{100 * (1 - inside / trainer_s):.0f} %"
+    return f"{100 * (1 - (inside + tflite_seconds(history)) / trainer_s):.0f} %"
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -92,9 +98,9 @@ def accuracy_cell(accuracy: float | None, examples: float | None) -> str:
 def table(name: str, results: list[dict]) -> list[str]:
     """The Markdown rows for one dataset."""
     lines = [f"### {name} ({TARGETS.get(name, '')})", "",
-             "| configuration | backbone, size | accuracy | κ | blessed | whole run | Trainer | outside fit | "
+             "| configuration | backbone, size | accuracy | κ | blessed | whole run | Trainer | outside fit | TFLite | "
              "images/s (phase) | model MB | CPU ms/image |",
-             "|---|---|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---|---:|---:|"]
     for label, result in results:
         history = result["history"]
         export = history.get("export", {})
@@ -104,15 +110,19 @@ def table(name: str, results: list[dict]) -> list[str]:
             f" | {accuracy_cell(result['accuracy'], result.get('examples'))} | {_fmt(result['kappa'], '.4f')} "
             f"| {result['blessed']} "
             f"| {result['wall_s'] / 60:.1f} min | {_fmt(result['trainer_s'], '.0f')} s "
-            f"| {_overhead(history, result['trainer_s'])} | {_images_per_second(history)} "
+            f"| {_overhead(history, result['trainer_s'])} "
+            f"| {f'{tflite_seconds(history):.0f} s' if tflite_seconds(history) else '–'} "
+            f"| {_images_per_second(history)} "
             f"| {_fmt(export.get('saved_model_mb'), '.1f')} | {_fmt(export.get('cpu_latency_ms'), '.1f')} |")
     return lines
 
 
 INTRO = ("Each row is one whole `visionline run --data DIR --preset NAME` in a fresh work dir (wall time from start-up "
          "to the pushed model and its report). \"before\" is the demo preset, the small CNN at 32 px that was the "
-         "default before presets. *Outside fit*: the Trainer's time not spent in `model.fit` or in the one-off "
-         "backbone feature extraction (input scan, model build, export, latency timing). *Images/s*: training "
+         "default before presets. *Outside fit*: the Trainer's time not spent in `model.fit`, in the one-off "
+         "backbone feature extraction or on the TFLite variants (input scan, model build, SavedModel export, latency "
+         "timing, the component's start-up). *TFLite*: converting the float32, float16 and int8 variants and "
+         "scoring each on 200 eval images (`train.tflite=false` skips it). *Images/s*: training "
          "images per second of each phase; *features*: the phase-1 feature extraction. *CPU ms/image*: median of one "
          "`serving_default` call on one image, in-process.")
 

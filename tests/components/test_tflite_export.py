@@ -30,6 +30,8 @@ def test_variants_give_the_saved_models_top1_on_the_same_images(tmp_path, reques
     assert report["input"]["shape"] == [1, 16, 16, 3]
     assert report["saved_model"]["accuracy"] >= 0.8  # learnable data: the comparison below means something
     assert report["saved_model"]["parameters"] == built["parameters"] > 0
+    timed = [v for v in report["variants"].values() if "error" not in v]  # what the TFLite step costs the Trainer
+    assert report["seconds"] >= sum(v["convert_seconds"] + v["measure_seconds"] for v in timed) > 0
 
     images = [row["image"][0] for row in built["eval_rows"]]  # 20 px PNGs: decoded and resized to 16 px
     serve = tf.saved_model.load(str(built["export_dir"])).signatures["serving_default"]

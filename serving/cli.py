@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 from serving.clients.explanations import ExplainedFile, GrpcExplainer, RestExplainer, explain_files
-from serving.clients.files import DEFAULT_MAX_PIXELS, predict_files
+from serving.clients.files import DEFAULT_MAX_PIXELS, predict_read, read_files
 from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_TOP_K, DEFAULT_URL, PredictorSpec
 from serving.clients.results import ServiceError, format_result, result_json
 from serving.clients.tflite_predictor import TFLitePredictor
@@ -283,11 +283,13 @@ def _predict(args: argparse.Namespace) -> int:
         predictor: Any = TFLitePredictor(args.tflite, args.top_k)
     else:
         predictor = _predictor_spec(args).create()
+    refused, usable = read_files(args.images, args.max_image_pixels)  # each file read and checked once
     try:
-        results = predict_files(args.images, predictor, max_pixels=args.max_image_pixels)
+        results = predict_read(args.images, refused, usable, predictor)
     finally:
         predictor.close()
-    why = _explain([r.path for r in results if r.prediction is not None], args) if args.explain else {}
+    predicted = {r.path for r in results if r.prediction is not None}
+    why = _explain([item for item in usable if item[0] in predicted], args) if args.explain else {}
     for result in results:
         explained = why.get(result.path)
         if args.json:
@@ -305,11 +307,11 @@ def _predict(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _explain(paths: list[str], args: argparse.Namespace) -> dict[str, ExplainedFile]:
+def _explain(items: list[tuple[str, bytes]], args: argparse.Namespace) -> dict[str, ExplainedFile]:
     explainer: Any = GrpcExplainer(args.grpc, args.model, args.version, args.timeout) if args.grpc else \
         RestExplainer(args.url or DEFAULT_URL, args.model, args.version, args.timeout)
     try:
-        return explain_files(paths, explainer, args.explain, args.max_image_pixels)
+        return explain_files(items, explainer, args.explain)
     finally:
         explainer.close()
 

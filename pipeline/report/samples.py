@@ -98,7 +98,7 @@ def read_examples(files: Sequence[str], image_key: str, label_key: str,
         image = first_bytes(features, image_key)
         if not image:
             continue
-        label_feature = features.get(label_key) if label_key in features else None
+        label_feature = features.get(label_key)
         label = ""
         if label_feature is not None and label_feature.bytes_list.value:
             label = label_set_text(v.decode("utf-8", "replace") for v in label_feature.bytes_list.value)

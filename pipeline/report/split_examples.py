@@ -31,7 +31,7 @@ def read_records(files: Sequence[str], limit: int) -> Iterator[tuple[bytes, Any]
 
 def first_bytes(features: Any, key: str) -> bytes:
     """The first bytes value of a feature, b"" when the example has none."""
-    feature = features.get(key) if key in features else None
+    feature = features.get(key)
     return feature.bytes_list.value[0] if feature is not None and feature.bytes_list.value else b""
 
 

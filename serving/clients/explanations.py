@@ -20,8 +20,9 @@ import numpy as np
 import requests
 from PIL import Image
 
+from serving.clients.files import call_with_fallback
 from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_URL, grpc_channel, grpc_predict, model_path, rest_predict
-from serving.clients.results import PredictionError, ServiceError
+from serving.clients.results import ServiceError
 
 SIGNATURE = "explain"  # = components.trainer.explain.EXPLAIN (not imported: that module loads TensorFlow)
 TOP_CLASS = -1  # `class_index`: explain the predicted class
@@ -159,41 +160,23 @@ class ExplainedFile:
     reason: str = ""
 
 
-def explain_files(paths: Sequence[str], explainer: Any, out_dir: str, max_pixels: int,
+def explain_files(items: Sequence[tuple[str, bytes]], explainer: Any, out_dir: str,
                   batch_size: int = 8) -> dict[str, ExplainedFile]:
-    """Explain each file (read and checked as for prediction) and write `<out_dir>/<name>.why.png`, the heatmap over
-    the image (a name taken twice gets `-2`, `-3`, …); a file the service rejects is listed with the reason."""
-    from serving.clients.files import read_and_check  # the ingestion gate, as for the prediction itself
-
+    """Explain each (path, bytes sent for prediction) item and write `<out_dir>/<name>.why.png`, the heatmap over the
+    image (a name taken twice gets `-2`, `-3`, …); a file the service rejects is listed with the reason."""
     os.makedirs(out_dir, exist_ok=True)
+    sent = dict(items)
     found: dict[str, ExplainedFile] = {}
-    pending: list[tuple[str, bytes]] = []
-    for path in paths:
-        data, _stage, reason = read_and_check(path, max_pixels)
-        if data is None:
-            found[path] = ExplainedFile(path, reason=reason)
-        else:
-            pending.append((path, data))
     taken: set[str] = set()
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start:start + batch_size]
-        try:
-            results: list[Explanation | str] = list(explainer.explain([data for _, data in batch]))
-        except PredictionError:  # one by one, so only the bad inputs fail
-            results = []
-            for _, data in batch:
-                try:
-                    results.extend(explainer.explain([data]))
-                except PredictionError as err:
-                    results.append(err.reason)
-        for (path, data), result in zip(batch, results, strict=True):
-            if isinstance(result, str):
-                found[path] = ExplainedFile(path, reason=result)
+    for start in range(0, len(items), batch_size):
+        for path, explanation, reason in call_with_fallback(explainer.explain, items[start:start + batch_size]):
+            if explanation is None:
+                found[path] = ExplainedFile(path, reason=reason)
                 continue
             target = _unique_name(out_dir, os.path.splitext(os.path.basename(path))[0], taken)
             with open(target, "wb") as handle:
-                handle.write(overlay_png(data, result.heatmap))
-            found[path] = ExplainedFile(path, overlay=target, explained=result.explained)
+                handle.write(overlay_png(sent[path], explanation.heatmap))
+            found[path] = ExplainedFile(path, overlay=target, explained=explanation.explained)
     return found
 
 

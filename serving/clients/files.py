@@ -12,7 +12,8 @@ broken symlink): each gets a row with its reason, none is skipped silently.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from components.example_gen.images import MAX_IMAGE_PIXELS, Quarantined, prepare_image
 from serving.clients.predictors import Predictor
@@ -23,6 +24,7 @@ DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # checked before sending, as at ingestion
 
 OUTSIDE_FOLDER = "symlink points outside the folder (not followed)"
 LINKED_FOLDER = "a folder, not an image file (symlinked folders are not followed)"
+T = TypeVar("T")
 NOT_A_FILE = "not a regular file (a FIFO, socket, device or broken symlink): not opened"
 
 
@@ -54,37 +56,60 @@ def inside(path: str, folder: str) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def predict_with_fallback(predictor: Predictor, items: Sequence[tuple[str, bytes]]) -> Iterator[FileResult]:
-    """Predict a batch; if the service rejects it, retry one by one so only the bad inputs fail."""
+def call_with_fallback(call: Callable[[list[bytes]], Sequence[T]], items: Sequence[tuple[str, bytes]],
+                       ) -> Iterator[tuple[str, T | None, str]]:
+    """(path, result, "") per item from one `call` on the whole batch; if the service rejects the batch
+    (`PredictionError`), retried one by one so only the bad inputs fail: (path, None, reason) for those."""
     try:
-        predictions = predictor.predict([data for _path, data in items])
+        results = call([data for _path, data in items])
     except PredictionError as err:
         if len(items) == 1:
-            yield FileResult(items[0][0], stage="predict", reason=err.reason)
+            yield items[0][0], None, err.reason
             return
         for item in items:
-            yield from predict_with_fallback(predictor, [item])
+            yield from call_with_fallback(call, [item])
         return
-    for (path, _data), prediction in zip(items, predictions, strict=True):
-        yield FileResult(path, prediction)
+    for (path, _data), result in zip(items, results, strict=True):
+        yield path, result, ""
+
+
+def predict_with_fallback(predictor: Predictor, items: Sequence[tuple[str, bytes]]) -> Iterator[FileResult]:
+    """Predict a batch; if the service rejects it, retry one by one so only the bad inputs fail."""
+    for path, prediction, reason in call_with_fallback(predictor.predict, items):
+        yield FileResult(path, prediction) if prediction is not None else \
+            FileResult(path, stage="predict", reason=reason)
+
+
+def read_files(paths: Iterable[str], max_pixels: int = DEFAULT_MAX_PIXELS,
+               ) -> tuple[dict[str, FileResult], list[tuple[str, bytes]]]:
+    """Each file read and checked once (`read_and_check`): the refused ones' results by path, and (path, bytes to
+    send) of the usable ones, in input order."""
+    refused: dict[str, FileResult] = {}
+    usable: list[tuple[str, bytes]] = []
+    for path in paths:
+        data, stage, reason = read_and_check(path, max_pixels)
+        if data is None:
+            refused[path] = FileResult(path, stage=stage, reason=reason)
+        else:
+            usable.append((path, data))
+    return refused, usable
+
+
+def predict_read(paths: Sequence[str], refused: dict[str, FileResult], usable: Sequence[tuple[str, bytes]],
+                 predictor: Predictor, batch_size: int = 32) -> list[FileResult]:
+    """Predict the usable files of `read_files` in batches; every path's result, in the order of `paths`."""
+    results = dict(refused)
+    for start in range(0, len(usable), batch_size):
+        for result in predict_with_fallback(predictor, usable[start:start + batch_size]):
+            results[result.path] = result
+    return [results[path] for path in paths]
 
 
 def predict_files(paths: Iterable[str], predictor: Predictor, max_pixels: int = DEFAULT_MAX_PIXELS,
                   batch_size: int = 32) -> list[FileResult]:
     """Validate and predict files, in input order."""
-    results: dict[str, FileResult] = {}
-    pending: list[tuple[str, bytes]] = []
     ordered = list(paths)
-    for path in ordered:
-        data, stage, reason = read_and_check(path, max_pixels)
-        if data is None:
-            results[path] = FileResult(path, stage=stage, reason=reason)
-        else:
-            pending.append((path, data))
-    for start in range(0, len(pending), batch_size):
-        for result in predict_with_fallback(predictor, pending[start:start + batch_size]):
-            results[result.path] = result
-    return [results[path] for path in ordered]
+    return predict_read(ordered, *read_files(ordered, max_pixels), predictor, batch_size)
 
 
 def list_files(folder: str, exclude: Iterable[str] = ()) -> list[str]:

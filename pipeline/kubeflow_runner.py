@@ -199,13 +199,15 @@ def compile_for_cluster(config: PipelineConfig, output_path: str, image: str = D
 
 
 def cluster_config(config: PipelineConfig, image: str) -> PipelineConfig:
-    """The config as the cluster sees it: the curated schema at its path inside the image, and Dataflow told to
-    run the Beam workers in the pipeline image (where `components` lives) unless a container is already given."""
+    """The config as the cluster sees it: the curated schema at its path inside the image, and Dataflow (or the
+    DirectRunner inside each task's pod) told the Beam workers run in the pipeline image (where `components` lives)
+    unless a container is already given."""
     overrides = []
     if config.data.schema_path:
         overrides.append(f"data.schema_path={image_path(config.data.schema_path)}")
     extra = list(config.beam.extra_args)
-    if config.beam.runner == "DataflowRunner" and not any(a.startswith("--sdk_container_image") for a in extra):
+    if config.beam.runner in ("DataflowRunner", "DirectRunner") and \
+            not any(a.startswith("--sdk_container_image") for a in extra):
         overrides.append(f"beam.extra_args={json.dumps(extra + [f'--sdk_container_image={image}'])}")
     return config.override(overrides) if overrides else config
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class PipelineRun:
     config: object
     summary: object
     work_dir: Path
+    temp_entries_left: list[str]  # what appeared in the system temporary folder during the run and stayed
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +84,13 @@ def pipeline_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "eval.min_kappa=0.2",
         "beam.direct_running_mode=in_memory",
     ])
+    temp = Path(tempfile.gettempdir())
+    before = set(os.listdir(temp))
     summary = run_local(config)
-    return PipelineRun(config=config, summary=summary, work_dir=work_dir)
+    # TF's AutoGraph keeps its generated modules there until the interpreter exits (then removes them)
+    left = sorted(name for name in set(os.listdir(temp)) - before
+                  if not name.startswith(("pytest-of-", "__autograph_generated_file")))
+    return PipelineRun(config=config, summary=summary, work_dir=work_dir, temp_entries_left=left)
 
 
 @pytest.fixture(scope="session")

@@ -107,6 +107,12 @@ def test_example_validator_found_no_anomalies_in_clean_data(pipeline_run):
     assert pipeline_run.summary.anomalies == {"train": [], "eval": []}
 
 
+def test_a_run_leaves_nothing_in_the_system_temporary_folder(pipeline_run):
+    # TFX's Beam executors had each built a 52 MB sdist of the TFX install in a temporary folder never removed
+    # (BeamConfig.pipeline_args): the disk of a machine running tests all day filled up.
+    assert pipeline_run.temp_entries_left == []
+
+
 def test_trainer_used_the_tuners_best_hyperparameters(pipeline_run):
     import json
 

@@ -16,8 +16,24 @@ def test_defaults_validate_once_data_root_is_set(tmp_path):
     assert config.preset == "default" and config.train.model == "efficientnet_lite0"  # photos: transfer learning
     assert config.transform.image_size == 0 and config.resolved_image_size() == 224  # the backbone's native size
     assert config.beam.pipeline_args() == [
-        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2",
+        "--sdk_container_image=apache/beam_python3.11_sdk:2.61.0",  # Beam's default; the DirectRunner never pulls it
     ]
+
+
+@pytest.mark.parametrize("extra", [[], ["--extra_package=/opt/wheels/acme.tar.gz"], ["--setup_file", "setup.py"]])
+def test_tfx_builds_no_package_of_itself_for_the_direct_runner(tmp_path, extra):
+    from tfx.utils import dependency_utils
+
+    config = PipelineConfig().override([f"data.root={tmp_path}", f"beam.extra_args={json.dumps(extra)}"]).validate()
+    args = config.beam.pipeline_args()
+    assert dependency_utils.make_beam_dependency_flags(args) == args  # unchanged: no tfx_ephemeral sdist built
+    assert sum(arg.startswith("--sdk_container_image") for arg in args) == (0 if extra else 1)
+
+
+def test_other_runners_get_no_container_image_they_were_not_given(tmp_path):
+    config = PipelineConfig().override([f"data.root={tmp_path}", "beam.runner=FlinkRunner"]).validate()
+    assert not any(arg.startswith("--sdk_container_image") for arg in config.beam.pipeline_args())
 
 
 def test_empty_data_root_is_a_named_error():

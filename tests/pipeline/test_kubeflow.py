@@ -103,6 +103,8 @@ def test_compiled_file_is_a_kfp_pipeline_spec_with_the_whole_dag(compiled):
     args = list(executors["ImageExampleGen_executor"].container.args)
     assert args[args.index("--executor_class_path") + 1] == "components.example_gen.executor.Executor"
     assert "--direct_running_mode=in_memory" in args  # beam.pipeline_args() baked in
+    # the DirectRunner in the pod runs its workers in the pipeline image: named, so TFX builds no package of itself
+    assert [a for a in args if a.startswith("--sdk_container_image")] == [f"--sdk_container_image={IMAGE}"]
     assert tasks["ImportSchemaGen"].inputs.parameters["schema_file"].runtime_value.constant.string_value == \
         "/opt/visionline/schema/digits/schema.pbtxt"  # the curated schema, inside the image
     assert spec.default_pipeline_root == "gs://acme-ml/visionline/pipelines/visionline"

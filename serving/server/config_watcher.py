@@ -10,10 +10,10 @@ serving); the same error is logged once until the file changes. An unchanged con
 from __future__ import annotations
 
 import logging
-import threading
 
 from serving.server.config import ModelConfig, reload_models_config
 from serving.server.manager import ModelManager
+from serving.server.polling import Poller
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,11 @@ class ConfigFileWatcher:
             raise ValueError(f"model config poll interval must be > 0, got {interval}")
         self._manager = manager
         self._path = path
-        self._interval = interval
         self._current = tuple(current)
         self._override = dict(base_path_override or {})
         self._last_error = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("model-config-watcher", interval, self.check,
+                              f"model config: reloading {path} failed; will retry")
 
     @property
     def models(self) -> tuple[ModelConfig, ...]:
@@ -58,20 +57,8 @@ class ConfigFileWatcher:
 
     def start(self) -> None:
         """Start polling in a daemon thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="model-config-watcher", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop polling (waits for a reload in progress)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.check()
-            except Exception:  # the watcher must survive anything (a loader bug must not stop config reloads)
-                log.exception("model config: reloading %s failed; will retry", self._path)
+        self._poller.stop()

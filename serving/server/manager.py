@@ -39,6 +39,7 @@ import grpc
 from components.pusher.serving_layout import incomplete_reason, version_dirs
 from serving.errors import ServingError, clean_tf_message, invalid, not_found
 from serving.server.config import BatchingConfig, ModelConfig, validate_model_name
+from serving.server.polling import Poller
 from serving.server.prometheus import ServingMetrics
 from serving.server.servable import Servable
 from serving.server.version_labels import VersionLabels
@@ -105,15 +106,13 @@ class ModelManager:
         self._models = {m.name: _Model(config=m) for m in models}
         self.labels = VersionLabels()  # version labels of the config in force (`apply_version_labels`)
         self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
-        self._poll_interval = poll_interval
         self._batching = batching
         self._metrics = metrics
         self._warmup_iterations = warmup_iterations  # 0: the warm-up file is not replayed
         self._loader = loader or self._default_loader
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watcher = Poller("model-watcher", poll_interval, self.poll, "model watcher: poll failed; will retry")
         self._readiness_checks: list[Callable[[], str | None]] = []
 
     def _default_loader(self, name: str, version: int, path: str) -> Any:
@@ -124,29 +123,17 @@ class ModelManager:
         """Load what is on disk now (synchronously), then keep watching in a daemon thread."""
         self.apply_version_labels()  # as TF Serving: labels are checked before any version is loaded
         self.poll(initial=True)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
-        self._thread.start()
+        self._watcher.start()
 
     def stop(self) -> None:
         """Stop watching and unload every version (after in-flight requests)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        self._watcher.stop()
         with self._lock:
             retire = [(m, v, slot) for m in self._models.values() for v, slot in m.slots.items()]
             for m, v, _slot in retire:
                 del m.slots[v]
         for m, v, slot in retire:
             self._retire(m, v, slot)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self._poll_interval):
-            try:
-                self.poll()
-            except Exception:  # the watcher must survive anything (e.g. a base path on a flaky mount)
-                log.exception("model watcher: poll failed; will retry")
 
     # ----- polling ---------------------------------------------------------------------------------------------
     def poll(self, initial: bool = False) -> None:

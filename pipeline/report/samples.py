@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from pipeline.component_ids import EVALUATOR, EXAMPLE_GEN, TRAINER
 from pipeline.report.charts import thumbnail_png
-from pipeline.report.data import LABEL_SEPARATOR, NO_LABELS, ReportData, Sample, label_set_text, natural_key
+from pipeline.report.data import NO_LABELS, ReportData, Sample, label_set_text, natural_key
 from pipeline.report.explanations import explain_samples
 from pipeline.report.split_examples import first_bytes, read_records, source_path, split_files
 from pipeline.runs.record import RunRecord
@@ -41,16 +41,17 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
     records = list(read_examples(files, record.feature("image_feature", "image"), record.feature(), max_scan))
     if not records:
         return
-    if data.task == "multilabel":  # label sets, compared as sorted "a, b" texts
-        records = [(image, label or NO_LABELS, path) for image, label, path in records]
     model_dir = os.path.join(model.uri, "Format-Serving")
     loaded = tf.saved_model.load(model_dir)  # once: the predictions and the heatmaps use it
     predictions = predict_images(loaded, [r[0] for r in records])
     data.sample_model_uri = model_dir
     data.samples_scanned = len(records)
-    scored = list(zip(records, predictions))
-    if data.task == "multilabel":
-        data.scanned_label_sets = label_sets(scored, data.class_names)
+    multilabel = data.task == "multilabel"
+    if multilabel:
+        data.scanned_label_sets = [(labels, predicted) for (_, labels, _), (predicted, _) in zip(records, predictions)]
+    # the grid and the heatmaps compare labels as texts: one class, or a multilabel set as "a, b" / "(none)"
+    scored = [((image, label_text(labels, multilabel), path), (label_text(predicted, multilabel), confidence))
+              for (image, labels, path), (predicted, confidence) in zip(records, predictions)]
     wrong = sorted((x for x in scored if x[1][0] != x[0][1]), key=lambda x: -x[1][1])
     data.samples_misclassified = len(wrong)
     right = _round_robin(sorted((x for x in scored if x[1][0] == x[0][1]), key=lambda x: natural_key(x[0][1])),
@@ -64,17 +65,9 @@ def collect_samples(record: RunRecord, data: ReportData, max_samples: int = MAX_
     explain_samples(model_dir, scored, data, loaded=loaded)  # the "Why" heatmaps of the same scan
 
 
-def label_sets(scored: Sequence[tuple[tuple[bytes, str, str], tuple[str, float]]], class_names: Sequence[str],
-               ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(carried, predicted) label sets of scanned multilabel examples, from their "a, b" texts; [] when a class
-    name itself contains ", " (the texts cannot be split back)."""
-    if any(LABEL_SEPARATOR in name for name in class_names):
-        return []
-
-    def labels(text: str) -> tuple[str, ...]:
-        return () if text in ("", NO_LABELS) else tuple(text.split(LABEL_SEPARATOR))
-
-    return [(labels(label), labels(predicted)) for (_image, label, _path), (predicted, _p) in scored]
+def label_text(labels: Sequence[str], multilabel: bool) -> str:
+    """The text a label (set) is shown and compared as: the class; multilabel "a, b", or "(none)" for no label."""
+    return label_set_text(labels) or (NO_LABELS if multilabel else "")
 
 
 def _round_robin(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
@@ -91,39 +84,38 @@ def _round_robin(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
 
 
 def read_examples(files: Sequence[str], image_key: str, label_key: str,
-                  limit: int) -> Iterable[tuple[bytes, str, str]]:
-    """(encoded image, label text, source path) of up to `limit` tf.Examples in TFRecord files (GZIP by name);
-    examples without an image are skipped."""
+                  limit: int) -> Iterable[tuple[bytes, tuple[str, ...], str]]:
+    """(encoded image, labels, source path) of up to `limit` tf.Examples in TFRecord files (GZIP by name); one label
+    (multilabel: any number); examples without an image are skipped."""
     for _, features in read_records(files, limit):
         image = first_bytes(features, image_key)
         if not image:
             continue
         label_feature = features.get(label_key)
-        label = ""
+        labels: tuple[str, ...] = ()
         if label_feature is not None and label_feature.bytes_list.value:
-            label = label_set_text(v.decode("utf-8", "replace") for v in label_feature.bytes_list.value)
+            labels = tuple(v.decode("utf-8", "replace") for v in label_feature.bytes_list.value)
         elif label_feature is not None and label_feature.int64_list.value:
-            label = label_set_text(str(v) for v in label_feature.int64_list.value)
-        yield image, label, source_path(features)
+            labels = tuple(str(v) for v in label_feature.int64_list.value)
+        yield image, labels, source_path(features)
 
 
-def predict_images(loaded: Any, images: Sequence[bytes], batch_size: int = 64) -> list[tuple[str, float]]:
-    """(predicted class, confidence) for encoded images, from the `serving_default` signature of a loaded SavedModel
-    (`tf.saved_model.load`).
-
-    Multilabel models (with a `predicted_labels` output) give the predicted label set as "a, b" ("(none)" when no
-    label reaches the threshold) and the highest label probability as the confidence.
+def predict_images(loaded: Any, images: Sequence[bytes],
+                   batch_size: int = 64) -> list[tuple[tuple[str, ...], float]]:
+    """(predicted labels, confidence) for encoded images, from the `serving_default` signature of a loaded
+    SavedModel (`tf.saved_model.load`): the predicted class; multilabel models (with a `predicted_labels` output)
+    every label reaching the threshold (maybe none), with the highest label probability as the confidence.
     """
     serve = loaded.signatures["serving_default"]
-    results: list[tuple[str, float]] = []
+    results: list[tuple[tuple[str, ...], float]] = []
     for start in range(0, len(images), batch_size):
         outputs = serve(images=tf.constant(list(images[start:start + batch_size]), dtype=tf.string))
         confidence = outputs["confidence"].numpy()
         if "predicted_labels" in outputs:
             flags, names = outputs["predicted_labels"].numpy(), outputs["classes"].numpy()
-            predicted = [label_set_text(n.decode("utf-8", "replace") for n, f in zip(row_names, row) if f)
-                         or NO_LABELS for row, row_names in zip(flags, names)]
+            predicted = [tuple(n.decode("utf-8", "replace") for n, f in zip(row_names, row) if f)
+                         for row, row_names in zip(flags, names)]
         else:
-            predicted = [c.decode("utf-8", "replace") for c in outputs["predicted_class"].numpy()]
+            predicted = [(c.decode("utf-8", "replace"),) for c in outputs["predicted_class"].numpy()]
         results.extend((c, float(p)) for c, p in zip(predicted, confidence))
     return results

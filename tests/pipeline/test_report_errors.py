@@ -24,7 +24,7 @@ from pipeline.report.data import NO_LABELS, LabelMetrics
 from pipeline.report.label_issues import RANKINGS, LabelIssue, LabelIssueReport, LabelIssueSettings
 from pipeline.report.mislabelled import CSV_COLUMNS, CSV_NAME, collect_label_issues
 from pipeline.report.render import render_html, render_markdown
-from pipeline.report.samples import label_sets
+from pipeline.report.samples import label_text, read_examples
 from pipeline.runs.evaluation import BinaryConfusion
 from pipeline.runs.record import Node, RunRecord
 from tests.pipeline.test_report import HOSTILE, _check_page, _png, _synthetic, _text
@@ -110,10 +110,25 @@ def test_label_swaps_count_each_missed_label_against_each_label_predicted_instea
     assert label_swaps(sets, limit=1) == swaps[:1]
 
 
-def test_scanned_label_sets_come_from_the_label_texts():
-    scored = [((b"", "a, b", "p1"), ("a", 0.9)), ((b"", NO_LABELS, "p2"), (NO_LABELS, 0.2))]
-    assert label_sets(scored, ["a", "b"]) == [(("a", "b"), ("a",)), ((), ())]
-    assert label_sets(scored, ["a, b", "c"]) == []  # a name with the separator: the texts cannot be split back
+def test_sample_scan_reads_label_sets_whole_even_when_a_name_holds_the_separator(tmp_path):
+    import tensorflow as tf
+
+    def example(labels: list[bytes]) -> bytes:
+        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+                   "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=labels)),
+                   "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a/1.png"]))}
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    path = str(tmp_path / "eval.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for labels in ([b"red, dark", b"round"], []):
+            writer.write(example(labels))
+    records = list(read_examples([path], "image", "label", 10))
+    assert [labels for _, labels, _ in records] == [("red, dark", "round"), ()]  # not split at the ", "
+    assert [label_text(labels, multilabel=True) for _, labels, _ in records] == ["red, dark, round", NO_LABELS]
+    assert label_text(("cat",), multilabel=False) == "cat" and label_text((), multilabel=False) == ""
+    swaps = label_swaps([(records[0][1], ("round", "pale"))])
+    assert [(p.actual, p.predicted) for p in swaps] == [("red, dark", "pale")]
 
 
 # ----- likely mislabelled training images on a real (small, untrained) SavedModel ---------------------------

@@ -131,6 +131,18 @@ def train_and_export(
             f"the best {monitor} ({value:.4f}; {chosen['why']}, patience {settings.early_stopping_patience})"
         print(f"{name}: kept the weights of epoch {epoch} of {ran} — {reason}", flush=True)
         return {"kept_epoch": epoch, "epochs_run": ran, "kept_because": reason}
+
+    def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, epochs: int, learning_rate: float,
+            phase: str, **schedule: Any) -> tuple[dict[str, list[float]], dict[str, Any]]:
+        """Compile `model` and run one training phase (TensorBoard logs and backups under `phase`)."""
+        models.compile_classifier(model, hp["optimizer"], learning_rate, task, settings.label_smoothing,
+                                  settings.weight_decay)
+        chosen = choose(epochs)
+        history = fitting.fit_phase(model, train, val, epochs=epochs, keep=chosen["keep"],
+                                    min_epochs=chosen["min_epochs"],
+                                    log_dir=os.path.join(model_run_dir, "tensorboard", phase),
+                                    backup=os.path.join(backups, phase), **schedule, **common)
+        return history, chosen
     phases: list[dict[str, Any]] = []
 
     head_only = pretrained and settings.cache_features
@@ -139,23 +151,11 @@ def train_and_export(
         feature_train = fitting.extract_features(backbone, train_ds).shuffle(100_000, seed=seed).batch(plan.batch_size)
         feature_val = fitting.extract_features(backbone, val_ds).batch(plan.batch_size)
         extracted = time.perf_counter()
-        models.compile_classifier(head, hp["optimizer"], float(hp["learning_rate"]), task, settings.label_smoothing,
-                                  settings.weight_decay)
-        chosen = choose(settings.epochs)
-        history = fitting.fit_phase(head, feature_train, feature_val, epochs=settings.epochs,
-                                    keep=chosen["keep"], min_epochs=chosen["min_epochs"],
-                                    log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
-                                    backup=os.path.join(backups, "head"), **common)
+        history, chosen = fit(head, feature_train, feature_val, settings.epochs, float(hp["learning_rate"]), "head")
     else:  # from scratch (one phase, with the augmentation), or a pretrained backbone without feature caching
         extracted = phase_started
-        models.compile_classifier(classifier, hp["optimizer"], float(hp["learning_rate"]), task,
-                                  settings.label_smoothing, settings.weight_decay)
-        chosen = choose(settings.epochs)
-        history = fitting.fit_phase(classifier, train_ds, val_ds, epochs=settings.epochs,
-                                    warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch,
-                                    keep=chosen["keep"], min_epochs=chosen["min_epochs"],
-                                    log_dir=os.path.join(model_run_dir, "tensorboard", "head"),
-                                    backup=os.path.join(backups, "head"), **common)
+        history, chosen = fit(classifier, train_ds, val_ds, settings.epochs, float(hp["learning_rate"]), "head",
+                              warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch)
     finished = time.perf_counter()
     phases.append({"name": "head" if pretrained else "train", "cached_features": head_only, "history": history,
                    "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - extracted, 2),
@@ -167,14 +167,9 @@ def train_and_export(
     if pretrained and settings.fine_tune_epochs > 0 and scope.enabled:
         phase_started = time.perf_counter()
         unfrozen = models.unfreeze_top(backbone, scope)
-        models.compile_classifier(classifier, hp["optimizer"], settings.fine_tune_learning_rate, task,
-                                  settings.label_smoothing, settings.weight_decay)
-        chosen = choose(settings.fine_tune_epochs)
-        history = fitting.fit_phase(classifier, train_ds, val_ds, epochs=settings.fine_tune_epochs,
-                                    warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch,
-                                    keep=chosen["keep"], min_epochs=chosen["min_epochs"],
-                                    log_dir=os.path.join(model_run_dir, "tensorboard", "fine_tune"),
-                                    backup=os.path.join(backups, "fine_tune"), **common)
+        history, chosen = fit(classifier, train_ds, val_ds, settings.fine_tune_epochs,
+                              settings.fine_tune_learning_rate, "fine_tune",
+                              warmup_epochs=settings.warmup_epochs, steps_per_epoch=steps_per_epoch)
         finished = time.perf_counter()
         phases.append({"name": "fine_tune", "fine_tune": str(scope), "unfrozen_layers": unfrozen, "history": history,
                        "seconds": round(finished - phase_started, 2), "fit_seconds": round(finished - phase_started, 2),

@@ -173,20 +173,11 @@ class Sample:
 
 
 @dataclass
-class Explanation:
-    """One eval image with the Grad-CAM heatmap of what the model predicted (pipeline/report/explanations.py)."""
+class Explanation(Sample):
+    """One eval image with the Grad-CAM heatmap of what the model predicted (pipeline/report/explanations.py):
+    `image_png` shows the image and the image with its heatmap, side by side."""
 
-    image_png: bytes  # the image and the image with its heatmap, side by side
-    true_label: str
-    predicted_label: str
-    explained: str  # the class (multilabel: the predicted labels) the heatmap shows evidence for
-    confidence: float
-    path: str = ""
-
-    @property
-    def correct(self) -> bool:
-        """Whether the prediction matches the label."""
-        return self.true_label == self.predicted_label
+    explained: str = ""  # the class (multilabel: the predicted labels) the heatmap shows evidence for
 
 
 @dataclass

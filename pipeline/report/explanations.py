@@ -69,7 +69,7 @@ def explain_samples(model_dir: str, scored: Sequence[Scored], data: ReportData,
             png = overlay_png(image, heat)
         except Exception:  # noqa: BLE001 - an image PIL cannot open (TF decoded it) just has no picture
             continue
-        data.explanations.append(Explanation(png, label, predicted, explained, confidence, path))
+        data.explanations.append(Explanation(png, label, predicted, confidence, path, explained=explained))
 
 
 def _maps(outputs: dict[str, tf.Tensor]) -> list[tuple[np.ndarray, str]]:

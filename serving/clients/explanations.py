@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import requests
 from PIL import Image
 
 from serving.clients.files import call_with_fallback
-from serving.clients.predictors import DEFAULT_MODEL, DEFAULT_URL, grpc_channel, grpc_predict, model_path, rest_predict
+from serving.clients.predictors import DEFAULT_MODEL, GrpcClient, RestClient
 from serving.clients.results import ServiceError
 
 SIGNATURE = "explain"  # = components.trainer.explain.EXPLAIN (not imported: that module loads TensorFlow)
@@ -72,67 +71,25 @@ def explain_body(images: Sequence[bytes]) -> dict:
                           for image in images]}
 
 
-class RestExplainer:
+class RestExplainer(RestClient):
     """The `explain` signature through TF Serving's REST `:predict`."""
-
-    def __init__(self, url: str = DEFAULT_URL, model: str = DEFAULT_MODEL, version: int | None = None,
-                 timeout: float = 60.0) -> None:
-        self._url = url.rstrip("/") + model_path(url, model, version) + ":predict"
-        self._timeout = timeout
-        self._session = requests.Session()
 
     def explain(self, images: Sequence[bytes]) -> list[Explanation]:
         """One request for all images."""
-        rows = rest_predict(self._session, self._url, explain_body(images), self._timeout)
+        rows = self._rows(explain_body(images))
         return explanations({key: [row[key] for row in rows] for key in rows[0]}) if rows else []
 
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._session.close()
 
-
-def explain_request(images: Sequence[bytes], model: str = DEFAULT_MODEL, version: int | None = None) -> Any:
-    """A gRPC `PredictRequest` of the `explain` signature on encoded images, top class each."""
-    # TensorFlow's protos load TensorFlow: imported here, not at module level (keeps REST clients and --help light)
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import predict_pb2
-
-    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(images))])
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = SIGNATURE
-    if version is not None:
-        request.model_spec.version.value = version
-    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=list(images),
-                                                             tensor_shape=shape))
-    request.inputs["class_index"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64,
-                                                                  int64_val=[TOP_CLASS] * len(images),
-                                                                  tensor_shape=shape))
-    return request
-
-
-class GrpcExplainer:
+class GrpcExplainer(GrpcClient):
     """The `explain` signature through TF Serving's gRPC `PredictionService/Predict` (official protos)."""
 
     def __init__(self, target: str, model: str = DEFAULT_MODEL, version: int | None = None, timeout: float = 60.0,
-                 max_message_bytes: int = 256 * 1024 * 1024) -> None:
-        from tensorflow_serving.apis import prediction_service_pb2_grpc  # loads TensorFlow: not at module level
-
-        self._target, self._model, self._version, self._timeout = target, model, version, timeout
-        self._channel = grpc_channel(target, max_message_bytes)  # heatmaps: H × W floats per image and label
-        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+                 max_message_bytes: int = 256 * 1024 * 1024) -> None:  # heatmaps: H × W floats per image and label
+        super().__init__(target, model, version, timeout, max_message_bytes)
 
     def explain(self, images: Sequence[bytes]) -> list[Explanation]:
         """One Predict call for all images."""
-        import tensorflow as tf  # loaded by __init__ already
-
-        outputs = grpc_predict(self._stub, explain_request(images, self._model, self._version), self._target,
-                               self._timeout)
-        return explanations({key: tf.make_ndarray(value) for key, value in outputs.items()})
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
+        return explanations(self._outputs(images, SIGNATURE, {"class_index": [TOP_CLASS] * len(images)}))
 
 
 def overlay_png(image: bytes, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> bytes:

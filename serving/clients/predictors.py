@@ -5,6 +5,8 @@
   same signature in-process from a pushed SavedModel (a version directory, or a base path whose newest complete
   version is used; `components.pusher.serving_layout`), no server needed.
 * `PredictorSpec` is the picklable recipe of one of them (Apache Beam ships it to its workers).
+* `RestClient` / `GrpcClient` hold one model's HTTP session or gRPC channel; the predictors here and the
+  explainers (serving/clients/explanations.py) build on them.
 * `predict_body` / `predict_request` build the REST body and the gRPC request (the benchmarks use them too).
 
 TensorFlow is imported only by the gRPC and in-process predictors (inside them), so `visionline --help` and
@@ -14,12 +16,13 @@ TensorFlow is imported only by the gRPC and in-process predictors (inside them),
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import grpc
+import numpy as np
 import requests
 
 import components.environment  # noqa: F401  (Keras 2 before anything imports TensorFlow; no TF import)
@@ -73,45 +76,60 @@ def rest_predict(session: requests.Session, url: str, body: dict, timeout: float
     return payload["predictions"]
 
 
-class RestPredictor:
-    """TF Serving REST `:predict` (row format, `{"b64": …}` instances)."""
+class RestClient:
+    """One model's REST `:predict` on a kept-alive HTTP session (the predictor and the explainer build on it)."""
 
     def __init__(self, url: str = DEFAULT_URL, model: str = DEFAULT_MODEL, version: int | None = None,
-                 top_k: int = DEFAULT_TOP_K, timeout: float = 60.0) -> None:
+                 timeout: float = 60.0) -> None:
         self._url = url.rstrip("/") + model_path(url, model, version) + ":predict"
-        self._top_k = top_k
         self._timeout = timeout
         self._session = requests.Session()
 
-    def predict(self, images: Sequence[bytes]) -> list[Prediction]:
-        """POST the images in one request."""
-        rows = rest_predict(self._session, self._url, predict_body(images), self._timeout)
-        probabilities = [row["probabilities"] for row in rows]
-        classes = [row.get("classes") for row in rows]
-        hot = [row["predicted_labels"] for row in rows] if rows and "predicted_labels" in rows[0] else None
-        return top_k_predictions(probabilities, None if None in classes else classes, self._top_k, hot)
+    def _rows(self, body: dict) -> list[Any]:
+        return rest_predict(self._session, self._url, body, self._timeout)
 
     def close(self) -> None:
         """Close the HTTP session."""
         self._session.close()
 
 
-def predict_request(images: Sequence[bytes], model: str = DEFAULT_MODEL, version: int | None = None) -> Any:
-    """A gRPC `PredictRequest` of `serving_default` on encoded images (its `images` input; used by the
-    benchmarks too). No output_filter: a multilabel model's `predicted_labels` is not known in advance."""
+class RestPredictor(RestClient):
+    """TF Serving REST `:predict` (row format, `{"b64": …}` instances)."""
+
+    def __init__(self, url: str = DEFAULT_URL, model: str = DEFAULT_MODEL, version: int | None = None,
+                 top_k: int = DEFAULT_TOP_K, timeout: float = 60.0) -> None:
+        super().__init__(url, model, version, timeout)
+        self._top_k = top_k
+
+    def predict(self, images: Sequence[bytes]) -> list[Prediction]:
+        """POST the images in one request."""
+        rows = self._rows(predict_body(images))
+        probabilities = [row["probabilities"] for row in rows]
+        classes = [row.get("classes") for row in rows]
+        hot = [row["predicted_labels"] for row in rows] if rows and "predicted_labels" in rows[0] else None
+        return top_k_predictions(probabilities, None if None in classes else classes, self._top_k, hot)
+
+
+def predict_request(images: Sequence[bytes], model: str = DEFAULT_MODEL, version: int | None = None,
+                    signature: str = SIGNATURE, int64_inputs: Mapping[str, Sequence[int]] | None = None) -> Any:
+    """A gRPC `PredictRequest` of `signature` (default `serving_default`) with the encoded images as its `images`
+    input, plus any int64 inputs of one value per image (used by the benchmarks too). No output_filter: a
+    multilabel model's `predicted_labels` is not known in advance."""
     # TensorFlow's protos load TensorFlow: imported here, not at module level (keeps REST clients and --help light)
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorflow_serving.apis import predict_pb2
 
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(images))])
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = SIGNATURE
+    request.model_spec.signature_name = signature
     if version is not None:
         request.model_spec.version.value = version
-    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING, string_val=list(images),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(
-            size=len(images))])))
+    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=list(images),
+                                                             tensor_shape=shape))
+    for name, values in (int64_inputs or {}).items():
+        request.inputs[name].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64, int64_val=list(values),
+                                                             tensor_shape=shape))
     return request
 
 
@@ -133,37 +151,47 @@ def grpc_predict(stub: Any, request: Any, target: str, timeout: float) -> Any:
         raise ServiceError(f"gRPC {target}: {message}") from None
 
 
-class GrpcPredictor:
-    """TF Serving gRPC `PredictionService/Predict` with the official protos."""
+class GrpcClient:
+    """One model's gRPC `PredictionService/Predict` with the official protos (the predictor and the explainer build
+    on it)."""
 
-    def __init__(self, target: str, model: str = DEFAULT_MODEL, version: int | None = None,
-                 top_k: int = DEFAULT_TOP_K, timeout: float = 60.0, max_message_bytes: int = 64 * 1024 * 1024,
-                 ) -> None:
+    def __init__(self, target: str, model: str = DEFAULT_MODEL, version: int | None = None, timeout: float = 60.0,
+                 max_message_bytes: int = 64 * 1024 * 1024) -> None:
         # the TF Serving stubs load TensorFlow: imported here, not at module level (keeps REST clients light)
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-        self._target = target
-        self._model = model
-        self._version = version
-        self._top_k = top_k
-        self._timeout = timeout
+        self._target, self._model, self._version, self._timeout = target, model, version, timeout
         self._channel = grpc_channel(target, max_message_bytes)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def predict(self, images: Sequence[bytes]) -> list[Prediction]:
-        """One Predict call for all images."""
+    def _outputs(self, images: Sequence[bytes], signature: str = SIGNATURE,
+                 int64_inputs: Mapping[str, Sequence[int]] | None = None) -> dict[str, np.ndarray]:
+        """One Predict call for all images; its outputs as arrays."""
         import tensorflow as tf  # loaded by __init__ already; not at module level (keeps REST clients light)
 
-        outputs = grpc_predict(self._stub, predict_request(images, self._model, self._version), self._target,
-                               self._timeout)
-        probabilities = tf.make_ndarray(outputs["probabilities"])
-        classes = tf.make_ndarray(outputs["classes"]) if "classes" in outputs else None
-        hot = tf.make_ndarray(outputs["predicted_labels"]) if "predicted_labels" in outputs else None
-        return top_k_predictions(probabilities, classes, self._top_k, hot)
+        request = predict_request(images, self._model, self._version, signature, int64_inputs)
+        outputs = grpc_predict(self._stub, request, self._target, self._timeout)
+        return {key: tf.make_ndarray(value) for key, value in outputs.items()}
 
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
+
+
+class GrpcPredictor(GrpcClient):
+    """TF Serving gRPC `PredictionService/Predict` of `serving_default`."""
+
+    def __init__(self, target: str, model: str = DEFAULT_MODEL, version: int | None = None,
+                 top_k: int = DEFAULT_TOP_K, timeout: float = 60.0, max_message_bytes: int = 64 * 1024 * 1024,
+                 ) -> None:
+        super().__init__(target, model, version, timeout, max_message_bytes)
+        self._top_k = top_k
+
+    def predict(self, images: Sequence[bytes]) -> list[Prediction]:
+        """One Predict call for all images."""
+        outputs = self._outputs(images)
+        return top_k_predictions(outputs["probabilities"], outputs.get("classes"), self._top_k,
+                                 outputs.get("predicted_labels"))
 
 
 class SavedModelPredictor:

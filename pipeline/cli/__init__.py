@@ -8,13 +8,14 @@
     visionline schema --data PATH --out schema/NAME/schema.pbtxt   # regenerate a curated TFDV schema
     visionline last-run                        # summary of the latest run from ML Metadata
     visionline runs | report [RUN]             # compare runs; (re)build a run's HTML + Markdown report
+    visionline prune [--keep-runs N]           # remove the artifacts of older runs (keeps what the next run needs)
     visionline evaluate MODEL DATA             # a pushed model on a labelled folder: metrics, gates, report
     visionline serve | predict IMG… | predict-batch DIR   # TF Serving-compatible local server and clients
     visionline compile --target kubeflow | schedule | submit  # Kubeflow Pipelines (docs/kubeflow.md)
     visionline kfp-local --demo                # compile for Kubeflow, execute the spec here with kfp.local
 
 Each command family registers its sub-commands with a handler (`set_defaults(handler=…)`, see `run`, `schema`,
-`assets`, `records`, `evaluate`, `kubeflow`); `errors.run_handler` maps their errors to exit codes. The serving
+`assets`, `records`, `prune`, `evaluate`, `kubeflow`); `errors.run_handler` maps their errors to exit codes. The serving
 commands keep their own dispatch and exit codes (`serving.cli`).
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import argparse
 
 import components.environment  # noqa: F401  (Keras 2 before TensorFlow loads)
-from pipeline.cli import assets, errors, evaluate, kubeflow, records, run, schema
+from pipeline.cli import assets, errors, evaluate, kubeflow, prune, records, run, schema
 from pipeline.configs import PipelineConfig
 from serving import cli as serving_cli
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     assets.register(sub)
     records.register_last_run(sub)
     records.register(sub)
+    prune.register(sub)
     evaluate.register(sub)
     serving_cli.register(sub, default_model_base=PipelineConfig().push_base)
     kubeflow.register(sub)

@@ -66,6 +66,9 @@ def collect(record: RunRecord, max_samples: int = MAX_SAMPLES, max_scan: int = M
     data = ReportData(run_id=record.run_id, pipeline_name=record.pipeline_name, created=record.created,
                       components=[node.component for node in record.nodes.values()])
     collect_lineage(record, data)
+    if record.pruned:
+        data.notes.append(f"artifacts of this run were pruned by `visionline prune` ({', '.join(record.pruned)}): "
+                          "the sections that read them are missing")
     steps = (
         ("ingestion", _collect_ingest),
         ("data anomalies", _collect_anomalies),

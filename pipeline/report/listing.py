@@ -1,7 +1,8 @@
 """The run listing behind `visionline runs`: every pipeline run in ML Metadata, newest first, as a comparison table
 (or JSON) with its state, the model's backbone, preset, image size, parameters, exported size and CPU latency, the
 training time (from the Trainer's history.json, `pipeline.runs.model_facts`), accuracy, kappa, blessing and pushed
-version. Facts a run did not record (older runs) show as "—" (null in JSON).
+version. Facts a run did not record (older runs), or whose artifacts `visionline prune` removed (state PRUNED),
+show as "—" (null in JSON).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def run_row(record: RunRecord) -> RunRow:
     if state is None:
         producing = {n.state for n in record.nodes.values() if "resolver" not in n.node_id}
         state = "CACHED" if producing == {"CACHED"} else "COMPLETE"
+        if record.pruned:  # `visionline prune` removed some of its artifacts: facts and metrics may be gone
+            state = "PRUNED"
     artifact = record.artifact(EVALUATOR, "evaluation", "ModelEvaluation")
     metrics = _overall_metrics(artifact.uri) if artifact is not None else {}
     pushed = record.artifact(PUSHER, "pushed_model", "PushedModel")

@@ -125,6 +125,13 @@ class RunRecord:
             nodes[node.node_id] = node
         return nodes
 
+    @cached_property
+    def pruned(self) -> list[str]:
+        """`node.key` of this run's outputs that `visionline prune` deleted (ML Metadata keeps their records, their
+        folders are gone), sorted; [] for a run whose artifacts are all there."""
+        return sorted({f"{node.node_id}.{key}" for node in self.executions for key, artifacts in node.outputs.items()
+                       if any(a.state == metadata_store_pb2.Artifact.DELETED for a in artifacts)})
+
     def node(self, node_id: str) -> Node | None:
         """The execution of `node_id`, or None when it did not run."""
         return self.nodes.get(node_id)

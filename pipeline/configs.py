@@ -267,6 +267,7 @@ class PipelineConfig:
     work_dir: str = ".visionline"  # pipeline root, ML Metadata and (by default) the serving root live here
     serving_root: str = ""  # empty = <work_dir>/serving
     enable_cache: bool = True
+    keep_runs: int = 0  # after each local run, prune all but the newest N runs' artifacts (`visionline prune`); 0: off
     data: DataConfig = field(default_factory=DataConfig)
     transform: TransformConfig = field(default_factory=TransformConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -467,6 +468,7 @@ class PipelineConfig:
             (self.report.label_issues_shown >= 0, "report.label_issues_shown", ">= 0"),
             (self.beam.direct_running_mode in BEAM_MODES, "beam.direct_running_mode", f"one of {BEAM_MODES}"),
             (self.beam.direct_num_workers >= 1, "beam.direct_num_workers", ">= 1"),
+            (self.keep_runs >= 0, "keep_runs", ">= 0 (0: never prune)"),
             (bool(self.pipeline_name.strip()), "pipeline_name", "non-empty"),
             (bool(self.model_name) and "/" not in self.model_name and ".." not in self.model_name,
              "model_name", "a non-empty name without '/' or '..'"),

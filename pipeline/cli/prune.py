@@ -31,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "them), then their folders removed. Pushed model versions and reports stay. Run it between "
                     "pipeline runs.")
     add_config_args(prune)
-    prune.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS, metavar="N",
-                       help=f"how many of the newest runs keep everything they used (default {DEFAULT_KEEP_RUNS})")
+    prune.add_argument("--keep-runs", type=int, metavar="N",
+                       help="how many of the newest runs keep everything they used (default: the config's "
+                            f"keep_runs when set, else {DEFAULT_KEEP_RUNS})")
     prune.add_argument("--dry-run", action="store_true", help="say what would be pruned; change nothing")
     prune.add_argument("--json", action="store_true", help="print the plan (and any problems) as JSON")
     prune.set_defaults(handler=prune_runs)
@@ -44,7 +45,8 @@ def prune_runs(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     store = retention.open_writable(config.metadata_path)
-    plan = retention.plan(store, config.pipeline_root, args.keep_runs)
+    keep_runs = args.keep_runs if args.keep_runs is not None else config.keep_runs or DEFAULT_KEEP_RUNS
+    plan = retention.plan(store, config.pipeline_root, keep_runs)
     problems = [] if args.dry_run else retention.apply(store, plan)
     if args.json:
         print(json.dumps({

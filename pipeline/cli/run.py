@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.cli import errors
 from pipeline.cli.options import add_config_args, resolve_config
@@ -108,7 +108,27 @@ def run_once(config: PipelineConfig, as_json: bool, quiet: bool = False) -> tupl
     if not quiet:
         print(summary.to_json() if as_json else format_summary(summary))
     code = write_run_report(config.metadata_path, quiet=as_json, report=config.report)
+    if config.keep_runs:
+        prune_after_run(config, sys.stderr if as_json else sys.stdout)
     return run_exit_code(summary, code), summary
+
+
+def prune_after_run(config: PipelineConfig, out: TextIO) -> None:
+    """`keep_runs` > 0: prune all but the newest `keep_runs` runs (pipeline/runs/retention.py) and say what was
+    freed in one line; a failure is reported and does not change the run's exit code (the run itself is done)."""
+    from pipeline.runs import retention
+
+    try:
+        store = retention.open_writable(config.metadata_path)
+        plan = retention.plan(store, config.pipeline_root, config.keep_runs)
+        problems = retention.apply(store, plan)
+    except Exception as err:  # noqa: BLE001 - the run succeeded; a failed clean-up is said, not raised
+        print(f"visionline: the run finished but pruning older runs failed: {err!r}", file=sys.stderr)
+        return
+    print(f"pruned (keep_runs={config.keep_runs}): {len(plan.prune)} artifacts of {len(plan.pruned_runs)} older "
+          f"runs, {plan.freed_bytes / 2**20:,.1f} MB freed", file=out)
+    for problem in problems:
+        print(f"visionline: could not remove {problem} (marked DELETED; the next prune retries)", file=sys.stderr)
 
 
 def run_exit_code(summary: RunSummary, report_code: int) -> int:

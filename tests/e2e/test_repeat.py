@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -82,8 +83,13 @@ def test_prune_keeps_the_newest_run_and_a_pruned_artifact_is_never_taken_from_th
 
     for seed, tuner in ((6, "CACHED"), (5, "COMPLETE")):  # run 2's tuning is kept, run 1's was pruned
         again = _visionline("run", "--data", str(digits_root), "--work-dir", str(work_dir), "--set",
-                            f"train.seed={seed}", *SETTINGS)
+                            f"train.seed={seed}", *SETTINGS, *(["--set", "keep_runs=1"] if seed == 5 else []))
         assert again.returncode == 0, again.stderr[-2000:]
         record = read_run(metadata)
         assert record.node("ImageExampleGen").state == "CACHED", seed
         assert record.node("Tuner").state == tuner, seed
+    # keep_runs=1 pruned after the last run: of runs 1, 2 and the seed-6 rerun, whatever the last did not use
+    assert re.search(r"^pruned \(keep_runs=1\): [1-9]\d* artifacts of 3 older runs, [\d.,]+ MB freed$", again.stdout,
+                     re.MULTILINE), again.stdout[-1500:]
+    assert [r.name for r in pipeline_runs(open_store(metadata)) if read_run(metadata, r.name).pruned == []] == \
+        [record.run_id]

@@ -70,6 +70,7 @@ def test_empty_data_root_is_a_named_error():
         ("eval.max_tflite_accuracy_drop=1.5", "eval.max_tflite_accuracy_drop"),
         ("eval.max_tflite_accuracy_drop=-0.1", "eval.max_tflite_accuracy_drop"),
         ("train.tflite_eval_images=0", "train.tflite_eval_images"),
+        ("keep_runs=-1", "keep_runs"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path, assignment, field):

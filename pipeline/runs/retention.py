@@ -11,10 +11,10 @@ not, so visionline keeps:
   blessing (the Evaluator's baseline) and the newest statistics the ValidationGate accepted with its verdict (the
   drift baseline).
 
-Everything else whose folder lies under the pipeline root is pruned: first marked DELETED in ML Metadata, then its
-folder removed. TFX's cache and its resolvers consider LIVE artifacts only, so a later run never receives a pruned
-one (it recomputes instead); a prune stopped half-way leaves DELETED artifacts whose folders remain, and the next
-prune removes them. Artifacts outside the pipeline root (an imported schema, a push destination) are never touched;
+Everything else the older runs used whose folder lies under the pipeline root is pruned: first marked DELETED in
+ML Metadata, then its folder removed. TFX's cache and its resolvers consider LIVE artifacts only, so a later run
+never receives a pruned one (it recomputes instead); a prune stopped half-way leaves DELETED artifacts whose
+folders remain, and the next prune removes them. Artifacts outside the pipeline root (an imported schema, a push destination) are never touched;
 pushed model versions are the serving side's (their labels may pin old versions) and stay too.
 
 Prune between runs, not during one: a run in progress may take an old artifact from the cache.
@@ -27,6 +27,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -92,14 +93,17 @@ def plan(store: metadata_store.MetadataStore, pipeline_root: str, keep_runs: int
     runs = pipeline_runs(store)
     kept, pruned = runs[-keep_runs:], runs[:-keep_runs]
     result = RetentionPlan(os.path.realpath(pipeline_root), [r.name for r in kept], [r.name for r in pruned])
+    if not pruned:
+        return result
     keep = _used_by(store, [r.id for r in kept])
     for reason, ids in _next_run_baselines(store):
         if not ids <= keep:
             result.kept_for_next_run.append(reason)
         keep |= ids
+    candidates = sorted(_used_by(store, [r.id for r in pruned]) - keep)  # only what the pruned runs used
     producers = _producers(store)
-    for artifact in store.get_artifacts():
-        if artifact.id in keep or artifact.state not in (LIVE, DELETED) or not artifact.uri:
+    for artifact in store.get_artifacts_by_id(candidates) if candidates else []:
+        if artifact.state not in (LIVE, DELETED) or not artifact.uri:
             continue
         if not _under(artifact.uri, result.pipeline_root):
             result.outside_root += artifact.state == LIVE
@@ -162,7 +166,7 @@ def _newest_with(store: metadata_store.MetadataStore, type_name: str, flag: str)
     """The LIVE artifact of `type_name` with the highest id whose custom property `flag` is 1, or None."""
     try:
         candidates = store.get_artifacts_by_type(type_name)
-    except Exception:  # noqa: BLE001 - ml_metadata raises NotFoundError when no such type was ever registered
+    except mlmd_errors.NotFoundError:  # no such type was ever registered (no run got that far)
         return None
     flagged = [a for a in candidates if a.state == LIVE and flag in a.custom_properties
                and mlmd_value(a.custom_properties[flag]) == 1]

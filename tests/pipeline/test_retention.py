@@ -206,3 +206,11 @@ def test_a_pruned_run_is_listed_as_pruned_and_its_report_says_what_is_gone(histo
     assert run_row(first).state == "PRUNED"
     data = collect(first, max_samples=0, label_issues=LabelIssueSettings(enabled=False))
     assert any(note.startswith("artifacts of this run were pruned by `visionline prune` (") for note in data.notes)
+
+
+def test_only_what_pruned_runs_used_is_pruned_and_keeping_every_run_prunes_nothing(history):
+    h, a = history
+    orphan = h.artifact("Examples", "Elsewhere")  # under the root, LIVE, used by no run (e.g. written by hand)
+    assert orphan.id not in _ids(retention.plan(h.store, str(h.root), keep_runs=1))
+    everything = retention.plan(h.store, str(h.root), keep_runs=5)
+    assert everything.prune == [] and everything.pruned_runs == [] and len(everything.kept_runs) == 3

@@ -14,8 +14,9 @@ not, so visionline keeps:
 Everything else the older runs used whose folder lies under the pipeline root is pruned: first marked DELETED in
 ML Metadata, then its folder removed. TFX's cache and its resolvers consider LIVE artifacts only, so a later run
 never receives a pruned one (it recomputes instead); a prune stopped half-way leaves DELETED artifacts whose
-folders remain, and the next prune removes them. Artifacts outside the pipeline root (an imported schema, a push destination) are never touched;
-pushed model versions are the serving side's (their labels may pin old versions) and stay too.
+folders remain, and the next prune removes them. Artifacts outside the pipeline root (an imported schema, a push
+destination) are never touched; pushed model versions are the serving side's (their labels may pin old versions)
+and stay too.
 
 Prune between runs, not during one: a run in progress may take an old artifact from the cache.
 """

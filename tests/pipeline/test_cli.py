@@ -17,8 +17,8 @@ from pipeline.cli import errors, kubeflow
 from pipeline.configs import ConfigError
 from serving import cli as serving_cli
 
-COMMANDS = ["run", "config", "schema", "demo-data", "weights", "last-run", "report", "runs", "evaluate", "serve",
-            "predict", "predict-batch", "compile", "schedule", "submit", "kfp-local"]
+COMMANDS = ["run", "config", "schema", "demo-data", "weights", "last-run", "report", "runs", "prune", "evaluate",
+            "serve", "predict", "predict-batch", "compile", "schedule", "submit", "kfp-local"]
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:

@@ -12,7 +12,7 @@ from absl import logging as absl_logging
 from tfx import v1 as tfx
 
 from components.validation_gate.checks import DataValidationError
-from pipeline import preflight
+from pipeline import preflight, run_lock
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.runs.summary import RunSummary, latest_run
@@ -66,14 +66,18 @@ def configure_logging(verbose: bool) -> None:
 def run_local(config: PipelineConfig) -> RunSummary:
     """Run the whole DAG for `config` and return the run's summary from ML Metadata.
 
-    The output locations are checked first (`preflight`: writable, enough free disk; `PreflightError`). When the
+    The output locations are checked first (`preflight`: writable, enough free disk; `PreflightError`); another
+    process running or pruning the same pipeline refuses it (`run_lock.RunInProgressError`). When the
     validation gate stops the run, its `DataValidationError` is raised with the run's summary attached.
     """
     preflight.check_outputs(config)
     pipeline = create_pipeline(config)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with run_lock.exclusive(config.metadata_path, "run"):
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+    except run_lock.RunInProgressError:
+        raise
     except Exception as err:  # the gate fails its execution with the verdict kept in ML Metadata
         try:
             summary = latest_run(config.metadata_path)

@@ -9,9 +9,11 @@ and the artifacts pruned by producing component with the space freed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
+from pipeline import run_lock
 from pipeline.cli import errors
 from pipeline.cli.options import add_config_args, resolve_config
 
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "or wrote, except the newest blessed model and the statistics the gate last accepted (the "
                     "next run's baselines): marked DELETED in ML Metadata (TFX's cache and resolvers then skip "
                     "them), then their folders removed. Pushed model versions and reports stay. Run it between "
-                    "pipeline runs.")
+                    "pipeline runs: it refuses while a run of the same pipeline is in progress.")
     add_config_args(prune)
     prune.add_argument("--keep-runs", type=int, metavar="N",
                        help="how many of the newest runs keep everything they used (default: the config's "
@@ -44,10 +46,11 @@ def prune_runs(args: argparse.Namespace) -> int:
     from pipeline.runs import retention  # ML Metadata loads here, not at import
 
     config = resolve_config(args)
-    store = retention.open_writable(config.metadata_path)
     keep_runs = args.keep_runs if args.keep_runs is not None else config.keep_runs or DEFAULT_KEEP_RUNS
-    plan = retention.plan(store, config.pipeline_root, keep_runs)
-    problems = [] if args.dry_run else retention.apply(store, plan)
+    store = retention.open_writable(config.metadata_path)  # first: a wrong --work-dir gets no lock file
+    with contextlib.nullcontext() if args.dry_run else run_lock.exclusive(config.metadata_path, "prune"):
+        plan = retention.plan(store, config.pipeline_root, keep_runs)
+        problems = [] if args.dry_run else retention.apply(store, plan)
     if args.json:
         print(json.dumps({
             "dry_run": args.dry_run, "pipeline_root": plan.pipeline_root, "kept_runs": plan.kept_runs,

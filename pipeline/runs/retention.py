@@ -18,7 +18,8 @@ folders remain, and the next prune removes them. Artifacts outside the pipeline 
 destination) are never touched; pushed model versions are the serving side's (their labels may pin old versions)
 and stay too.
 
-Prune between runs, not during one: a run in progress may take an old artifact from the cache.
+A run in progress may take an old artifact from the cache: `visionline prune` holds the pipeline's lock
+(pipeline/run_lock.py), which every local run holds too, so the two never overlap.
 """
 
 from __future__ import annotations

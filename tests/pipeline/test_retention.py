@@ -187,6 +187,7 @@ def test_cli_dry_run_changes_nothing_then_prune_frees_and_says_so(history, capsy
 def test_cli_without_a_store_is_a_usage_error_naming_it(tmp_path, capsys):
     assert cli.main(["prune", "--work-dir", str(tmp_path / "none")]) == 2
     assert "no ML Metadata store at" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # nothing made there, not even the lock file
 
 
 def test_a_pruned_run_is_listed_as_pruned_and_its_report_says_what_is_gone(history):

@@ -250,6 +250,9 @@ def cluster_warnings(config: PipelineConfig, image: str, input_base: str) -> lis
     missing = [flag for flag in needs if flag not in args]
     if missing:
         warnings.append(f"beam.runner {runner} usually needs {', '.join(missing)} in beam.extra_args")
+    if config.keep_runs:
+        warnings.append(f"keep_runs={config.keep_runs} prunes local runs only (`visionline prune`); a compiled "
+                        "pipeline keeps every run's artifacts: give its pipeline root's bucket a lifecycle rule")
     return warnings
 
 

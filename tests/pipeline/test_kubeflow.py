@@ -160,6 +160,10 @@ def test_compile_writes_nothing_but_the_spec(digits_root, tmp_path):
     assert os.listdir(tmp_path) == ["out"] and os.listdir(out.parent) == ["spec.yaml"]
     assert kubeflow_runner.load_spec(str(out))["pipelineInfo"]["name"] == "visionline"  # YAML too
     assert any("is a path on this machine" in w for w in compiled.warnings)
+    assert not any("keep_runs" in w for w in compiled.warnings)
+    pruning = kubeflow_runner.compile_for_cluster(config.override(["keep_runs=3"]), str(out), IMAGE)
+    assert "keep_runs=3 prunes local runs only (`visionline prune`); a compiled pipeline keeps every run's " \
+           "artifacts: give its pipeline root's bucket a lifecycle rule" in pruning.warnings
 
 
 def test_vertex_target_writes_a_pipeline_job_with_the_served_baseline(cluster_config, tmp_path):

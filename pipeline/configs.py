@@ -80,11 +80,14 @@ class DataConfig:
     # The folder a CSV manifest's paths are relative to: "" = the manifest's own folder; a relative value is resolved
     # against it (CelebA: data.root=…/Anno/list_attr_celeba.txt, data.image_dir=../img_align_celeba).
     image_dir: str = ""
+    # A CSV manifest's column naming each row's split (train / val / test; header name or 0-based index): keeps the
+    # dataset's own split instead of the hash split. "" = hash split (data.train_fraction).
+    split_column: str = ""
 
     def manifest_options(self) -> dict[str, str]:
         """How ImageExampleGen reads a CSV manifest (`components.example_gen.manifest.ManifestOptions`' dict)."""
         return {"path_column": self.path_column, "label_column": self.label_column, "kind": self.manifest_kind,
-                "image_dir": self.image_dir}
+                "image_dir": self.image_dir, "split_column": self.split_column}
     # Choosing classes without rewriting the data (folders: class folder names; CSV: label cells), applied in this
     # order: leave out `exclude_classes`, rename/merge with `class_map` ({folder: class}, e.g. five scan folders →
     # photo / not_photo), then keep only `classes` (names after the map). Files left out are listed with the reason
@@ -403,6 +406,9 @@ class PipelineConfig:
              "a header name or a 0-based column index"),
             (not (self.data.label_column and self.data.label_column == self.data.path_column), "data.label_column",
              "a different column than data.path_column"),
+            (not (self.data.split_column and self.data.split_column in (self.data.path_column,
+                                                                       self.data.label_column)),
+             "data.split_column", "a different column than data.path_column and data.label_column"),
             (not (self.data.manifest_kind == "attributes" and self.data.label_column), "data.label_column",
              "empty with data.manifest_kind=attributes (every column but the path is an attribute)"),
             (not (self.data.manifest_kind == "attributes" and self.train.task != "multilabel"), "train.task",

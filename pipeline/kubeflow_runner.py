@@ -97,13 +97,14 @@ def cluster_layout(config: PipelineConfig, splits: Sequence[str] | None = None) 
     * otherwise detected exactly as local runs do (the data root is read: a local path, or a URI readable here).
     """
     from components.example_gen import sources  # loads TFX: compile-time only, not for reading a config
+    from pipeline.pipeline import detect_layout
 
     root = config.data.root.rstrip("/") or "/"
     data_format = config.data.format
     declared = splits is not None or ("://" in root and data_format != "auto")
     if not declared:
         try:
-            return sources.detect_layout(absolute(root), data_format)
+            return detect_layout(config)
         except sources.DataLayoutError:
             raise  # the data is there but unusable: the message says why
         except Exception as err:  # storage unreadable from here (no credentials / network): say what to do
@@ -115,7 +116,10 @@ def cluster_layout(config: PipelineConfig, splits: Sequence[str] | None = None) 
         raise ConfigError("declaring the data layout needs data.format: folders, csv or tfrecord (not auto)")
     if data_format == "csv":
         if splits:
-            raise ConfigError("a CSV manifest is hash-split: --splits does not apply")
+            raise ConfigError("a CSV manifest is hash-split or split by data.split_column: --splits does not apply")
+        if config.data.split_column:
+            raise ConfigError("data.split_column: the manifest must be readable at compile time (its rows say which "
+                              "splits exist); compile where the data root can be read")
         if not root.lower().endswith((".csv", ".tsv", ".txt")):
             raise ConfigError(f"data.format=csv: data.root must be the manifest file, got {root}")
         return sources.Layout("csv", os.path.dirname(root), {"all": os.path.basename(root)})

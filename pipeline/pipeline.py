@@ -23,7 +23,7 @@ from components import features
 from components.accepted_statistics import store as accepted_statistics
 from components.accepted_statistics.component import AcceptedStatisticsBaseline
 from components.evaluator.component import ServedBaselineEvaluator
-from components.example_gen import records, sources
+from components.example_gen import manifest, records, sources
 from components.example_gen.class_selection import ClassSelection
 from components.example_gen.component import ImageExampleGen
 from components.pusher import executor as atomic_pusher
@@ -74,6 +74,14 @@ def example_gen_configs(layout: sources.Layout, train_fraction: float) -> tuple[
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]), output
 
 
+def detect_layout(config: PipelineConfig) -> sources.Layout:
+    """The data root's layout as ImageExampleGen will read it (the root is read): class folders, trees, TFRecords or
+    a manifest — split by its split column when `data.split_column` names one."""
+    layout = sources.detect_layout(absolute(config.data.root), config.data.format)
+    return manifest.with_split_column(layout, manifest.ManifestOptions.from_dict(config.data.manifest_options()),
+                                      multilabel=config.train.task == "multilabel")
+
+
 def _constant(name: str, value: Any) -> Any:
     return value
 
@@ -99,7 +107,7 @@ def create_pipeline(config: PipelineConfig, layout: sources.Layout | None = None
     """
     config.validate()
     param = parameter or _constant
-    layout = layout or sources.detect_layout(absolute(config.data.root), config.data.format)
+    layout = layout or detect_layout(config)
     input_config, output_config = example_gen_configs(layout, config.data.train_fraction)
     input_base = param("data_root", layout.input_base)
     settings = component_settings(config, layout.format)

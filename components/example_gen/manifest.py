@@ -19,6 +19,12 @@ says so. Columns are chosen by header name or 0-based index (`path_column`, `lab
 `data.path_column` / `data.label_column`); by default a column named like a path, else the first, and a column
 named like a label, else the first other one.
 
+A split column (`split_column`, the config's `data.split_column`) keeps a dataset's own split instead of the hash
+split: each row's cell says train (`train`, `training`), val (`val`, `valid`, `validation`, `dev`: the Trainer's
+validation data) or test (`test`, `testing`, `eval`, `evaluation`), case-insensitive; `with_split_column` turns the
+manifest's layout into one input split per value present (train and test required), and a row whose cell is none of
+these is rejected naming its line and value.
+
 Paths are relative to the manifest's folder, or to `image_dir` when the images live elsewhere (CelebA ships
 `Anno/list_attr_celeba.txt` beside `img_align_celeba/`: `image_dir="../img_align_celeba"`, relative to the manifest's
 folder, or absolute); a row whose file is missing, a folder, listed twice or outside that folder is rejected with
@@ -37,7 +43,8 @@ from typing import Any
 
 from tfx.dsl.io import fileio
 
-from components.example_gen.sources import LABEL_SEPARATOR, DataLayoutError, Rejected, Source, split_labels
+from components import features
+from components.example_gen.sources import LABEL_SEPARATOR, DataLayoutError, Layout, Rejected, Source, split_labels
 
 MANIFEST_KINDS = ("auto", "labels", "attributes")
 PATH_NAMES = frozenset({"path", "paths", "pathname", "filepath", "file_path", "file", "filename", "file_name",
@@ -48,6 +55,9 @@ ATTRIBUTE_PRESENT, ATTRIBUTE_ABSENT = frozenset({"1", "+1"}), frozenset({"-1", "
 _DELIMITERS = ",;\t"
 _SAMPLE_ROWS = 20  # rows looked at to detect the delimiter, the header and the kind
 _INDEX = re.compile(r"\d+")
+SPLIT_VALUES = {**dict.fromkeys(("train", "training"), features.TRAIN_SPLIT),
+                **dict.fromkeys(("val", "valid", "validation", "dev"), features.VALIDATION_SPLIT),
+                **dict.fromkeys(("test", "testing", "eval", "evaluation"), features.EVAL_SPLIT)}
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class ManifestOptions:
     label_column: str = ""
     kind: str = "auto"  # auto | labels | attributes
     image_dir: str = ""  # the folder the paths are relative to ("" = the manifest's); relative to the manifest's
+    split_column: str = ""  # the column naming each row's split (train / val / test); "" = hash split
 
     def __post_init__(self) -> None:
         if self.kind not in MANIFEST_KINDS:
@@ -68,7 +79,8 @@ class ManifestOptions:
         """Options from their dict form (`to_dict`; missing keys keep their defaults)."""
         values = values or {}
         return cls(str(values.get("path_column", "")), str(values.get("label_column", "")),
-                   str(values.get("kind", "auto")), str(values.get("image_dir", "")))
+                   str(values.get("kind", "auto")), str(values.get("image_dir", "")),
+                   str(values.get("split_column", "")))
 
     def to_dict(self) -> dict[str, str]:
         """Plain dict (ExampleGen's custom_config)."""
@@ -84,6 +96,7 @@ class ManifestRow:
     path: str
     label: str
     error: str = ""
+    split: str = ""  # with a split column: train / val / eval ("" when the cell names none: `error` says so)
 
 
 @dataclass(frozen=True)
@@ -126,8 +139,11 @@ def list_csv_sources(input_base: str, manifest: str, split: str, multilabel: boo
     rejected: list[Rejected] = []
     real_base = os.path.realpath(image_base) if not _is_uri(image_base) else None
     first_line: dict[str, int] = {}  # file -> manifest line that listed it first
+    by_column = bool(options.split_column)
     for row in parsed.rows:
         relative, label, where = row.path, row.label, f"{manifest}:{row.line}"
+        if by_column and row.split != split and (row.split or split != features.EVAL_SPLIT):
+            continue  # another split's row (listed with it); a row naming no split is reported once, with test
         if row.error:
             rejected.append(Rejected(relative, label, split, f"{where}: {row.error}"))
             continue
@@ -203,24 +219,67 @@ def parse_manifest(text: str, name: str, options: ManifestOptions | None = None,
     if not rows:
         raise DataLayoutError(f"manifest {name} has a header but no rows")
     path_index = _column(options.path_column, header, PATH_NAMES, 0, name, "data.path_column")
+    split_index = _column(options.split_column, header, frozenset(), -1, name, "data.split_column") \
+        if options.split_column else None
+    if split_index == path_index:
+        raise DataLayoutError(f"manifest {name}: the path and the split column are the same column ({path_index})")
     kind = _kind(options, header, celeba, multilabel, name)
     if kind == "attributes":
-        return _attribute_rows(rows, header, path_index, name, multilabel, shown)
-    label_index = _column(options.label_column, header, LABEL_NAMES, 1 if path_index == 0 else 0, name,
-                          "data.label_column")
-    if label_index == path_index:
-        raise DataLayoutError(f"manifest {name}: the path and the label column are the same column ({path_index})")
+        return _attribute_rows(rows, header, path_index, name, multilabel, shown, split_index)
+    label_index = _column(options.label_column, header, LABEL_NAMES,
+                          min(set(range(3)) - {path_index, split_index}), name, "data.label_column")
+    if label_index in (path_index, split_index):
+        raise DataLayoutError(f"manifest {name}: the label column ({label_index}) is also the "
+                              f"{'path' if label_index == path_index else 'split'} column")
     parsed = []
-    needed = max(path_index, label_index) + 1
+    needed = max(path_index, label_index, -1 if split_index is None else split_index) + 1
     for line, cells in rows:
         if len(cells) < needed:
             sep = " " if delimiter is None else delimiter
-            expected = f"'path{sep}label'" if (path_index, label_index) == (0, 1) else \
-                f"at least {needed} cells (path in column {path_index}, label in column {label_index})"
+            expected = f"'path{sep}label'" if (path_index, label_index, split_index) == (0, 1, None) else \
+                f"at least {needed} cells (path in column {path_index}, label in column {label_index}" + (
+                    f", split in column {split_index})" if split_index is not None else ")")
             raise DataLayoutError(f"manifest {name}, line {line}: expected {expected} ({shown}-separated), "
                                   f"got {sep.join(cells)!r}")
-        parsed.append(ManifestRow(line, cells[path_index], cells[label_index]))
+        split, error = _row_split(cells, split_index)
+        parsed.append(ManifestRow(line, cells[path_index], cells[label_index], error, split))
     return Manifest(parsed, "labels", header, path_index, label_index, [])
+
+
+def _row_split(cells: Sequence[str], split_index: int | None) -> tuple[str, str]:
+    """(the row's split, or "" with the reason) for a split column; ("", "") without one."""
+    if split_index is None:
+        return "", ""
+    value = cells[split_index] if split_index < len(cells) else ""
+    split = SPLIT_VALUES.get(value.strip().lower(), "")
+    return split, "" if split else f"split {value!r} is not train, val or test (data.split_column)"
+
+
+def with_split_column(layout: Layout, options: ManifestOptions, multilabel: bool = False) -> Layout:
+    """A CSV layout split by the manifest's split column: one input split per split its rows name, each reading the
+    manifest (`list_csv_sources` keeps that split's rows); unchanged for other layouts or without a split column.
+    `DataLayoutError` naming the manifest when it has no train or no test rows."""
+    if not options.split_column:
+        return layout
+    if layout.format != "csv":
+        raise DataLayoutError(f"data.split_column={options.split_column!r} applies to a CSV manifest; the data "
+                              f"root {layout.input_base} is read as {layout.format}")
+    [manifest] = layout.split_patterns.values()
+    path = os.path.join(layout.input_base, manifest)
+    with fileio.open(path, "r") as handle:
+        text = handle.read()
+    text = (text.decode("utf-8-sig") if isinstance(text, bytes) else text).lstrip("\ufeff")
+    rows = parse_manifest(text, path, options, multilabel=multilabel).rows
+    counts = {split: sum(row.split == split for row in rows)
+              for split in (features.TRAIN_SPLIT, features.VALIDATION_SPLIT, features.EVAL_SPLIT)}
+    missing = [name for split, name in ((features.TRAIN_SPLIT, "train"), (features.EVAL_SPLIT, "test"))
+               if not counts[split]]
+    if missing:
+        seen = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
+        raise DataLayoutError(f"manifest {path}: data.split_column={options.split_column!r} gives no "
+                              f"{' and no '.join(missing)} rows (rows per split: {seen}); a split column needs "
+                              "train and test rows (val optional)")
+    return Layout("csv", layout.input_base, {split: manifest for split, n in counts.items() if n})
 
 
 def _tokenize(lines: Sequence[tuple[int, str]]) -> tuple[str | None, list[tuple[int, list[str]]]]:
@@ -243,7 +302,8 @@ def _tokenize(lines: Sequence[tuple[int, str]]) -> tuple[str | None, list[tuple[
 def _has_header(sample: Sequence[tuple[int, list[str]]], options: ManifestOptions, celeba: bool,
                 exists: Callable[[str], bool] | None, delimiter: str | None) -> bool:
     """Whether the first row of `sample` is a header (the evidence, strongest first: module docstring)."""
-    if any(value and not _INDEX.fullmatch(value) for value in (options.path_column, options.label_column)):
+    if any(value and not _INDEX.fullmatch(value)
+           for value in (options.path_column, options.label_column, options.split_column)):
         return True  # a column named by the user: the file must have a header
     if celeba:
         return True
@@ -319,7 +379,7 @@ def _kind(options: ManifestOptions, header: list[str], celeba: bool, multilabel:
 
 
 def _attribute_rows(rows: list[tuple[int, list[str]]], header: list[str], path_index: int, name: str,
-                    multilabel: bool, shown: str) -> Manifest:
+                    multilabel: bool, shown: str, split_index: int | None = None) -> Manifest:
     """Rows of an attribute table: each row's present attributes are its label set."""
     if not multilabel:
         raise DataLayoutError(f"manifest {name} is an attribute table (one 1/-1 or 0/1 column per attribute): its "
@@ -328,7 +388,7 @@ def _attribute_rows(rows: list[tuple[int, list[str]]], header: list[str], path_i
     if not header:
         raise DataLayoutError(f"manifest {name} is read as an attribute table but has no header naming its "
                               "attributes (first row: attribute names, or CelebA's count line and names line)")
-    columns = [(i, cell) for i, cell in enumerate(header) if i != path_index]
+    columns = [(i, cell) for i, cell in enumerate(header) if i not in (path_index, split_index)]
     for index, attribute in columns:
         if not attribute or LABEL_SEPARATOR in attribute:
             raise DataLayoutError(f"manifest {name}: attribute column {index} has the name {attribute!r}: names must "
@@ -343,17 +403,18 @@ def _attribute_rows(rows: list[tuple[int, list[str]]], header: list[str], path_i
         if len(cells) != len(header):
             parsed.append(ManifestRow(line, path, "", f"wrong number of cells: expected {len(header)} (the path "
                                                       f"and {len(columns)} attributes, {shown}-separated), got "
-                                                      f"{len(cells)}"))
+                                                      f"{len(cells)}", _row_split(cells, split_index)[0]))
             continue
+        split, split_error = _row_split(cells, split_index)
         present = sorted(attribute for index, attribute in columns if cells[index] in ATTRIBUTE_PRESENT)
         bad = [(index, attribute, cells[index]) for index, attribute in columns
                if cells[index] not in ATTRIBUTE_PRESENT | ATTRIBUTE_ABSENT]
-        error = ""
+        error = split_error
         if bad:
             error = "attribute value not 1, -1 or 0: " + "; ".join(
                 f"column {attribute!r} (index {index}) holds {value!r}" for index, attribute, value in bad[:3]) + (
                 f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
-        parsed.append(ManifestRow(line, path, LABEL_SEPARATOR.join(present), error))
+        parsed.append(ManifestRow(line, path, LABEL_SEPARATOR.join(present), error, split))
     return Manifest(parsed, "attributes", header, path_index, None, names)
 
 

@@ -48,8 +48,11 @@ def list_sources(data_root: str, multilabel: bool, options: manifest.ManifestOpt
                  ) -> tuple[list[sources.Source], list[sources.Rejected], str]:
     """The labelled files of `data_root` (the test split of a train/test tree), the entries rejected while
     listing, and the layout in words; `sources.DataLayoutError` naming the path when it cannot be used. `options`:
-    how a CSV manifest is read (the config's data.path_column, label_column, manifest_kind, image_dir)."""
+    how a CSV manifest is read (the config's data.path_column, label_column, manifest_kind, image_dir, split_column:
+    then only its test rows)."""
     layout = sources.detect_layout(data_root)
+    if layout.format == "csv":  # with data.split_column: its test rows
+        layout = manifest.with_split_column(layout, options or manifest.ManifestOptions(), multilabel)
     if layout.format == "tfrecord":
         raise sources.DataLayoutError(f"data root {data_root} holds TFRecords: evaluate reads images (class "
                                       "folders or a CSV manifest)")
@@ -59,7 +62,7 @@ def list_sources(data_root: str, multilabel: bool, options: manifest.ManifestOpt
     split, pattern = next((name, p) for name, p in layout.split_patterns.items() if name in ("eval", "all"))
     if layout.format == "csv":
         listed, rejected = manifest.list_csv_sources(layout.input_base, pattern, split, multilabel, options)
-        described = "CSV manifest"
+        described = "the test rows of a CSV manifest (data.split_column)" if split == "eval" else "CSV manifest"
     else:
         listed, rejected = sources.list_folder_sources(layout.input_base, pattern, split)
         described = "class folders" if split == "all" else f"the '{os.path.dirname(os.path.dirname(pattern))}' " \

@@ -19,6 +19,7 @@ from tfx.utils import proto_utils
 
 from components import features
 from components.example_gen import accounting, sources
+from components.example_gen import manifest as manifest_module
 from components.example_gen.class_selection import ClassSelection, ClassSelectionError
 from components.example_gen.component import ImageExampleGen
 from components.example_gen.executor import Executor
@@ -35,7 +36,8 @@ def _write(path, data: bytes) -> None:
 def _run(root, tmp_path, data_format="folders", train_fraction=0.8, max_image_pixels=40_000_000,
          leakage="remove", multilabel=False, manifest=None, selection=None):
     """The real ImageExampleGen executor (Beam DirectRunner) on `root`, laid out as `create_pipeline` would."""
-    layout = sources.detect_layout(str(root), data_format)
+    layout = manifest_module.with_split_column(sources.detect_layout(str(root), data_format),
+                                               manifest_module.ManifestOptions.from_dict(manifest), multilabel)
     input_config, output_config = example_gen_configs(layout, train_fraction)
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
@@ -378,7 +380,8 @@ def test_manifest_options_flow_from_the_config_to_the_executor(tmp_path, rng):
                                         "data.path_column=file", "data.label_column=1"])
     component = next(c for c in create_pipeline(config).components if c.id == "ImageExampleGen")
     options = ingest_options(component.exec_properties)
-    assert options["manifest"] == {"path_column": "file", "label_column": "1", "kind": "auto", "image_dir": ""}
+    assert options["manifest"] == {"path_column": "file", "label_column": "1", "kind": "auto", "image_dir": "",
+                                   "split_column": ""}
     examples = _run(root / "labels.csv", tmp_path, data_format="auto", manifest=options["manifest"])
     ingested = _read_split(examples, "train") + _read_split(examples, "eval")
     assert sorted((path, label) for path, label, _ in ingested) == [
@@ -393,6 +396,37 @@ def test_manifest_options_flow_from_the_config_to_the_executor(tmp_path, rng):
             config.override([bad]).validate()
     with pytest.raises(ConfigError, match="train.task must be multilabel with data.manifest_kind=attributes"):
         config.override(["data.manifest_kind=attributes", "data.label_column="]).validate()
+
+
+def test_a_manifest_split_column_keeps_the_datasets_own_split_through_the_pipeline_config(tmp_path, rng):
+    from pipeline.configs import ConfigError, PipelineConfig
+    from pipeline.pipeline import create_pipeline
+
+    root = tmp_path / "simpsons"
+    rows = ["file,character,part"]
+    parts = ["train"] * 6 + ["val"] * 2 + ["test"] * 3 + ["later"]
+    for i, part in enumerate(parts):
+        _write(root / "img" / f"{i}.png", encode(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"))
+        rows.append(f"img/{i}.png,{'bart' if i % 2 else 'lisa'},{part}")
+    _write(root / "labels.csv", "\n".join(rows).encode())
+    config = PipelineConfig().override([f"data.root={root / 'labels.csv'}", f"work_dir={tmp_path}",
+                                        "data.split_column=part"])
+    dag = create_pipeline(config)
+    component = next(c for c in dag.components if c.id == "ImageExampleGen")
+    options = ingest_options(component.exec_properties)
+    assert options["manifest"]["split_column"] == "part"
+    examples = _run(root / "labels.csv", tmp_path, data_format="auto", manifest=options["manifest"])
+    assert {split: sorted(p for p, _, _ in _read_split(examples, split)) for split in ("train", "val", "eval")} == {
+        "train": [f"img/{i}.png" for i in range(6)], "val": ["img/6.png", "img/7.png"],
+        "eval": ["img/10.png", "img/8.png", "img/9.png"]}
+    assert [(r["path"], r["split"], r["reason"]) for r in _report(examples)] == [
+        ("img/11.png", "eval", "labels.csv:13: split 'later' is not train, val or test (data.split_column)")]
+    summary = _summary(examples)
+    assert summary["files_seen"] == len(parts) and summary["quarantined"] == 1  # every row accounted for once
+    assert {split: counts["files_seen"] for split, counts in summary["per_split"].items()} == {
+        "train": 6, "val": 2, "eval": 4}
+    with pytest.raises(ConfigError, match="data.split_column must be a different column"):
+        config.override(["data.split_column=file", "data.path_column=file"]).validate()
 
 
 def test_train_val_test_root_gives_three_splits_and_names_unread_folders(tmp_path, rng, capsys):

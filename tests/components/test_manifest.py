@@ -214,3 +214,64 @@ def test_celeba_layout_with_the_images_in_another_folder(tmp_path):
     with pytest.raises(sources.DataLayoutError, match="data.image_dir='../images': .* is not a folder"):
         manifest.list_csv_sources(str(tmp_path / "Anno"), "list_attr_celeba.txt", "all", multilabel=True,
                                   options=manifest.ManifestOptions(image_dir="../images"))
+
+
+# ---------------------------------------------------------------- a split column (data.split_column)
+
+def test_split_column_by_name_or_index_gives_each_row_its_split():
+    text = ("path,label,split\na.png,cat,Train\nb.png,dog,training\nc.png,cat,VAL\nd.png,dog,dev\ne.png,cat,test\n"
+            "f.png,dog,eval\ng.png,cat,holdout\n")
+    rows = manifest.parse_manifest(text, "m.csv", ManifestOptions(split_column="split")).rows
+    assert [(r.path, r.split) for r in rows] == [("a.png", "train"), ("b.png", "train"), ("c.png", "val"),
+                                                  ("d.png", "val"), ("e.png", "eval"), ("f.png", "eval"),
+                                                  ("g.png", "")]
+    assert rows[-1].error == "split 'holdout' is not train, val or test (data.split_column)"
+    assert [r.label for r in rows[:2]] == ["cat", "dog"]  # the label column is not the split column
+    headless = manifest.parse_manifest("test,a.png,cat\ntrain,b.png,dog\n", "m.csv",
+                                       ManifestOptions(path_column="1", split_column="0")).rows
+    assert [(r.path, r.label, r.split) for r in headless] == [("a.png", "cat", "eval"), ("b.png", "dog", "train")]
+    with pytest.raises(sources.DataLayoutError, match="data.split_column='part' names no column of its header"):
+        manifest.parse_manifest(text, "m.csv", ManifestOptions(split_column="part"))
+    with pytest.raises(sources.DataLayoutError, match="the path and the split column are the same column"):
+        manifest.parse_manifest(text, "m.csv", ManifestOptions(split_column="path"))
+
+
+def test_attribute_table_with_a_split_column_keeps_it_out_of_the_attributes():
+    text = "path,split,Smiling,Hat\na.png,train,1,-1\nb.png,test,-1,1\nc.png,nope,1,1\n"
+    parsed = manifest.parse_manifest(text, "m.csv", ManifestOptions(kind="attributes", split_column="split"),
+                                     multilabel=True)
+    assert parsed.attributes == ["Smiling", "Hat"]
+    assert [(r.label, r.split, r.error) for r in parsed.rows] == [
+        ("Smiling", "train", ""), ("Hat", "eval", ""),
+        ("Hat|Smiling", "", "split 'nope' is not train, val or test (data.split_column)")]
+
+
+def test_each_split_lists_its_rows_and_a_row_naming_no_split_is_rejected_once_with_test(tmp_path):
+    for name in "abcdef":
+        _touch(tmp_path / f"{name}.png")
+    text = "path,label,split\na.png,cat,train\nb.png,dog,train\nc.png,cat,val\nd.png,dog,test\ne.png,cat,?\n" \
+           "missing.png,dog,test\n"
+    _touch(tmp_path / "m.csv", text.encode())
+    options = ManifestOptions(split_column="split")
+    layout = manifest.with_split_column(sources.Layout("csv", str(tmp_path), {"all": "m.csv"}), options)
+    assert layout.split_patterns == {"train": "m.csv", "val": "m.csv", "eval": "m.csv"} and layout.presplit
+    listed = {split: manifest.list_csv_sources(str(tmp_path), "m.csv", split, options=options)
+              for split in layout.split_patterns}
+    assert {split: [s.relative_path for s in found] for split, (found, _) in listed.items()} == {
+        "train": ["a.png", "b.png"], "val": ["c.png"], "eval": ["d.png"]}
+    assert {split: [(r.relative_path, r.reason) for r in rejected] for split, (_, rejected) in listed.items()} == {
+        "train": [], "val": [],
+        "eval": [("e.png", "m.csv:6: split '?' is not train, val or test (data.split_column)"),
+                 ("missing.png", "m.csv:7: file not found")]}
+
+
+def test_a_split_column_needs_train_and_test_rows_and_a_manifest(tmp_path):
+    _touch(tmp_path / "m.csv", b"path,label,split\na.png,cat,train\nb.png,dog,val\n")
+    options = ManifestOptions(split_column="split")
+    with pytest.raises(sources.DataLayoutError, match=r"m.csv: data.split_column='split' gives no test rows "
+                                                      r"\(rows per split: 1 train, 1 val\)"):
+        manifest.with_split_column(sources.Layout("csv", str(tmp_path), {"all": "m.csv"}), options)
+    with pytest.raises(sources.DataLayoutError, match="applies to a CSV manifest; the data root .* is read as folders"):
+        manifest.with_split_column(sources.Layout("folders", str(tmp_path), {"all": "*/*"}), options)
+    unchanged = sources.Layout("folders", str(tmp_path), {"all": "*/*"})
+    assert manifest.with_split_column(unchanged, ManifestOptions()) is unchanged

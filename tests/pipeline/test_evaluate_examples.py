@@ -36,3 +36,17 @@ def test_a_manifest_is_read_with_the_configured_columns(tmp_path):
     # without them the first column is taken for the paths: every row refused, each named ("file not found")
     with pytest.raises(DataLayoutError, match=r"no usable image .*held_out\.csv:2: file not found"):
         write_examples(str(tmp_path / "held_out.csv"), str(tmp_path / "y.tfrecord"))
+
+
+def test_with_a_split_column_only_the_manifests_test_rows_are_evaluated(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        (tmp_path / name).write_bytes(encode(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "PNG"))
+    (tmp_path / "all.csv").write_text("path,label,split\na.png,cat,train\nb.png,dog,test\nc.png,cat,test\n"
+                                      "d.png,dog,somewhere\n")
+    config = PipelineConfig().override(["data.split_column=split"])
+    options = ManifestOptions.from_dict(config.data.manifest_options())
+    found = write_examples(str(tmp_path / "all.csv"), str(tmp_path / "x.tfrecord"), options=options)
+    assert _labels(str(tmp_path / "x.tfrecord")) == {"b.png": "dog", "c.png": "cat"}
+    assert [(row["path"], row["reason"]) for row in found.quarantined] == [
+        ("d.png", "all.csv:5: split 'somewhere' is not train, val or test (data.split_column)")]

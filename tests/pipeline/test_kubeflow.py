@@ -190,6 +190,8 @@ def test_declared_layout_for_data_the_compiler_cannot_read():
         kubeflow_runner.cluster_layout(config, ["train"])
     csv = PipelineConfig().override(["data.root=gs://acme/labels.csv", "data.format=csv"])
     assert kubeflow_runner.cluster_layout(csv).split_patterns == {"all": "labels.csv"}
+    with pytest.raises(ConfigError, match="data.split_column: the manifest must be readable at compile time"):
+        kubeflow_runner.cluster_layout(csv.override(["data.split_column=split"]))
     with pytest.raises(ConfigError, match="data.format"):
         kubeflow_runner.cluster_layout(PipelineConfig().override(["data.root=gs://a/b"]), ["train", "test"])
 

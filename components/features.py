@@ -15,11 +15,14 @@ LABEL_XF = "label_xf"  # int64 class index from the label vocabulary
 # Name of the label vocabulary asset exported by tf.Transform (index -> class name).
 LABEL_VOCABULARY = "label"
 
-# Example splits ImageExampleGen writes: `train`; `val` only for a data root with train/, val/ and test/ folders
-# (it replaces the slice the Trainer otherwise carves off train for early stopping); `eval` for the Evaluator.
+# Example splits ImageExampleGen writes: `train`; `val` only for data that brings its own (train/, val/ and test/
+# folders, or a manifest's split column; it replaces the slice the Trainer otherwise carves off train for early
+# stopping); `eval` for the Evaluator.
 TRAIN_SPLIT = "train"
 VALIDATION_SPLIT = "val"
 EVAL_SPLIT = "eval"
+# Folder names of a pre-split data root's val split (case-insensitive)
+VALIDATION_DIR_NAMES = ("val", "valid", "validation")
 
 
 def transformed_name(key: str) -> str:

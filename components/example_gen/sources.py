@@ -31,7 +31,7 @@ from tfx.dsl.io import fileio
 from components import features
 
 TRAIN_DIR_NAMES = ("train", "training")
-VALIDATION_DIR_NAMES = ("val", "valid", "validation")
+VALIDATION_DIR_NAMES = features.VALIDATION_DIR_NAMES
 TEST_DIR_NAMES = ("test", "testing", "eval")
 EVAL_DIR_NAMES = TEST_DIR_NAMES + VALIDATION_DIR_NAMES  # either can be the eval split of a two-way root
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")

@@ -192,8 +192,7 @@ def training_inputs(train_files: Sequence[str], tft_output: tft.TFTransformOutpu
                               examples=examples, **common),
         "validation": validation,
         "validation_examples": _scan_labels(validation, len(names))[1],
-        "validation_source": (f"the {_source_folder(held_out) or features.VALIDATION_SPLIT}/ folder "
-                              f"(split '{features.VALIDATION_SPLIT}')") if held_out else
+        "validation_source": _given_validation(held_out) if held_out else
         f"train.validation_fraction={settings.validation_fraction:g} of the training split",
         "class_names": names,
         "label_counts": counts,
@@ -211,9 +210,13 @@ def first_image(train_files: Sequence[str], image_key: str) -> bytes:
     raise ValueError(f"no training examples in {list(train_files)[:3]}")
 
 
-def _source_folder(files: Sequence[str]) -> str:
-    """The data-root folder the first example of `files` came from (its `path` feature's first part), or ""."""
+def _given_validation(files: Sequence[str]) -> str:
+    """Where the data's own validation split came from, in words: its folder (the first example's `path` starts
+    with a val folder name) or, otherwise (a manifest's split column), the split."""
+    folder = ""
     for serialized in records(files, "all", 0.0).take(1):
         path = tf.train.Example.FromString(serialized.numpy()).features.feature[features.PATH].bytes_list.value
-        return path[0].decode("utf-8").split("/", 1)[0] if path and b"/" in path[0] else ""
-    return ""
+        folder = path[0].decode("utf-8").split("/", 1)[0] if path and b"/" in path[0] else ""
+    if folder.lower() in features.VALIDATION_DIR_NAMES:
+        return f"the {folder}/ folder (split '{features.VALIDATION_SPLIT}')"
+    return f"split '{features.VALIDATION_SPLIT}' as the data gives it"

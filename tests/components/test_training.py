@@ -655,6 +655,13 @@ def test_a_val_split_is_the_validation_data_instead_of_a_slice_of_train(binary_d
     assert held_out["validation_source"] == "the valid/ folder (split 'val')"
     json.dumps({k: held_out[k] for k in ("cached", "validation_examples", "validation_source")})  # history.json
     assert carved["validation_source"] == "train.validation_fraction=0.2 of the training split"
+    # the same split from a manifest's split column: its paths start with whatever folder the images are in
+    (tmp / "Split-val-manifest").mkdir(exist_ok=True)
+    _write_examples(tmp / "Split-val-manifest" / "data.gz",
+                    [dict(row, path=[b"images/" + row["path"][0]]) for row in rows])
+    listed = inputs.training_inputs([files], tft_output, config,
+                                    validation_files=[str(tmp / "Split-val-manifest" / "*")])
+    assert listed["validation_source"] == "split 'val' as the data gives it"
 
 
 def test_served_class_names_and_evaluated_labels_follow_the_configured_positive_class(tmp_path, rng):

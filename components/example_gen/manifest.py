@@ -122,11 +122,7 @@ def list_csv_sources(input_base: str, manifest: str, split: str, multilabel: boo
     options = options or ManifestOptions()
     manifest_path = os.path.join(input_base, manifest)
     image_base, outside = image_folder(input_base, options.image_dir)
-    with fileio.open(manifest_path, "r") as handle:
-        text = handle.read()
-    if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
-    text = text.lstrip("\ufeff")
+    text = read_text(manifest_path)
 
     def exists(cell: str) -> bool:
         try:
@@ -171,6 +167,13 @@ def list_csv_sources(input_base: str, manifest: str, split: str, multilabel: boo
         else:
             sources.append(Source(path, relative, label, split))
     return sources, rejected
+
+
+def read_text(path: str) -> str:
+    """A manifest's text (local path or URI), without a UTF-8 byte-order mark."""
+    with fileio.open(path, "r") as handle:
+        text = handle.read()
+    return (text.decode("utf-8-sig") if isinstance(text, bytes) else text).lstrip("\ufeff")
 
 
 def image_folder(input_base: str, image_dir: str) -> tuple[str, str]:
@@ -266,10 +269,7 @@ def with_split_column(layout: Layout, options: ManifestOptions, multilabel: bool
                               f"root {layout.input_base} is read as {layout.format}")
     [manifest] = layout.split_patterns.values()
     path = os.path.join(layout.input_base, manifest)
-    with fileio.open(path, "r") as handle:
-        text = handle.read()
-    text = (text.decode("utf-8-sig") if isinstance(text, bytes) else text).lstrip("\ufeff")
-    rows = parse_manifest(text, path, options, multilabel=multilabel).rows
+    rows = parse_manifest(read_text(path), path, options, multilabel=multilabel).rows
     counts = {split: sum(row.split == split for row in rows)
               for split in (features.TRAIN_SPLIT, features.VALIDATION_SPLIT, features.EVAL_SPLIT)}
     missing = [name for split, name in ((features.TRAIN_SPLIT, "train"), (features.EVAL_SPLIT, "test"))

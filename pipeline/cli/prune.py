@@ -18,6 +18,7 @@ from pipeline.cli import errors
 from pipeline.cli.options import add_config_args, resolve_config
 
 if TYPE_CHECKING:
+    from pipeline.configs import PipelineConfig
     from pipeline.runs.retention import RetentionPlan
 
 DEFAULT_KEEP_RUNS = 3
@@ -41,16 +42,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prune.set_defaults(handler=prune_runs)
 
 
+def prune(config: PipelineConfig, keep_runs: int, dry_run: bool = False,
+          purpose: str = "prune") -> tuple[RetentionPlan, list[str]]:
+    """Plan the prune of all but the `keep_runs` newest runs and (unless `dry_run`) apply it under the pipeline's
+    lock; the plan and the folders that could not be removed."""
+    from pipeline.runs import retention  # ML Metadata loads here, not at import
+    from pipeline.runs.store import open_store
+
+    store = open_store(config.metadata_path, writable=True)  # first: a wrong --work-dir gets no lock file
+    with contextlib.nullcontext() if dry_run else run_lock.exclusive(config.metadata_path, purpose):
+        plan = retention.plan(store, config.pipeline_root, keep_runs)
+        return plan, [] if dry_run else retention.apply(store, plan)
+
+
 def prune_runs(args: argparse.Namespace) -> int:
     """Plan the prune, apply it unless --dry-run, and print what it kept and freed."""
-    from pipeline.runs import retention  # ML Metadata loads here, not at import
-
     config = resolve_config(args)
     keep_runs = args.keep_runs if args.keep_runs is not None else config.keep_runs or DEFAULT_KEEP_RUNS
-    store = retention.open_writable(config.metadata_path)  # first: a wrong --work-dir gets no lock file
-    with contextlib.nullcontext() if args.dry_run else run_lock.exclusive(config.metadata_path, "prune"):
-        plan = retention.plan(store, config.pipeline_root, keep_runs)
-        problems = [] if args.dry_run else retention.apply(store, plan)
+    plan, problems = prune(config, keep_runs, args.dry_run)
     if args.json:
         print(json.dumps({
             "dry_run": args.dry_run, "pipeline_root": plan.pipeline_root, "kept_runs": plan.kept_runs,
@@ -74,8 +83,8 @@ def format_plan(plan: RetentionPlan, dry_run: bool, problems: list[str]) -> str:
         lines.append(f"nothing to prune under {plan.pipeline_root}")
     else:
         lines.append(f"{verb} {len(plan.prune)} artifacts under {plan.pipeline_root}, "
-                     f"{_mb(plan.freed_bytes)} {'would be ' if dry_run else ''}freed:")
-        lines += [f"  {producer:<28} {count:>4} artifacts  {_mb(size):>10}"
+                     f"{megabytes(plan.freed_bytes)} {'would be ' if dry_run else ''}freed:")
+        lines += [f"  {producer:<28} {count:>4} artifacts  {megabytes(size):>10}"
                   for producer, count, size in plan.by_producer()]
     if plan.outside_root:
         lines.append(f"left alone: {plan.outside_root} artifacts outside the pipeline root")
@@ -83,5 +92,6 @@ def format_plan(plan: RetentionPlan, dry_run: bool, problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _mb(size: int) -> str:
+def megabytes(size: int) -> str:
+    """Bytes as "12.3 MB"."""
     return f"{size / 2**20:,.1f} MB"

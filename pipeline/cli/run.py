@@ -116,19 +116,15 @@ def run_once(config: PipelineConfig, as_json: bool, quiet: bool = False) -> tupl
 def prune_after_run(config: PipelineConfig, out: TextIO) -> None:
     """`keep_runs` > 0: prune all but the newest `keep_runs` runs (pipeline/runs/retention.py) and say what was
     freed in one line; a failure is reported and does not change the run's exit code (the run itself is done)."""
-    from pipeline import run_lock
-    from pipeline.runs import retention
+    from pipeline.cli.prune import megabytes, prune
 
     try:
-        with run_lock.exclusive(config.metadata_path, "prune after run"):
-            store = retention.open_writable(config.metadata_path)
-            plan = retention.plan(store, config.pipeline_root, config.keep_runs)
-            problems = retention.apply(store, plan)
+        plan, problems = prune(config, config.keep_runs, purpose="prune after run")
     except Exception as err:  # noqa: BLE001 - the run succeeded; a failed clean-up is said, not raised
         print(f"visionline: the run finished but pruning older runs failed: {err!r}", file=sys.stderr)
         return
     print(f"pruned (keep_runs={config.keep_runs}): {len(plan.prune)} artifacts of {len(plan.pruned_runs)} older "
-          f"runs, {plan.freed_bytes / 2**20:,.1f} MB freed", file=out)
+          f"runs, {megabytes(plan.freed_bytes)} freed", file=out)
     for problem in problems:
         print(f"visionline: could not remove {problem} (marked DELETED; the next prune retries)", file=sys.stderr)
 

@@ -60,7 +60,7 @@ class RetentionPlan:
     kept_runs: list[str]
     pruned_runs: list[str]
     prune: list[PrunedArtifact] = field(default_factory=list)
-    kept_for_next_run: list[str] = field(default_factory=list)  # "blessed model 12 (and its blessing 13)", …
+    kept_for_next_run: list[str] = field(default_factory=list)  # why, for what no kept run used
     outside_root: int = 0  # LIVE artifacts of pruned runs left alone because their folder is elsewhere
 
     @property
@@ -76,16 +76,6 @@ class RetentionPlan:
             counts[a.producer] += 1
             sizes[a.producer] += a.size_bytes
         return sorted(((p, counts[p], sizes[p]) for p in counts), key=lambda row: (-row[2], row[0]))
-
-
-def open_writable(metadata_path: str) -> metadata_store.MetadataStore:
-    """The SQLite ML Metadata store at `metadata_path`, opened read-write (it must exist)."""
-    if not os.path.exists(metadata_path):
-        raise FileNotFoundError(f"no ML Metadata store at {metadata_path}: has the pipeline run yet?")
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    return metadata_store.MetadataStore(config)
 
 
 def plan(store: metadata_store.MetadataStore, pipeline_root: str, keep_runs: int) -> RetentionPlan:
@@ -104,6 +94,7 @@ def plan(store: metadata_store.MetadataStore, pipeline_root: str, keep_runs: int
         keep |= ids
     candidates = sorted(_used_by(store, [r.id for r in pruned]) - keep)  # only what the pruned runs used
     producers = _producers(store)
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
     for artifact in store.get_artifacts_by_id(candidates) if candidates else []:
         if artifact.state not in (LIVE, DELETED) or not artifact.uri:
             continue
@@ -112,7 +103,7 @@ def plan(store: metadata_store.MetadataStore, pipeline_root: str, keep_runs: int
             continue
         if artifact.state == DELETED and not os.path.exists(artifact.uri):
             continue  # pruned before
-        result.prune.append(PrunedArtifact(artifact.id, _type_name(store, artifact.type_id),
+        result.prune.append(PrunedArtifact(artifact.id, type_names.get(artifact.type_id, str(artifact.type_id)),
                                            producers.get(artifact.id, "?"), artifact.uri, _size(artifact.uri),
                                            leftover=artifact.state == DELETED))
     return result
@@ -189,11 +180,6 @@ def _producers(store: metadata_store.MetadataStore) -> dict[int, str]:
             if event.type in outputs:
                 produced.setdefault(event.artifact_id, node_of[event.execution_id])
     return produced
-
-
-def _type_name(store: metadata_store.MetadataStore, type_id: int) -> str:
-    types = store.get_artifact_types_by_id([type_id])
-    return types[0].name if types else str(type_id)
 
 
 def _under(uri: str, root: str) -> bool:

@@ -20,14 +20,15 @@ from ml_metadata.proto import metadata_store_pb2
 RUN_CONTEXT = "pipeline_run"
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """The SQLite ML Metadata store at `metadata_path`, opened read-only (FileNotFoundError when missing,
-    LookupError when it cannot be read)."""
+def open_store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
+    """The SQLite ML Metadata store at `metadata_path`, opened read-only (or read-write: `visionline prune`)
+    (FileNotFoundError when missing, LookupError when it cannot be read)."""
     if not os.path.exists(metadata_path):
         raise FileNotFoundError(f"no ML Metadata store at {metadata_path}: has the pipeline run yet?")
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE if writable else \
+        metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     try:
         return metadata_store.MetadataStore(config)
     except RuntimeError as err:  # e.g. a file no pipeline run has initialised: read-only cannot create its tables
